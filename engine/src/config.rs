@@ -1,0 +1,171 @@
+//! Pool and group settings. Field names and defaults are those of `ferry start`'s flags, which
+//! follow Passenger Standalone's.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+/// Settings shared by every group of the pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Live processes (spawning, ready, draining or stopping) over all groups never exceed this.
+    pub max_pool_size: usize,
+    /// An idle process above `min_instances` is shut down this long after its last use.
+    /// Zero means never.
+    pub pool_idle_time: Duration,
+    /// How long a process may take to exit after the graceful signal before it is forced.
+    pub kill_timeout: Duration,
+    /// How long in-flight requests may run after shutdown starts before processes are forced.
+    pub shutdown_timeout: Duration,
+    /// The first non-zero pause between spawn attempts after failures; it doubles per failure.
+    pub backoff_initial: Duration,
+    /// The longest pause between spawn attempts.
+    pub backoff_max: Duration,
+    /// A process that has been ready this long proves the app healthy: failures before it no
+    /// longer count toward the backoff, and its crash is replaced at once.
+    pub stable_uptime: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_pool_size: 6,
+            pool_idle_time: Duration::from_secs(300),
+            kill_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            stable_uptime: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings of one app group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    /// A name for status output (the app root in the driver).
+    pub name: String,
+    /// Processes kept alive even when idle; spawned at start.
+    pub min_instances: usize,
+    /// Sessions one process takes at once; 0 means unlimited.
+    pub concurrency: u32,
+    /// Requests waiting for a process beyond this are answered 503 at once; 0 means unlimited.
+    pub max_request_queue_size: usize,
+    /// A process that has been given this many requests is replaced; 0 means never.
+    pub max_requests: u64,
+    /// Processes of this group being spawned at once.
+    ///
+    /// Three, because spawning is usually CPU-bound (interpreter start, imports): on a small
+    /// box more parallel spawns slow each other down, while Passenger's one-at-a-time needs five
+    /// spawn times to grow a pool from 1 to 6, where three at a time need two.
+    pub max_spawn_concurrency: usize,
+    /// A process not ready this long after its spawn is killed and counted as a failed spawn.
+    pub start_timeout: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            name: String::new(),
+            min_instances: 1,
+            concurrency: 1,
+            max_request_queue_size: 100,
+            max_requests: 0,
+            max_spawn_concurrency: 3,
+            start_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Everything an engine is built from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub pool: PoolConfig,
+    pub groups: Vec<GroupConfig>,
+}
+
+/// A setting that cannot work, named so that a user can fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    NoGroups,
+    ZeroMaxPoolSize,
+    ZeroSpawnConcurrency {
+        group: String,
+    },
+    MinAboveMax {
+        group: String,
+        min_instances: usize,
+        max_pool_size: usize,
+    },
+    MinSumAboveMax {
+        min_instances_total: usize,
+        max_pool_size: usize,
+    },
+    BackoffMaxBelowInitial,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::NoGroups => write!(f, "the pool has no app group"),
+            ConfigError::ZeroMaxPoolSize => write!(f, "max_pool_size must be at least 1"),
+            ConfigError::ZeroSpawnConcurrency { group } => {
+                write!(f, "max_spawn_concurrency of group '{group}' must be at least 1")
+            }
+            ConfigError::MinAboveMax { group, min_instances, max_pool_size } => write!(
+                f,
+                "min_instances ({min_instances}) of group '{group}' is above max_pool_size ({max_pool_size})"
+            ),
+            ConfigError::MinSumAboveMax { min_instances_total, max_pool_size } => write!(
+                f,
+                "the groups' min_instances add up to {min_instances_total}, above max_pool_size ({max_pool_size})"
+            ),
+            ConfigError::BackoffMaxBelowInitial => {
+                write!(f, "backoff_max must not be below backoff_initial")
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Refuses settings under which the pool's invariants could not hold.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let pool = &self.pool;
+        if self.groups.is_empty() {
+            return Err(ConfigError::NoGroups);
+        }
+        if pool.max_pool_size == 0 {
+            return Err(ConfigError::ZeroMaxPoolSize);
+        }
+        if pool.backoff_max < pool.backoff_initial {
+            return Err(ConfigError::BackoffMaxBelowInitial);
+        }
+        for group in &self.groups {
+            if group.max_spawn_concurrency == 0 {
+                return Err(ConfigError::ZeroSpawnConcurrency {
+                    group: group.name.clone(),
+                });
+            }
+            if group.min_instances > pool.max_pool_size {
+                return Err(ConfigError::MinAboveMax {
+                    group: group.name.clone(),
+                    min_instances: group.min_instances,
+                    max_pool_size: pool.max_pool_size,
+                });
+            }
+        }
+        let min_instances_total: usize = self.groups.iter().map(|g| g.min_instances).sum();
+        if min_instances_total > pool.max_pool_size {
+            return Err(ConfigError::MinSumAboveMax {
+                min_instances_total,
+                max_pool_size: pool.max_pool_size,
+            });
+        }
+        Ok(())
+    }
+}

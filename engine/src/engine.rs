@@ -1,0 +1,242 @@
+//! The engine: state, the input entry point and the output queue.
+
+use crate::config::{Config, ConfigError, PoolConfig};
+use crate::group::Group;
+use crate::ids::{GroupId, ProcessId, RequestId};
+use crate::io::{Command, Input, KillMode, RejectReason};
+use crate::process::{Process, ProcessState};
+use crate::status::Totals;
+use crate::time::Instant;
+use crate::timers::{Timer, Timers};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The process pool as a pure state machine.
+///
+/// # Contract
+/// - **Inputs**: [`Engine::handle`] with the current instant. Instants must not go backwards;
+///   an earlier one is treated as the latest seen.
+/// - **Outputs**: after every `handle`, drain [`Engine::poll_command`] until it returns `None`
+///   and carry the commands out in order; then wake the engine with [`Input::Tick`] at
+///   [`Engine::poll_timeout`] (or earlier: early wake-ups are harmless).
+/// - **Getters**: [`Engine::status`] for a snapshot; [`Engine::check_invariants`] for tests.
+///
+/// Nothing here reads a clock, does I/O, spawns threads or draws random numbers: the same
+/// inputs at the same instants give the same commands.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) pool: PoolConfig,
+    pub(crate) groups: Vec<Group>,
+    pub(crate) processes: BTreeMap<ProcessId, Process>,
+    /// Requests not yet ended: `None` while queued, else the process serving it.
+    pub(crate) requests: BTreeMap<RequestId, Request>,
+    pub(crate) timers: Timers,
+    pub(crate) commands: VecDeque<Command>,
+    pub(crate) now: Instant,
+    pub(crate) next_process_id: u64,
+    pub(crate) shutdown: Option<ShutdownState>,
+    pub(crate) totals: Totals,
+    /// Groups whose spawning needs a look after this input.
+    pub(crate) dirty: Vec<bool>,
+    /// A slot in the pool was freed: every group may now spawn.
+    pub(crate) room_freed: bool,
+    /// A routing or idle-kill decision that broke an invariant, kept for `check_invariants`.
+    pub(crate) decision_violation: Option<String>,
+    #[cfg(feature = "sabotage")]
+    pub(crate) sabotage: Option<crate::Sabotage>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request {
+    pub group: GroupId,
+    pub process: Option<ProcessId>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShutdownState {
+    pub complete_sent: bool,
+}
+
+impl Engine {
+    /// Builds the pool and asks for its `min_instances` processes. Groups get ids
+    /// `GroupId(0)`, `GroupId(1)`, … in the order of `config.groups`.
+    pub fn new(config: Config, now: Instant) -> Result<Engine, ConfigError> {
+        config.validate()?;
+        let group_count = config.groups.len();
+        let mut engine = Engine {
+            pool: config.pool,
+            groups: config.groups.into_iter().map(Group::new).collect(),
+            processes: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            timers: Timers::default(),
+            commands: VecDeque::new(),
+            now,
+            next_process_id: 1,
+            shutdown: None,
+            totals: Totals::default(),
+            dirty: alloc::vec![true; group_count],
+            room_freed: false,
+            decision_violation: None,
+            #[cfg(feature = "sabotage")]
+            sabotage: None,
+        };
+        engine.maintain();
+        Ok(engine)
+    }
+
+    /// Feeds one input at `now`. Timers due at `now` fire first.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        if now > self.now {
+            self.now = now;
+        }
+        while let Some(timer) = self.timers.pop_due(self.now) {
+            self.fire(timer);
+        }
+        match input {
+            Input::RequestArrived { group, request } => self.request_arrived(group, request),
+            Input::RequestFinished { request } => self.end_session(request, false),
+            Input::ClientGone { request } => self.client_gone(request),
+            Input::ProcessReady { process } => self.process_ready(process),
+            Input::SpawnFailed { process, error } => self.spawn_failed(process, error),
+            Input::ProcessExited {
+                process,
+                description,
+            } => self.process_exited(process, &description),
+            Input::Tick => {}
+            Input::RestartGroup { group } => self.restart_group(group),
+            Input::DetachProcess { process } => self.detach_process(process),
+            Input::Shutdown => self.begin_shutdown(),
+        }
+        self.maintain();
+        #[cfg(debug_assertions)]
+        if !self.sabotaged() {
+            if let Err(violation) = self.check_invariants() {
+                panic!("ferry engine invariant broken: {violation}");
+            }
+        }
+    }
+
+    /// Whether a test broke the engine on purpose: its violations are then for the test to find.
+    #[cfg(debug_assertions)]
+    fn sabotaged(&self) -> bool {
+        #[cfg(feature = "sabotage")]
+        return self.sabotage.is_some();
+        #[cfg(not(feature = "sabotage"))]
+        return false;
+    }
+
+    /// The next command to carry out, in order.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// When the engine must next be woken with [`Input::Tick`], if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// The latest instant the engine has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.pool
+    }
+
+    /// The group a process belongs to, while it is live.
+    pub fn process_group(&self, process: ProcessId) -> Option<GroupId> {
+        self.processes.get(&process).map(|p| p.group)
+    }
+
+    pub(crate) fn group(&self, id: GroupId) -> &Group {
+        &self.groups[id.0 as usize]
+    }
+
+    pub(crate) fn group_mut(&mut self, id: GroupId) -> &mut Group {
+        &mut self.groups[id.0 as usize]
+    }
+
+    pub(crate) fn mark_dirty(&mut self, group: GroupId) {
+        self.dirty[group.0 as usize] = true;
+    }
+
+    pub(crate) fn push(&mut self, command: Command) {
+        self.commands.push_back(command);
+    }
+
+    /// Changes a process while keeping its group's routing set and state counters in step:
+    /// every mutation of a process that can change its state, sessions or last use goes
+    /// through here.
+    pub(crate) fn update_process(&mut self, id: ProcessId, change: impl FnOnce(&mut Process)) {
+        let Some(process) = self.processes.get_mut(&id) else {
+            return;
+        };
+        let group = &mut self.groups[process.group.0 as usize];
+        let concurrency = group.config.concurrency;
+        let old_key = process.has_room(concurrency).then(|| process.route_key(id));
+        let old_state = process.state;
+        let was_outdated = process.generation < group.generation;
+        change(process);
+        if let Some(key) = old_key {
+            group.routable.remove(&key);
+        }
+        if process.has_room(concurrency) {
+            group.routable.insert(process.route_key(id));
+        }
+        if old_state != process.state {
+            *group.count_mut(old_state) -= 1;
+            *group.count_mut(process.state) += 1;
+            if was_outdated && old_state == ProcessState::Ready {
+                group.outdated_ready -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn remove_process(&mut self, id: ProcessId) -> Option<Process> {
+        let process = self.processes.remove(&id)?;
+        let group = &mut self.groups[process.group.0 as usize];
+        if process.has_room(group.config.concurrency) {
+            group.routable.remove(&process.route_key(id));
+        }
+        *group.count_mut(process.state) -= 1;
+        if process.state == ProcessState::Ready && process.generation < group.generation {
+            group.outdated_ready -= 1;
+        }
+        group.processes.remove(&id);
+        self.room_freed = true;
+        let group_id = process.group;
+        self.mark_dirty(group_id);
+        Some(process)
+    }
+
+    /// Sends a kill and waits for the exit; escalates to a forced kill after `kill_timeout`.
+    pub(crate) fn stop_process(&mut self, id: ProcessId, mode: KillMode) {
+        let Some(process) = self.processes.get(&id) else {
+            return;
+        };
+        if process.force_killed
+            || (process.state == ProcessState::Stopping && mode == KillMode::Graceful)
+        {
+            return;
+        }
+        self.update_process(id, |p| {
+            p.state = ProcessState::Stopping;
+            p.force_killed |= mode == KillMode::Force;
+        });
+        self.push(Command::Kill { process: id, mode });
+        if mode == KillMode::Graceful {
+            self.timers
+                .set(self.now + self.pool.kill_timeout, Timer::KillTimeout(id));
+        }
+    }
+
+    /// Ends a request without a process session: answered 503 by the caller.
+    pub(crate) fn reject(&mut self, request: RequestId, reason: RejectReason) {
+        self.totals.rejected += 1;
+        self.push(Command::Reject { request, reason });
+    }
+}

@@ -1,0 +1,86 @@
+//! One app group: its settings, queue, routing set and counters.
+
+use crate::config::GroupConfig;
+use crate::ids::{ProcessId, RequestId};
+use crate::process::{ProcessState, RouteKey};
+use crate::time::Instant;
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::string::String;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub config: GroupConfig,
+    /// Requests waiting for a session, oldest first.
+    pub queue: VecDeque<RequestId>,
+    /// Ready processes with room for another session, in routing order. Kept up to date so
+    /// that routing costs O(log n) in the group's size, not O(n).
+    pub routable: BTreeSet<RouteKey>,
+    /// All live processes of the group.
+    pub processes: BTreeSet<ProcessId>,
+    pub spawning: usize,
+    pub ready: usize,
+    pub draining: usize,
+    pub stopping: usize,
+    /// Ready processes of an older generation than `generation`, still serving until replaced.
+    pub outdated_ready: usize,
+    /// Bumped by a restart: processes of an older generation are replaced.
+    pub generation: u32,
+    /// Spawns owed to retired or outdated processes, so capacity is replaced, not lost.
+    pub replacements_owed: usize,
+    /// Consecutive failed spawns and early crashes since the app last proved stable.
+    pub failure_streak: u32,
+    /// No spawn before this instant.
+    pub backoff_until: Option<Instant>,
+    pub last_spawn_error: Option<String>,
+}
+
+impl Group {
+    pub fn new(config: GroupConfig) -> Group {
+        Group {
+            config,
+            queue: VecDeque::new(),
+            routable: BTreeSet::new(),
+            processes: BTreeSet::new(),
+            spawning: 0,
+            ready: 0,
+            draining: 0,
+            stopping: 0,
+            outdated_ready: 0,
+            generation: 0,
+            replacements_owed: 0,
+            failure_streak: 0,
+            backoff_until: None,
+            last_spawn_error: None,
+        }
+    }
+
+    pub fn live(&self) -> usize {
+        self.spawning + self.ready + self.draining + self.stopping
+    }
+
+    /// Processes that serve now or soon: the ones that count toward `min_instances`.
+    pub fn active(&self) -> usize {
+        self.spawning + self.ready
+    }
+
+    pub fn count_mut(&mut self, state: ProcessState) -> &mut usize {
+        match state {
+            ProcessState::Spawning => &mut self.spawning,
+            ProcessState::Ready => &mut self.ready,
+            ProcessState::Draining => &mut self.draining,
+            ProcessState::Stopping => &mut self.stopping,
+        }
+    }
+
+    pub fn backing_off(&self, now: Instant) -> bool {
+        self.backoff_until.is_some_and(|until| now < until)
+    }
+
+    /// Sessions a new process absorbs from the queue (`concurrency` 0 = unlimited: all).
+    pub fn processes_for_queue(&self) -> usize {
+        match self.config.concurrency {
+            0 => usize::from(!self.queue.is_empty()),
+            c => self.queue.len().div_ceil(c as usize),
+        }
+    }
+}

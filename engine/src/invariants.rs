@@ -1,0 +1,197 @@
+//! The pool's invariants, each written once. The engine checks them after every input in
+//! debug builds; the property tests and the simulator's swarm call the same function.
+
+use crate::engine::Engine;
+use crate::ids::{GroupId, ProcessId};
+use crate::process::ProcessState;
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+
+/// An invariant that does not hold, with its number (as in `DESIGN.md`) and the evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: u8,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant {} broken: {}", self.invariant, self.detail)
+    }
+}
+
+fn ensure(holds: bool, invariant: u8, detail: impl FnOnce() -> String) -> Result<(), Violation> {
+    if holds {
+        Ok(())
+    } else {
+        Err(Violation {
+            invariant,
+            detail: detail(),
+        })
+    }
+}
+
+impl Engine {
+    /// Checks every invariant of the pool at the latest instant seen:
+    ///
+    /// 1. Live processes (spawning, ready, draining, stopping) never exceed `max_pool_size`.
+    /// 2. Outside backoff and shutdown, each group has at least `min_instances` live
+    ///    processes — unless the pool is full, when it waits for room like any other need.
+    /// 3. Every request ends exactly once: each one not yet ended is either in its group's
+    ///    queue or in exactly one process's sessions, and
+    ///    arrived = served + rejected + failed + cancelled + not yet ended.
+    /// 4. A request goes only to a ready process with room, one with the fewest sessions; no
+    ///    request waits while a process has room. (The choice itself is checked as it is made.)
+    /// 5. No queue is longer than its limit. A busy process is never shut down for idleness
+    ///    (checked as the decision is made).
+    /// 6. In a group with more ready processes than `min_instances`, no ready process has been
+    ///    idle for `pool_idle_time`: the engine asks to be woken at each deadline.
+    ///
+    /// The seventh, determinism, is a property of the whole engine and is tested by running
+    /// the same inputs twice.
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        if let Some(detail) = &self.decision_violation {
+            let invariant = if detail.contains("idleness") { 5 } else { 4 };
+            return Err(Violation {
+                invariant,
+                detail: detail.clone(),
+            });
+        }
+        let live = self.processes.len();
+        let max = self.pool.max_pool_size;
+        ensure(live <= max, 1, || {
+            format!("{live} live processes, max_pool_size {max}")
+        })?;
+        self.check_groups()?;
+        self.check_requests()
+    }
+
+    fn check_groups(&self) -> Result<(), Violation> {
+        let pool_full = self.processes.len() >= self.pool.max_pool_size;
+        for (index, group) in self.groups.iter().enumerate() {
+            let name = GroupId(index as u32);
+            let min = group.config.min_instances;
+            let exempt = self.shutdown.is_some() || group.backing_off(self.now) || pool_full;
+            ensure(exempt || group.live() >= min, 2, || {
+                format!(
+                    "{name} has {} live processes, min_instances {min}",
+                    group.live()
+                )
+            })?;
+            let limit = group.config.max_request_queue_size;
+            ensure(limit == 0 || group.queue.len() <= limit, 5, || {
+                format!("{name} queue holds {}, limit {limit}", group.queue.len())
+            })?;
+            ensure(
+                group.queue.is_empty() || group.routable.is_empty(),
+                4,
+                || format!("{name} has queued requests while a process has room"),
+            )?;
+            let (mut counts, mut outdated) = ([0usize; 4], 0);
+            for id in &group.processes {
+                let p = &self.processes[id];
+                counts[p.state as usize] += 1;
+                outdated +=
+                    usize::from(p.state == ProcessState::Ready && p.generation < group.generation);
+                let routable = group.routable.contains(&p.route_key(*id));
+                ensure(routable == p.has_room(group.config.concurrency), 4, || {
+                    format!(
+                        "{id} routable={routable} disagrees with its state {:?}",
+                        p.state
+                    )
+                })?;
+                let idle_limit_applies = group.ready > min && self.shutdown.is_none();
+                ensure(!(idle_limit_applies && self.idle_expired(p)), 6, || {
+                    format!(
+                        "{id} idle since {:?} is still up at {:?}",
+                        p.last_used, self.now
+                    )
+                })?;
+            }
+            let counted = [group.spawning, group.ready, group.draining, group.stopping];
+            ensure(
+                counts == counted && outdated == group.outdated_ready,
+                3,
+                || format!("{name} counts {counted:?} but holds {counts:?}"),
+            )?;
+            ensure(group.routable.len() <= group.ready, 4, || {
+                format!("{name} routes to non-ready processes")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_requests(&self) -> Result<(), Violation> {
+        let t = &self.totals;
+        let ended = t.served + t.rejected + t.failed + t.cancelled;
+        let open = self.requests.len() as u64;
+        ensure(t.arrived == ended + open, 3, || {
+            format!(
+                "{} arrived, {ended} ended, {open} open: a request was lost",
+                t.arrived
+            )
+        })?;
+        let mut queued = 0;
+        for (request, entry) in &self.requests {
+            match entry.process {
+                None => {
+                    queued += 1;
+                    let in_queue = self.group(entry.group).queue.contains(request);
+                    ensure(in_queue, 3, || {
+                        format!("{request} is queued but in no queue")
+                    })?;
+                }
+                Some(process) => {
+                    let holds = self
+                        .processes
+                        .get(&process)
+                        .is_some_and(|p| p.in_flight.contains(request));
+                    ensure(holds, 3, || {
+                        format!("{request} is in flight on {process}, which lost it")
+                    })?;
+                }
+            }
+        }
+        let queue_total: usize = self.groups.iter().map(|g| g.queue.len()).sum();
+        ensure(queued == queue_total, 3, || {
+            format!("{queue_total} queue entries for {queued} queued requests")
+        })?;
+        for (id, p) in &self.processes {
+            self.check_sessions(*id, p.sessions as usize, p.in_flight.len())?;
+        }
+        Ok(())
+    }
+
+    fn check_sessions(
+        &self,
+        id: ProcessId,
+        sessions: usize,
+        in_flight: usize,
+    ) -> Result<(), Violation> {
+        let p = &self.processes[&id];
+        let concurrency = self.group(p.group).config.concurrency as usize;
+        ensure(sessions == in_flight, 3, || {
+            format!("{id} has {sessions} sessions, {in_flight} requests")
+        })?;
+        ensure(concurrency == 0 || sessions <= concurrency, 4, || {
+            format!("{id} has {sessions} sessions, concurrency {concurrency}")
+        })
+    }
+
+    /// Records a routing decision that did not pick a process with the fewest sessions.
+    pub(crate) fn check_routing_choice(&mut self, chosen: ProcessId) {
+        if !cfg!(debug_assertions) && !cfg!(feature = "sabotage") {
+            return;
+        }
+        let p = &self.processes[&chosen];
+        let group = self.group(p.group);
+        let fewest = group.routable.first().map(|key| key.0);
+        if !p.has_room(group.config.concurrency) || Some(p.sessions) != fewest {
+            self.decision_violation = Some(format!(
+                "{chosen} got a request with {} sessions; the fewest was {fewest:?}",
+                p.sessions
+            ));
+        }
+    }
+}

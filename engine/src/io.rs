@@ -1,0 +1,88 @@
+//! What goes into the engine ([`Input`]) and what comes out ([`Command`]).
+
+use crate::ids::{GroupId, ProcessId, RequestId};
+use alloc::string::String;
+use serde::{Deserialize, Serialize};
+
+/// Something that happened, reported by the driver or the simulator.
+///
+/// Inputs naming a process or request the engine no longer knows are ignored: they can arrive
+/// legitimately late (a client hanging up on a request that already failed, say).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// A complete request (head and body) is ready to go to a process of `group`.
+    /// `request` must not be in use already.
+    RequestArrived { group: GroupId, request: RequestId },
+    /// The process finished answering `request`; its session is free.
+    RequestFinished { request: RequestId },
+    /// The client of a queued or in-flight request went away. A queued request leaves the queue;
+    /// an in-flight one ends its session now (the caller has dropped the connection to the app).
+    ClientGone { request: RequestId },
+    /// A spawned process accepts requests.
+    ProcessReady { process: ProcessId },
+    /// A spawn failed before any OS process remained (exec failed, say). For a process that
+    /// started and then exited, send [`Input::ProcessExited`] instead.
+    SpawnFailed { process: ProcessId, error: String },
+    /// The OS process is gone (reaped). `description` says how, for error messages.
+    ProcessExited {
+        process: ProcessId,
+        description: String,
+    },
+    /// Nothing but the passing of time: fires the timers that are due.
+    Tick,
+    /// Replace every process of the group, one by one, without losing capacity where the pool
+    /// has room (a rolling restart).
+    RestartGroup { group: GroupId },
+    /// Take the process out of rotation; it is shut down once its sessions end.
+    DetachProcess { process: ProcessId },
+    /// Stop taking requests, let in-flight ones finish (bounded by `shutdown_timeout`), then
+    /// stop every process.
+    Shutdown,
+}
+
+/// How to stop a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum KillMode {
+    /// Ask it to exit (SIGTERM). The engine follows up with `Force` after `kill_timeout`.
+    Graceful,
+    /// Make it exit (SIGKILL).
+    Force,
+}
+
+/// Why a request is answered 503 without reaching a process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// The group's queue is at `max_request_queue_size`.
+    QueueFull,
+    /// The group has no process and its spawns are failing; the last spawn error.
+    SpawnFailing { error: String },
+    /// The pool is shutting down.
+    ShuttingDown,
+}
+
+/// Something the driver must carry out.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start an app process for `group`, known as `process` from now on.
+    Spawn { group: GroupId, process: ProcessId },
+    /// Send `request` to `process`.
+    Forward {
+        request: RequestId,
+        process: ProcessId,
+    },
+    /// Answer `request` with 503; the request has ended.
+    Reject {
+        request: RequestId,
+        reason: RejectReason,
+    },
+    /// Answer `request` with 502: `process` died while handling it; the request has ended.
+    Fail {
+        request: RequestId,
+        process: ProcessId,
+    },
+    /// Stop `process`.
+    Kill { process: ProcessId, mode: KillMode },
+    /// After [`Input::Shutdown`]: no process and no request is left.
+    ShutdownComplete,
+}

@@ -1,0 +1,355 @@
+//! Processes: spawn, readiness, exits, failures and their backoff, restarts, detaching,
+//! idleness and shutdown.
+
+use crate::engine::{Engine, ShutdownState};
+use crate::ids::{GroupId, ProcessId};
+use crate::io::{Command, KillMode, RejectReason};
+use crate::process::{Process, ProcessState};
+use crate::timers::Timer;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+impl Engine {
+    pub(crate) fn spawn(&mut self, group_id: GroupId) {
+        let id = ProcessId(self.next_process_id);
+        self.next_process_id += 1;
+        let now = self.now;
+        let group = self.group_mut(group_id);
+        let start_timeout = group.config.start_timeout;
+        group.spawning += 1;
+        group.processes.insert(id);
+        let generation = group.generation;
+        self.processes
+            .insert(id, Process::new(group_id, generation, now));
+        self.totals.spawns += 1;
+        self.timers
+            .set(now + start_timeout, Timer::StartTimeout(id));
+        self.push(Command::Spawn {
+            group: group_id,
+            process: id,
+        });
+    }
+
+    pub(crate) fn process_ready(&mut self, id: ProcessId) {
+        match self.processes.get(&id) {
+            Some(p) if p.state == ProcessState::Spawning => {}
+            _ => return,
+        }
+        let now = self.now;
+        self.update_process(id, |p| {
+            p.state = ProcessState::Ready;
+            p.ready_at = Some(now);
+            p.last_used = now;
+        });
+        let process = &self.processes[&id];
+        let group_id = process.group;
+        if process.generation < self.group(group_id).generation {
+            self.group_mut(group_id).outdated_ready += 1;
+        } else {
+            self.retire_one_outdated(group_id);
+        }
+        self.arm_idle_timer(id);
+        self.reap_idle(group_id);
+        self.dispatch(group_id);
+        self.mark_dirty(group_id);
+    }
+
+    pub(crate) fn spawn_failed(&mut self, id: ProcessId, error: String) {
+        if let Some(process) = self.remove_process(id) {
+            self.fail_in_flight(id, &process);
+            self.record_failure(process.group, error, None);
+        }
+    }
+
+    pub(crate) fn process_exited(&mut self, id: ProcessId, description: &str) {
+        let Some(process) = self.remove_process(id) else {
+            return;
+        };
+        self.fail_in_flight(id, &process);
+        let group_id = process.group;
+        match process.state {
+            ProcessState::Spawning => {
+                let error = format!("the app exited before it was ready ({description})");
+                self.record_failure(group_id, error, None);
+            }
+            ProcessState::Stopping => {
+                if let Some(error) = process.start_failure {
+                    self.record_failure(group_id, error, None);
+                }
+            }
+            ProcessState::Ready | ProcessState::Draining => {
+                self.totals.crashes += 1;
+                let uptime = self
+                    .now
+                    .saturating_since(process.ready_at.unwrap_or(process.spawned_at));
+                let error = format!("an app process crashed ({description})");
+                self.record_failure(group_id, error, Some(uptime));
+            }
+        }
+    }
+
+    fn fail_in_flight(&mut self, id: ProcessId, process: &Process) {
+        for request in &process.in_flight {
+            self.requests.remove(request);
+            self.totals.failed += 1;
+            self.push(Command::Fail {
+                request: *request,
+                process: id,
+            });
+        }
+    }
+
+    /// Counts a failed spawn or a crash toward the group's backoff.
+    ///
+    /// The first failure after the app proved stable is retried at once; each further one
+    /// doubles the pause, from `backoff_initial` up to `backoff_max`. A crash of a process that
+    /// had been up for `stable_uptime` is no failure streak at all: it is replaced at once.
+    fn record_failure(&mut self, group_id: GroupId, error: String, crash_uptime: Option<Duration>) {
+        let now = self.now;
+        let stable_uptime = self.pool.stable_uptime;
+        let crashed_stable = crash_uptime.is_some_and(|up| up >= stable_uptime);
+        let proven = crashed_stable
+            || self.group(group_id).processes.iter().any(|id| {
+                let p = &self.processes[id];
+                p.state == ProcessState::Ready
+                    && p.ready_at
+                        .is_some_and(|at| now.saturating_since(at) >= stable_uptime)
+            });
+        if !crashed_stable {
+            self.totals.spawn_failures += u64::from(crash_uptime.is_none());
+        }
+        let (initial, max) = (self.pool.backoff_initial, self.pool.backoff_max);
+        let group = self.group_mut(group_id);
+        group.last_spawn_error = Some(error.clone());
+        if proven {
+            group.failure_streak = 0;
+        }
+        if crashed_stable {
+            return;
+        }
+        group.failure_streak += 1;
+        let delay = backoff_delay(group.failure_streak, initial, max);
+        if delay.is_zero() {
+            return;
+        }
+        let until = now + delay;
+        group.backoff_until = Some(until);
+        let nothing_serves = group.active() == 0;
+        self.timers.set(until, Timer::BackoffOver(group_id));
+        if nothing_serves {
+            // Waiting would mean waiting for the backoff and a spawn that is likely to fail
+            // again: say why at once instead.
+            while let Some(request) = self.group_mut(group_id).queue.pop_front() {
+                self.requests.remove(&request);
+                self.reject(
+                    request,
+                    RejectReason::SpawnFailing {
+                        error: error.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Replaces every process of the group: ready ones keep serving until a new one is ready
+    /// to take over; ones still spawning old code are stopped.
+    pub(crate) fn restart_group(&mut self, group_id: GroupId) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let group = self.group_mut(group_id);
+        group.generation += 1;
+        let members: Vec<ProcessId> = group.processes.iter().copied().collect();
+        for id in members {
+            match self.processes[&id].state {
+                ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
+                ProcessState::Ready => self.group_mut(group_id).outdated_ready += 1,
+                ProcessState::Draining | ProcessState::Stopping => {}
+            }
+        }
+        self.mark_dirty(group_id);
+    }
+
+    /// A new process is ready: the most idle outdated one hands over to it.
+    fn retire_one_outdated(&mut self, group_id: GroupId) {
+        let group = self.group(group_id);
+        if group.outdated_ready == 0 {
+            return;
+        }
+        let generation = group.generation;
+        let oldest = group
+            .processes
+            .iter()
+            .map(|id| (*id, &self.processes[id]))
+            .filter(|(_, p)| p.state == ProcessState::Ready && p.generation < generation)
+            .min_by_key(|(id, p)| p.route_key(*id))
+            .map(|(id, _)| id);
+        if let Some(id) = oldest {
+            self.retire(id);
+        }
+    }
+
+    /// Takes a ready process out of rotation: stopped now if idle, else once its sessions end.
+    pub(crate) fn retire(&mut self, id: ProcessId) {
+        match self.processes.get(&id).map(|p| (p.state, p.sessions)) {
+            Some((ProcessState::Ready, 0)) => self.stop_process(id, KillMode::Graceful),
+            Some((ProcessState::Ready, _)) => {
+                self.update_process(id, |p| p.state = ProcessState::Draining)
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn detach_process(&mut self, id: ProcessId) {
+        match self.processes.get(&id).map(|p| p.state) {
+            Some(ProcessState::Spawning) => self.stop_process(id, KillMode::Graceful),
+            Some(ProcessState::Ready) => self.retire(id),
+            _ => return,
+        }
+        let group_id = self.processes[&id].group;
+        self.mark_dirty(group_id);
+    }
+
+    pub(crate) fn arm_idle_timer(&mut self, id: ProcessId) {
+        let idle_time = self.pool.pool_idle_time;
+        if idle_time.is_zero() {
+            return;
+        }
+        if let Some(p) = self.processes.get_mut(&id) {
+            if !p.idle_timer_armed {
+                p.idle_timer_armed = true;
+                self.timers.set(p.last_used + idle_time, Timer::Idle(id));
+            }
+        }
+    }
+
+    /// Whether a process has been idle for the whole `pool_idle_time`.
+    pub(crate) fn idle_expired(&self, p: &Process) -> bool {
+        let idle_time = self.pool.pool_idle_time;
+        p.state == ProcessState::Ready
+            && p.sessions == 0
+            && !idle_time.is_zero()
+            && p.last_used + idle_time <= self.now
+    }
+
+    /// Shuts down idle-expired processes of the group, oldest use first, down to
+    /// `min_instances` ready ones.
+    pub(crate) fn reap_idle(&mut self, group_id: GroupId) {
+        loop {
+            let group = self.group(group_id);
+            if group.ready <= group.config.min_instances {
+                return;
+            }
+            let expired = group
+                .processes
+                .iter()
+                .map(|id| (*id, &self.processes[id]))
+                .filter(|(_, p)| self.idle_expired(p))
+                .min_by_key(|(id, p)| (p.last_used, *id))
+                .map(|(id, _)| id);
+            let Some(id) = expired else {
+                return;
+            };
+            self.shut_down_idle(id);
+        }
+    }
+
+    fn shut_down_idle(&mut self, id: ProcessId) {
+        if self.processes[&id].sessions != 0 {
+            self.decision_violation = Some(format!("{id} was shut down for idleness while busy"));
+        }
+        self.totals.idle_shutdowns += 1;
+        self.stop_process(id, KillMode::Graceful);
+    }
+
+    pub(crate) fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::Idle(id) => {
+                let Some(p) = self.processes.get_mut(&id) else {
+                    return;
+                };
+                p.idle_timer_armed = false;
+                if p.state != ProcessState::Ready || p.sessions != 0 {
+                    return; // re-armed when it next becomes idle
+                }
+                let group_id = p.group;
+                if !self.idle_expired(&self.processes[&id]) {
+                    return self.arm_idle_timer(id);
+                }
+                #[cfg(feature = "sabotage")]
+                if self.sabotage == Some(crate::Sabotage::NeverIdleShutdown) {
+                    return;
+                }
+                let group = self.group(group_id);
+                if group.ready > group.config.min_instances {
+                    self.shut_down_idle(id);
+                }
+            }
+            Timer::StartTimeout(id) => {
+                let Some(p) = self.processes.get_mut(&id) else {
+                    return;
+                };
+                if p.state == ProcessState::Spawning {
+                    let seconds = self.groups[p.group.0 as usize]
+                        .config
+                        .start_timeout
+                        .as_secs_f64();
+                    p.start_failure = Some(format!("the app did not start within {seconds} s"));
+                    self.stop_process(id, KillMode::Force);
+                }
+            }
+            Timer::KillTimeout(id) => {
+                if self.processes.contains_key(&id) {
+                    self.stop_process(id, KillMode::Force);
+                }
+            }
+            Timer::BackoffOver(group_id) => self.mark_dirty(group_id),
+            Timer::ShutdownDeadline => {
+                let ids: Vec<ProcessId> = self.processes.keys().copied().collect();
+                for id in ids {
+                    self.stop_process(id, KillMode::Force);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn begin_shutdown(&mut self) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(ShutdownState {
+            complete_sent: false,
+        });
+        self.timers.set(
+            self.now + self.pool.shutdown_timeout,
+            Timer::ShutdownDeadline,
+        );
+        for group_id in (0..self.groups.len()).map(|i| GroupId(i as u32)) {
+            self.group_mut(group_id).replacements_owed = 0;
+            while let Some(request) = self.group_mut(group_id).queue.pop_front() {
+                self.requests.remove(&request);
+                self.reject(request, RejectReason::ShuttingDown);
+            }
+        }
+        let ids: Vec<ProcessId> = self.processes.keys().copied().collect();
+        for id in ids {
+            match self.processes[&id].state {
+                ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
+                ProcessState::Ready => self.retire(id),
+                ProcessState::Draining | ProcessState::Stopping => {}
+            }
+        }
+    }
+}
+
+/// The pause before spawn attempt number `streak + 1`: none after one failure, then
+/// `initial`, doubling, capped at `max`.
+pub(crate) fn backoff_delay(streak: u32, initial: Duration, max: Duration) -> Duration {
+    if streak <= 1 {
+        return Duration::ZERO;
+    }
+    let doublings = (streak - 2).min(32);
+    initial.saturating_mul(1u32 << doublings.min(31)).min(max)
+}

@@ -1,0 +1,81 @@
+//! One app process as the engine sees it.
+
+use crate::ids::{GroupId, ProcessId, RequestId};
+use crate::time::Instant;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Where a process is in its life. Every state counts toward `max_pool_size`: the OS process
+/// exists until [`crate::Input::ProcessExited`] removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessState {
+    /// Spawn command sent; not accepting requests yet.
+    Spawning,
+    /// Accepting requests.
+    Ready,
+    /// Finishing its sessions, taking no new ones; stopped when they end.
+    Draining,
+    /// Kill command sent; waiting for the exit.
+    Stopping,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Process {
+    pub group: GroupId,
+    pub state: ProcessState,
+    /// The group's restart generation when it was spawned; older ones are replaced.
+    pub generation: u32,
+    pub sessions: u32,
+    /// Sessions ended, whatever their outcome.
+    pub processed: u64,
+    pub spawned_at: Instant,
+    pub ready_at: Option<Instant>,
+    /// When a session last started or ended (or when the process became ready).
+    pub last_used: Instant,
+    pub in_flight: Vec<RequestId>,
+    /// An idle timer for this process is in the timer heap.
+    pub idle_timer_armed: bool,
+    /// Why a start was given up (start timeout); the exit then counts as a failed spawn.
+    pub start_failure: Option<String>,
+    /// A forced kill was sent; nothing more to escalate.
+    pub force_killed: bool,
+}
+
+impl Process {
+    pub fn new(group: GroupId, generation: u32, now: Instant) -> Process {
+        Process {
+            group,
+            state: ProcessState::Spawning,
+            generation,
+            sessions: 0,
+            processed: 0,
+            spawned_at: now,
+            ready_at: None,
+            last_used: now,
+            in_flight: Vec::new(),
+            idle_timer_armed: false,
+            start_failure: None,
+            force_killed: false,
+        }
+    }
+
+    /// Requests given to it so far, for `max_requests`.
+    pub fn assigned(&self) -> u64 {
+        self.processed + u64::from(self.sessions)
+    }
+
+    /// Whether it can take one more session under `concurrency` (0 = unlimited).
+    pub fn has_room(&self, concurrency: u32) -> bool {
+        self.state == ProcessState::Ready && (concurrency == 0 || self.sessions < concurrency)
+    }
+
+    /// The routing order: fewest sessions first, then least recently used, then oldest id —
+    /// so that equal load spreads evenly instead of piling onto the first process.
+    pub fn route_key(&self, id: ProcessId) -> RouteKey {
+        (self.sessions, self.last_used, id)
+    }
+}
+
+pub(crate) type RouteKey = (u32, Instant, ProcessId);

@@ -1,0 +1,156 @@
+//! Requests: arrival, routing to the least busy process, queueing, and the end of sessions.
+
+use crate::engine::{Engine, Request};
+use crate::ids::{GroupId, ProcessId, RequestId};
+use crate::io::{Command, KillMode, RejectReason};
+use crate::process::ProcessState;
+
+impl Engine {
+    pub(crate) fn request_arrived(&mut self, group_id: GroupId, request: RequestId) {
+        if self.requests.contains_key(&request) {
+            debug_assert!(false, "{request} arrived twice");
+            return;
+        }
+        self.totals.arrived += 1;
+        if self.shutdown.is_some() {
+            return self.reject(request, RejectReason::ShuttingDown);
+        }
+        let now = self.now;
+        let group = self.group(group_id);
+        if let Some(process) = self.pick_process(group_id) {
+            self.requests.insert(
+                request,
+                Request {
+                    group: group_id,
+                    process: None,
+                },
+            );
+            return self.start_session(request, process);
+        }
+        if group.active() == 0 && group.backing_off(now) {
+            let error = group.last_spawn_error.clone().unwrap_or_default();
+            return self.reject(request, RejectReason::SpawnFailing { error });
+        }
+        let limit = group.config.max_request_queue_size;
+        if limit != 0 && group.queue.len() >= limit {
+            return self.reject(request, RejectReason::QueueFull);
+        }
+        self.requests.insert(
+            request,
+            Request {
+                group: group_id,
+                process: None,
+            },
+        );
+        self.group_mut(group_id).queue.push_back(request);
+        self.mark_dirty(group_id);
+    }
+
+    /// The ready process with room and the fewest sessions, least recently used among equals.
+    fn pick_process(&self, group_id: GroupId) -> Option<ProcessId> {
+        let routable = &self.group(group_id).routable;
+        #[cfg(feature = "sabotage")]
+        if self.sabotage == Some(crate::Sabotage::RouteToBusiest) {
+            return routable.last().map(|key| key.2);
+        }
+        routable.first().map(|key| key.2)
+    }
+
+    /// Gives queued requests to processes with room, oldest request first.
+    pub(crate) fn dispatch(&mut self, group_id: GroupId) {
+        while !self.group(group_id).queue.is_empty() {
+            let Some(process) = self.pick_process(group_id) else {
+                return;
+            };
+            let request = self
+                .group_mut(group_id)
+                .queue
+                .pop_front()
+                .expect("queue is not empty");
+            self.start_session(request, process);
+        }
+    }
+
+    fn start_session(&mut self, request: RequestId, process_id: ProcessId) {
+        self.check_routing_choice(process_id);
+        let now = self.now;
+        self.update_process(process_id, |p| {
+            p.sessions += 1;
+            p.last_used = now;
+            p.in_flight.push(request);
+        });
+        if let Some(entry) = self.requests.get_mut(&request) {
+            entry.process = Some(process_id);
+        }
+        self.push(Command::Forward {
+            request,
+            process: process_id,
+        });
+        let process = &self.processes[&process_id];
+        let group_id = process.group;
+        let max_requests = self.group(group_id).config.max_requests;
+        if max_requests != 0
+            && process.assigned() >= max_requests
+            && process.state == ProcessState::Ready
+        {
+            // Retire it now, not after its last request: its replacement starts while it drains.
+            self.update_process(process_id, |p| p.state = ProcessState::Draining);
+            self.group_mut(group_id).replacements_owed += 1;
+            self.mark_dirty(group_id);
+        }
+    }
+
+    /// Ends the session of an in-flight request: finished (`cancelled == false`) or its client
+    /// went away.
+    pub(crate) fn end_session(&mut self, request: RequestId, cancelled: bool) {
+        let Some(Request {
+            process: Some(process_id),
+            ..
+        }) = self.requests.get(&request).copied()
+        else {
+            return;
+        };
+        self.requests.remove(&request);
+        if cancelled {
+            self.totals.cancelled += 1;
+        } else {
+            self.totals.served += 1;
+        }
+        let now = self.now;
+        self.update_process(process_id, |p| {
+            p.sessions -= 1;
+            p.processed += 1;
+            p.last_used = now;
+            if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
+                p.in_flight.swap_remove(at);
+            }
+        });
+        let process = &self.processes[&process_id];
+        let group_id = process.group;
+        match (process.state, process.sessions) {
+            (ProcessState::Ready, 0) => self.arm_idle_timer(process_id),
+            (ProcessState::Draining, 0) => self.stop_process(process_id, KillMode::Graceful),
+            _ => {}
+        }
+        self.dispatch(group_id);
+    }
+
+    pub(crate) fn client_gone(&mut self, request: RequestId) {
+        let Some(entry) = self.requests.get(&request).copied() else {
+            return;
+        };
+        if entry.process.is_some() {
+            return self.end_session(request, true);
+        }
+        let queue = &mut self.group_mut(entry.group).queue;
+        if let Some(at) = queue.iter().position(|r| *r == request) {
+            queue.remove(at);
+        }
+        #[cfg(feature = "sabotage")]
+        if self.sabotage == Some(crate::Sabotage::ForgetCancelledRequest) {
+            return;
+        }
+        self.requests.remove(&request);
+        self.totals.cancelled += 1;
+    }
+}
