@@ -8,6 +8,10 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Where running instances register themselves (default: $FERRY_INSTANCE_REGISTRY_DIR,
+    /// else the system's temporary directory).
+    #[arg(long, global = true)]
+    pub instance_registry_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -18,6 +22,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop a running instance as Ctrl-C would.
     Stop(SelectArgs),
+    /// Replace every app process of a running instance, one by one, without downtime.
+    Restart(SelectArgs),
     /// Run a scenario of traffic, crashes and idle time on a virtual clock.
     Sim(SimArgs),
 }

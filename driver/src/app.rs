@@ -1,0 +1,74 @@
+//! What app to run and how to start one process of it.
+
+use crate::cli::{AppType, StartArgs};
+use std::path::{Path, PathBuf};
+
+/// The wsgi loader ferry ships, written into the instance directory at start.
+pub const WSGI_LOADER: &str = include_str!("wsgi_loader.py");
+
+#[derive(Clone, Debug)]
+pub enum AppKind {
+    /// Any command that listens on `$PORT`.
+    Generic { command: String },
+    /// A WSGI app served by ferry's loader over a Unix socket.
+    Wsgi { startup_file: PathBuf, python: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub root: PathBuf,
+    pub kind: AppKind,
+    pub environment: String,
+}
+
+/// Where a process takes requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendAddr {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+}
+
+impl App {
+    /// Detects the app in `args.app_dir`. The error is one line naming what is wrong.
+    pub fn detect(args: &StartArgs) -> Result<App, String> {
+        let dir = &args.app_dir;
+        let root = std::fs::canonicalize(dir)
+            .map_err(|e| format!("the app directory {} cannot be used: {e}", dir.display()))?;
+        if !root.is_dir() {
+            return Err(format!("the app directory {} is not a directory", dir.display()));
+        }
+        let startup_file = root.join(args.startup_file.as_deref().unwrap_or(Path::new("passenger_wsgi.py")));
+        let app_type = match (args.app_type, &args.app_start_command) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => AppType::Generic,
+            (None, None) if startup_file.is_file() => AppType::Wsgi,
+            (None, None) => {
+                return Err(format!(
+                    "no app found in {}: it has no {} and no --app-start-command was given",
+                    root.display(),
+                    startup_file.file_name().unwrap_or_default().to_string_lossy()
+                ))
+            }
+        };
+        let kind = match app_type {
+            AppType::Generic => match &args.app_start_command {
+                Some(command) if !command.trim().is_empty() => AppKind::Generic { command: command.clone() },
+                _ => return Err("--app-type generic needs --app-start-command".into()),
+            },
+            AppType::Wsgi => {
+                if !startup_file.is_file() {
+                    return Err(format!("the WSGI startup file {} does not exist", startup_file.display()));
+                }
+                AppKind::Wsgi { startup_file, python: args.python.clone() }
+            }
+        };
+        Ok(App { root, kind, environment: args.environment.clone() })
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            AppKind::Generic { .. } => "generic",
+            AppKind::Wsgi { .. } => "wsgi",
+        }
+    }
+}

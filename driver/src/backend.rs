@@ -1,0 +1,307 @@
+//! Connections to app processes: sending a request, relaying the response, keeping the
+//! connection alive for the next one.
+
+use crate::app::BackendAddr;
+use crate::buffers::{read_into, OutBuf, ReadResult};
+use crate::client::Phase;
+use crate::exchange::{RelayOutcome, ResponseRelay};
+use crate::server::{token_of, Entry, Server};
+use ferry_engine::{Input, ProcessId, RequestId};
+use mio::net::{TcpStream, UnixStream};
+use mio::Interest;
+
+/// Response bytes buffered for a slow client before ferry stops reading from the app.
+const RESPONSE_BUFFER_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+pub enum BackendStream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl std::io::Read for BackendStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BackendStream::Tcp(s) => s.read(buf),
+            BackendStream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for BackendStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            BackendStream::Tcp(s) => s.write(buf),
+            BackendStream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BackendStream {
+    fn connect(addr: &BackendAddr) -> std::io::Result<BackendStream> {
+        Ok(match addr {
+            BackendAddr::Tcp(addr) => {
+                let stream = TcpStream::connect(*addr)?;
+                let _ = stream.set_nodelay(true);
+                BackendStream::Tcp(stream)
+            }
+            BackendAddr::Unix(path) => BackendStream::Unix(UnixStream::connect(path)?),
+        })
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            BackendStream::Tcp(s) => s,
+            BackendStream::Unix(s) => s,
+        }
+    }
+
+    fn take_error(&self) -> Option<std::io::Error> {
+        match self {
+            BackendStream::Tcp(s) => s.take_error().ok().flatten(),
+            BackendStream::Unix(s) => s.take_error().ok().flatten(),
+        }
+    }
+}
+
+pub struct Backend {
+    pub stream: BackendStream,
+    pub process: ProcessId,
+    /// The client and request being served; none while idle.
+    pub exchange: Option<(usize, RequestId)>,
+    pub out: OutBuf,
+    pub inbuf: Vec<u8>,
+    pub relay: Option<ResponseRelay>,
+    /// Came from the idle pool: a failure before any response byte may be the app having
+    /// closed it meanwhile, so the request is retried once on a new connection.
+    pub reused: bool,
+    pub got_bytes: bool,
+}
+
+impl Server {
+    fn backend(&mut self, key: usize) -> Option<&mut Backend> {
+        match self.entries.get_mut(key) {
+            Some(Entry::Backend(backend)) => Some(backend),
+            _ => None,
+        }
+    }
+
+    /// Carries out the engine's Forward: sends the client's request to the process.
+    pub fn forward(&mut self, request: RequestId, process: ProcessId) {
+        let Some(key) = self.requests.get(&request).copied() else {
+            return;
+        };
+        self.send_to_process(key, request, process, true);
+    }
+
+    fn send_to_process(&mut self, key: usize, request: RequestId, process: ProcessId, allow_reuse: bool) {
+        let reused = allow_reuse.then(|| self.children.get_mut(&process).and_then(|c| c.idle_backends.pop())).flatten();
+        let backend_key = match reused {
+            Some(backend_key) => backend_key,
+            None => match self.connect_backend(process) {
+                Ok(backend_key) => backend_key,
+                Err(e) => return self.backend_failed_before_response(key, request, &format!("cannot connect: {e}")),
+            },
+        };
+        let Some(Entry::Client(client)) = self.entries.get_mut(key) else {
+            return;
+        };
+        let Some(pending) = &client.pending else {
+            return;
+        };
+        let relay = ResponseRelay::new(pending, self.settings.limits);
+        client.phase = Phase::Submitted { request, backend: Some(backend_key) };
+        let bytes = pending.forward.clone();
+        let backend = self.backend(backend_key).expect("backend exists");
+        backend.out.buffer().extend_from_slice(&bytes);
+        backend.exchange = Some((key, request));
+        backend.relay = Some(relay);
+        backend.reused = reused.is_some();
+        backend.got_bytes = false;
+        self.flush_backend(backend_key);
+        // An idle connection gets no new event for bytes the app sent meanwhile (a close).
+        self.read_backend(backend_key);
+    }
+
+    fn connect_backend(&mut self, process: ProcessId) -> std::io::Result<usize> {
+        let addr = match self.children.get(&process) {
+            Some(child) => child.process.addr.clone(),
+            None => return Err(std::io::Error::other("the process is gone")),
+        };
+        let mut stream = BackendStream::connect(&addr)?;
+        let entry = self.entries.vacant_entry();
+        let backend_key = entry.key();
+        self.poll.registry().register(stream.source(), token_of(backend_key), Interest::READABLE | Interest::WRITABLE)?;
+        entry.insert(Entry::Backend(Backend {
+            stream,
+            process,
+            exchange: None,
+            out: OutBuf::default(),
+            inbuf: Vec::new(),
+            relay: None,
+            reused: false,
+            got_bytes: false,
+        }));
+        Ok(backend_key)
+    }
+
+    pub fn backend_event(&mut self, key: usize, event: &mio::event::Event) {
+        if event.is_error() {
+            let error = self.backend(key).and_then(|b| b.stream.take_error());
+            let text = error.map_or("connection error".to_string(), |e| e.to_string());
+            return self.backend_broken(key, &text);
+        }
+        if event.is_writable() {
+            self.flush_backend(key);
+        }
+        if event.is_readable() || event.is_read_closed() {
+            self.read_backend(key);
+        }
+    }
+
+    fn flush_backend(&mut self, key: usize) {
+        let Some(backend) = self.backend(key) else {
+            return;
+        };
+        if let Err(e) = backend.out.flush_to(&mut backend.stream) {
+            self.backend_broken(key, &e.to_string());
+        }
+    }
+
+    /// Reads the app's response and relays it to the client, as far as the client's buffer
+    /// allows.
+    fn read_backend(&mut self, key: usize) {
+        let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
+            return;
+        };
+        let Some((client_key, _)) = backend.exchange else {
+            // Idle: the app closing it is the only news there can be.
+            let mut probe = Vec::new();
+            if !matches!(read_into(&mut backend.stream, &mut probe, 1), ReadResult::Open) || !probe.is_empty() {
+                self.close_backend(key);
+            }
+            return;
+        };
+        let client_backlog = match self.entries.get(client_key) {
+            Some(Entry::Client(client)) => client.out.pending(),
+            _ => return self.close_backend(key),
+        };
+        if client_backlog >= RESPONSE_BUFFER_MAX_BYTES {
+            return; // resumed when the client drains
+        }
+        let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
+            return;
+        };
+        let result = read_into(&mut backend.stream, &mut backend.inbuf, 256 * 1024);
+        backend.got_bytes |= !backend.inbuf.is_empty();
+        let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
+            Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
+            _ => return,
+        };
+        let relay = backend_entry.relay.as_mut().expect("an exchange has a relay");
+        let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
+        if matches!(outcome, RelayOutcome::NeedMore) && !matches!(result, ReadResult::Open) {
+            outcome = relay.eof();
+        }
+        client_entry.response_started |= relay.head_sent();
+        let client_keep_alive = relay.client_keep_alive();
+        match outcome {
+            RelayOutcome::NeedMore => {
+                self.flush_client(client_key);
+                // Edge-triggered: keep reading while the client can take more.
+                if matches!(result, ReadResult::Open) && self.backend(key).is_some_and(|b| b.inbuf.len() >= 256 * 1024) {
+                    self.read_backend(key);
+                }
+            }
+            RelayOutcome::Done { reusable } => self.exchange_done(key, client_key, reusable, client_keep_alive),
+            RelayOutcome::Error(error) => self.backend_broken(key, error.reason),
+        }
+    }
+
+    /// The client drained its output: read more of the app's response.
+    pub fn resume_backend(&mut self, key: usize) {
+        if self.backend(key).is_some_and(|b| b.exchange.is_some()) {
+            self.read_backend(key);
+        }
+    }
+
+    fn exchange_done(&mut self, key: usize, client_key: usize, reusable: bool, client_keep_alive: bool) {
+        let Some(backend) = self.backend(key) else {
+            return;
+        };
+        let Some((_, request)) = backend.exchange.take() else {
+            return;
+        };
+        backend.relay = None;
+        let process = backend.process;
+        let reusable = reusable && backend.inbuf.is_empty() && !self.stopping;
+        match self.children.get_mut(&process) {
+            Some(child) if reusable => child.idle_backends.push(key),
+            _ => self.close_backend(key),
+        }
+        if let Some(client) = self.client(client_key) {
+            if let Phase::Submitted { backend, .. } = &mut client.phase {
+                *backend = None;
+            }
+        }
+        self.inputs.push_back(Input::RequestFinished { request });
+        self.finish_exchange(client_key, client_keep_alive);
+    }
+
+    /// The connection to the app failed or the app answered nonsense.
+    fn backend_broken(&mut self, key: usize, why: &str) {
+        let Some(backend) = self.backend(key) else {
+            return;
+        };
+        let exchange = backend.exchange.take();
+        let (reused, got_bytes, process) = (backend.reused, backend.got_bytes, backend.process);
+        self.close_backend(key);
+        let Some((client_key, request)) = exchange else {
+            return;
+        };
+        if let Some(client) = self.client(client_key) {
+            if let Phase::Submitted { backend, .. } = &mut client.phase {
+                *backend = None;
+            }
+        }
+        if reused && !got_bytes && self.children.contains_key(&process) {
+            // The app closed an idle keep-alive connection as we reused it: nothing reached
+            // it, so sending again on a fresh connection is safe.
+            return self.send_to_process(client_key, request, process, false);
+        }
+        if self.client(client_key).is_some_and(|c| c.response_started) {
+            // Part of a response went out: the client must see it cut, not a complete one.
+            self.inputs.push_back(Input::RequestFinished { request });
+            self.requests.remove(&request);
+            if let Some(client) = self.client(client_key) {
+                client.phase = Phase::Closing;
+            }
+            return self.close_client(client_key);
+        }
+        self.backend_failed_before_response(client_key, request, why);
+    }
+
+    fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {
+        self.log.line(&format!("The app gave no valid response: {why}"));
+        let production = self.settings.production;
+        self.inputs.push_back(Input::RequestFinished { request });
+        if let Some(client) = self.client(client_key) {
+            let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive);
+            let detail = "the app did not send a valid response";
+            crate::exchange::write_error(client.out.buffer(), 502, detail, production, !keep_alive);
+            self.finish_exchange(client_key, keep_alive);
+        }
+    }
+
+    pub fn close_backend(&mut self, key: usize) {
+        if let Some(Entry::Backend(mut backend)) = self.entries.try_remove(key) {
+            let _ = self.poll.registry().deregister(backend.stream.source());
+            if let Some(child) = self.children.get_mut(&backend.process) {
+                child.idle_backends.retain(|k| *k != key);
+            }
+        }
+    }
+}

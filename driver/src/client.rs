@@ -1,0 +1,322 @@
+//! Client connections: reading requests, handing them to the engine, writing responses.
+//!
+//! A request reaches the engine only when its head and whole body are in: a slow client
+//! never holds an app process.
+
+use crate::buffers::{read_into, OutBuf, ReadResult};
+use crate::exchange::{ParsedRequest, ReadOutcome, RequestReader};
+use crate::server::{token_of, Entry, Server};
+use ferry_engine::{Input, RejectReason, RequestId};
+use mio::net::TcpStream;
+use mio::Interest;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Bytes buffered from a client beyond the request being handled (pipelining) before ferry
+/// stops reading from it.
+const PIPELINE_BUFFER_MAX_BYTES: usize = 64 * 1024;
+
+pub enum Phase {
+    /// Reading a request head and body.
+    Reading,
+    /// Handed to the engine: queued, or being served by `backend` once forwarded.
+    Submitted { request: RequestId, backend: Option<usize> },
+    /// Nothing more to read; close once the output is written.
+    Closing,
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    pub peer: IpAddr,
+    pub inbuf: Vec<u8>,
+    pub out: OutBuf,
+    pub reader: RequestReader,
+    pub phase: Phase,
+    /// The request being served, ready to send to the app.
+    pub pending: Option<ParsedRequest>,
+    /// A response has started to go out: an error can no longer be sent as a page.
+    pub response_started: bool,
+    pub deadline: Option<Instant>,
+    pub eof: bool,
+}
+
+impl Server {
+    pub fn add_client(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let entry = self.entries.vacant_entry();
+        let key = entry.key();
+        if self.poll.registry().register(&mut stream, token_of(key), Interest::READABLE | Interest::WRITABLE).is_err() {
+            return;
+        }
+        entry.insert(Entry::Client(Client {
+            stream,
+            peer: peer.ip(),
+            inbuf: Vec::new(),
+            out: OutBuf::default(),
+            reader: RequestReader::new(self.settings.limits.clone(), peer.ip()),
+            phase: Phase::Reading,
+            pending: None,
+            response_started: false,
+            deadline: None,
+            eof: false,
+        }));
+        self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
+    }
+
+    pub fn client(&mut self, key: usize) -> Option<&mut Client> {
+        match self.entries.get_mut(key) {
+            Some(Entry::Client(client)) => Some(client),
+            _ => None,
+        }
+    }
+
+    pub fn set_deadline(&mut self, key: usize, deadline: Option<Instant>) {
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut client.deadline, deadline);
+        if let Some(at) = old {
+            self.deadlines.remove(&(at, key));
+        }
+        if let Some(at) = deadline {
+            self.deadlines.insert((at, key));
+        }
+    }
+
+    pub fn client_event(&mut self, key: usize, event: &mio::event::Event) {
+        if event.is_writable() {
+            self.flush_client(key);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.read_client(key);
+        }
+    }
+
+    /// Reads what the client sent and acts on it.
+    pub fn read_client(&mut self, key: usize) {
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        let limit = match client.phase {
+            Phase::Reading => client.reader.buffer_limit(),
+            _ => PIPELINE_BUFFER_MAX_BYTES,
+        };
+        match read_into(&mut client.stream, &mut client.inbuf, limit) {
+            ReadResult::Open => {}
+            ReadResult::Eof => client.eof = true,
+            ReadResult::Failed => return self.client_gone(key),
+        }
+        let (eof, submitted) = (client.eof, matches!(client.phase, Phase::Submitted { .. }));
+        if submitted {
+            if eof {
+                // Gone while its request waited or ran: free the queue slot or the process.
+                self.client_gone(key);
+            }
+            return;
+        }
+        self.advance_client(key);
+    }
+
+    /// Parses buffered bytes into a request and submits it, or answers an error.
+    pub fn advance_client(&mut self, key: usize) {
+        let now = Instant::now();
+        let (head_timeout, io_timeout) = (self.settings.head_timeout, self.settings.io_timeout);
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if !matches!(client.phase, Phase::Reading) {
+            return;
+        }
+        let started_before = client.reader.started();
+        match client.reader.feed(&mut client.inbuf, client.out.buffer()) {
+            ReadOutcome::NeedMore => {
+                if client.eof {
+                    // Gone between requests, or mid-request: nothing to answer.
+                    return self.close_client(key);
+                }
+                let started = client.reader.started();
+                if started && !started_before {
+                    // The head has a total deadline from its first byte: dribbling bytes
+                    // cannot keep it alive.
+                    self.set_deadline(key, Some(now + head_timeout));
+                } else if client.reader.in_body() {
+                    self.set_deadline(key, Some(now + io_timeout));
+                }
+            }
+            ReadOutcome::Error(error) => {
+                let production = self.settings.production;
+                let client = self.client(key).expect("client exists");
+                client.phase = Phase::Closing;
+                crate::exchange::write_error(client.out.buffer(), error.status, error.reason, production, true);
+                self.flush_client(key);
+            }
+            ReadOutcome::Ready(parsed) => {
+                client.pending = Some(parsed);
+                client.response_started = false;
+                self.set_deadline(key, None);
+                let request = self.submit_request(key);
+                let client = self.client(key).expect("client exists");
+                client.phase = Phase::Submitted { request, backend: None };
+            }
+        }
+    }
+
+    pub fn flush_client(&mut self, key: usize) {
+        let io_timeout = self.settings.io_timeout;
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if client.out.flush_to(&mut client.stream).is_err() {
+            return self.client_gone(key);
+        }
+        let (empty, closing) = (client.out.is_empty(), matches!(client.phase, Phase::Closing));
+        let backend = match client.phase {
+            Phase::Submitted { backend, .. } => backend,
+            _ => None,
+        };
+        if empty && closing {
+            return self.close_client(key);
+        }
+        if !empty && !closing {
+            self.set_deadline(key, Some(Instant::now() + io_timeout));
+        }
+        if let Some(backend) = backend {
+            // The client took some output: the app's response may flow again.
+            self.resume_backend(backend);
+        }
+    }
+
+    /// The response to the current request is complete: on to the next request, or close.
+    pub fn finish_exchange(&mut self, key: usize, keep_alive: bool) {
+        let keep_alive_timeout = self.settings.keep_alive_timeout;
+        let stopping = self.stopping;
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if let Phase::Submitted { request, .. } = client.phase {
+            self.requests.remove(&request);
+        }
+        let client = self.client(key).expect("client exists");
+        client.pending = None;
+        if !keep_alive || stopping || client.eof && client.inbuf.is_empty() {
+            client.phase = Phase::Closing;
+            return self.flush_client(key);
+        }
+        client.phase = Phase::Reading;
+        client.reader.reset();
+        self.set_deadline(key, Some(Instant::now() + keep_alive_timeout));
+        self.flush_client(key);
+        // Pipelined bytes may already hold the next request; and reading may have stopped
+        // at the pipelining limit, so read again.
+        self.read_client(key);
+    }
+
+    /// The client went away or its connection broke: tell the engine, free everything.
+    pub fn client_gone(&mut self, key: usize) {
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if let Phase::Submitted { request, backend } = client.phase {
+            client.phase = Phase::Closing;
+            self.requests.remove(&request);
+            if let Some(backend) = backend {
+                self.close_backend(backend);
+            }
+            self.inputs.push_back(Input::ClientGone { request });
+        }
+        self.close_client(key);
+    }
+
+    pub fn close_client(&mut self, key: usize) {
+        if let Some(Phase::Submitted { .. }) = self.client(key).map(|c| &c.phase) {
+            return self.client_gone(key);
+        }
+        self.set_deadline(key, None);
+        if let Some(Entry::Client(mut client)) = self.entries.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut client.stream);
+        }
+    }
+
+    pub fn close_idle_clients(&mut self) {
+        let idle: Vec<usize> = self
+            .entries
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                Entry::Client(c) if matches!(c.phase, Phase::Reading) && !c.reader.started() => Some(key),
+                _ => None,
+            })
+            .collect();
+        for key in idle {
+            self.close_client(key);
+        }
+    }
+
+    pub fn client_deadline_passed(&mut self, key: usize, at: Instant) {
+        let production = self.settings.production;
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if client.deadline != Some(at) {
+            return;
+        }
+        client.deadline = None;
+        match client.phase {
+            Phase::Reading if client.reader.started() => {
+                client.phase = Phase::Closing;
+                let (status, reason) = (408, "the request was not received in time");
+                crate::exchange::write_error(client.out.buffer(), status, reason, production, true);
+                self.flush_client(key);
+                // A client that does not read its 408 is not waited for twice.
+                self.set_deadline(key, Some(Instant::now() + std::time::Duration::from_secs(5)));
+            }
+            // Idle keep-alive, or a client that stopped reading its response.
+            _ => self.client_gone(key),
+        }
+    }
+
+    /// Answers a request the engine rejected: 503, and the connection stays usable.
+    pub fn reject(&mut self, request: RequestId, reason: RejectReason) {
+        let Some(key) = self.requests.get(&request).copied() else {
+            return;
+        };
+        let production = self.settings.production;
+        let detail = match &reason {
+            RejectReason::QueueFull => "every app process is busy and the request queue is full".to_string(),
+            RejectReason::ShuttingDown => "the server is shutting down".to_string(),
+            RejectReason::SpawnFailing { error } if !production => format!("the app cannot start: {error}"),
+            RejectReason::SpawnFailing { .. } => "the app cannot start at the moment".to_string(),
+        };
+        let stopping = self.stopping;
+        if let Some(client) = self.client(key) {
+            let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive) && !stopping;
+            crate::exchange::write_unavailable(client.out.buffer(), &detail, !keep_alive);
+            self.finish_exchange(key, keep_alive);
+        }
+    }
+
+    /// The app process died during the request: 502, or a cut connection if the response had
+    /// begun.
+    pub fn fail_request(&mut self, request: RequestId) {
+        let Some(key) = self.requests.get(&request).copied() else {
+            return;
+        };
+        let production = self.settings.production;
+        let Some(client) = self.client(key) else {
+            return;
+        };
+        if let Phase::Submitted { backend: Some(backend), .. } = client.phase {
+            client.phase = Phase::Submitted { request, backend: None };
+            self.close_backend(backend);
+        }
+        let client = self.client(key).expect("client exists");
+        if client.response_started {
+            client.phase = Phase::Closing;
+            self.requests.remove(&request);
+            return self.close_client(key);
+        }
+        let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive);
+        let reason = "the app process handling this request died";
+        crate::exchange::write_error(client.out.buffer(), 502, reason, production, !keep_alive);
+        self.finish_exchange(key, keep_alive);
+    }
+}

@@ -1,0 +1,114 @@
+//! `ferry status` and `ferry stop`: talking to a running server over its admin socket.
+
+use crate::cli::{SelectArgs, StatusArgs};
+use crate::instance::{find_instances, registry_dir, Found};
+use crate::status_report::StatusReport;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Admin requests are tiny; a server that does not answer in this time is stuck.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Picks the instance the user means, or explains why it cannot.
+fn select(select: &SelectArgs, registry: &Path) -> Result<Found, (u8, String)> {
+    let mut found = find_instances(registry);
+    if let Some(port) = select.port {
+        found.retain(|f| f.info.port == port);
+    }
+    if let Some(instance) = &select.instance {
+        found.retain(|f| &f.info.instance == instance);
+    }
+    match found.len() {
+        0 if select.port.is_some() || select.instance.is_some() => {
+            Err((1, "no running ferry instance matches --port/--instance".into()))
+        }
+        0 => Err((1, "ferry is not running (no instance found)".into())),
+        1 => Ok(found.pop().expect("one instance")),
+        _ => {
+            let mut text = String::from("several ferry instances are running; choose one with --port or --instance:\n");
+            for f in &found {
+                text.push_str(&format!(
+                    "  instance {}  port {}  pid {}  app {}\n",
+                    f.info.instance, f.info.port, f.info.pid, f.info.app_root
+                ));
+            }
+            Err((2, text.trim_end().to_string()))
+        }
+    }
+}
+
+/// Sends one admin command and returns the reply.
+pub fn admin_request(socket: &Path, command: &str) -> std::io::Result<Vec<u8>> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(ADMIN_TIMEOUT))?;
+    stream.set_write_timeout(Some(ADMIN_TIMEOUT))?;
+    stream.write_all(command.as_bytes())?;
+    stream.write_all(b"\n")?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    Ok(reply)
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("ferry: {message}");
+    ExitCode::from(code)
+}
+
+pub fn status(args: &StatusArgs, registry_flag: Option<&Path>) -> ExitCode {
+    let found = match select(&args.select, &registry_dir(registry_flag)) {
+        Ok(found) => found,
+        Err((code, message)) => return fail(code, &message),
+    };
+    let reply = match admin_request(&found.socket, "status") {
+        Ok(reply) => reply,
+        Err(e) => return fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port)),
+    };
+    let report: StatusReport = match serde_json::from_slice(&reply) {
+        Ok(report) => report,
+        Err(_) => return fail(1, &format!("the instance refused: {}", String::from_utf8_lossy(&reply).trim())),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("status serializes"));
+    } else {
+        print!("{}", report.render());
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn stop(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
+    let found = match select(args, &registry_dir(registry_flag)) {
+        Ok(found) => found,
+        Err((code, message)) => return fail(code, &message),
+    };
+    if let Err(e) = admin_request(&found.socket, "stop") {
+        return fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port));
+    }
+    // Wait, bounded, for the server to finish in-flight requests and exit.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pid = rustix::process::Pid::from_raw(found.info.pid as i32);
+    while pid.is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok()) {
+        if Instant::now() > deadline {
+            return fail(1, &format!("the instance (pid {}) did not stop within 120 s", found.info.pid));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("Stopped ferry on port {} (pid {}).", found.info.port, found.info.pid);
+    ExitCode::SUCCESS
+}
+
+pub fn restart(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
+    let found = match select(args, &registry_dir(registry_flag)) {
+        Ok(found) => found,
+        Err((code, message)) => return fail(code, &message),
+    };
+    match admin_request(&found.socket, "restart") {
+        Ok(_) => {
+            println!("Restarting the app processes of ferry on port {}, one by one.", found.info.port);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port)),
+    }
+}

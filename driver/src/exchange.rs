@@ -1,0 +1,229 @@
+//! One request/response exchange as the proxy sees it: reading a whole request from the
+//! client, and relaying the app's response back. Built on the pure `http` module.
+
+use crate::http::{
+    canonical_reason, error_response, write_request_head, write_response_head, BodyReader, BodyRelay, ClientSide,
+    HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
+};
+use std::net::IpAddr;
+
+/// A complete request, ready for the app.
+pub struct ParsedRequest {
+    /// The head and de-chunked body exactly as they go to the app.
+    pub forward: Vec<u8>,
+    /// The client allows another request on its connection.
+    pub keep_alive: bool,
+    pub method: Vec<u8>,
+    pub version: Version,
+}
+
+pub enum ReadOutcome {
+    NeedMore,
+    Ready(ParsedRequest),
+    Error(HttpError),
+}
+
+/// Reads one request at a time from a client connection's bytes.
+pub struct RequestReader {
+    parser: RequestParser,
+    limits: Limits,
+    client_ip: IpAddr,
+    /// Once the head is in: its bytes, the parsed head, the body so far and its framing.
+    body: Option<BodyState>,
+    started: bool,
+}
+
+struct BodyState {
+    head_bytes: Vec<u8>,
+    head: RequestHead,
+    reader: BodyReader,
+    payload: Vec<u8>,
+    continue_sent: bool,
+}
+
+/// Bytes of a request body read from the socket at a time (they are decoded and moved to
+/// the body buffer as they come).
+const BODY_READ_BYTES: usize = 256 * 1024;
+
+impl RequestReader {
+    pub fn new(limits: Limits, client_ip: IpAddr) -> RequestReader {
+        RequestReader { parser: RequestParser::new(limits), limits, client_ip, body: None, started: false }
+    }
+
+    pub fn reset(&mut self) {
+        self.parser.reset();
+        self.body = None;
+        self.started = false;
+    }
+
+    /// Some bytes of the current request have arrived.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    pub fn in_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// How many bytes the connection's input buffer may hold for the current step.
+    pub fn buffer_limit(&self) -> usize {
+        match self.body {
+            Some(_) => BODY_READ_BYTES,
+            None => {
+                let l = &self.limits;
+                l.max_request_line_bytes + l.max_field_section_bytes + 4
+            }
+        }
+    }
+
+    /// Consumes request bytes from the front of `input`. `interim` receives a
+    /// `100 Continue` when a client waits for one before sending its body.
+    pub fn feed(&mut self, input: &mut Vec<u8>, interim: &mut Vec<u8>) -> ReadOutcome {
+        if self.body.is_none() {
+            if input.is_empty() {
+                return ReadOutcome::NeedMore;
+            }
+            self.started = true;
+            let head = match self.parser.parse(input) {
+                Err(error) => return ReadOutcome::Error(error),
+                Ok(None) => return ReadOutcome::NeedMore,
+                Ok(Some(head)) => head.clone(),
+            };
+            let head_bytes = input[..head.head_len].to_vec();
+            input.drain(..head.head_len);
+            let reader = BodyReader::for_request(head.framing, &self.limits);
+            self.body = Some(BodyState { head_bytes, head, reader, payload: Vec::new(), continue_sent: false });
+        }
+        let state = self.body.as_mut().expect("the head is in");
+        let progress = match state.reader.feed_into(input, &mut state.payload) {
+            Ok(progress) => progress,
+            Err(error) => return ReadOutcome::Error(error),
+        };
+        input.drain(..progress.consumed);
+        if !progress.done {
+            if state.head.expect_continue && !state.continue_sent && input.is_empty() {
+                state.continue_sent = true;
+                interim.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            return ReadOutcome::NeedMore;
+        }
+        let state = self.body.take().expect("the head is in");
+        let mut forward = Vec::with_capacity(state.head_bytes.len() + 128 + state.payload.len());
+        write_request_head(&state.head, &state.head_bytes, self.client_ip, state.payload.len() as u64, &mut forward);
+        forward.extend_from_slice(&state.payload);
+        ReadOutcome::Ready(ParsedRequest {
+            forward,
+            keep_alive: state.head.keep_alive,
+            method: state.head.method(&state.head_bytes).to_vec(),
+            version: state.head.version,
+        })
+    }
+}
+
+pub enum RelayOutcome {
+    NeedMore,
+    /// The response is complete; `reusable` says whether the app connection can serve another.
+    Done { reusable: bool },
+    Error(HttpError),
+}
+
+/// Relays one response from the app to the client.
+pub struct ResponseRelay {
+    parser: ResponseParser,
+    limits: Limits,
+    client: ClientSide,
+    method: Vec<u8>,
+    body: Option<(BodyReader, BodyRelay)>,
+    head_sent: bool,
+    close_client: bool,
+    app_keep_alive: bool,
+}
+
+impl ResponseRelay {
+    pub fn new(request: &ParsedRequest, limits: Limits) -> ResponseRelay {
+        ResponseRelay {
+            parser: ResponseParser::new(limits, &request.method),
+            limits,
+            client: ClientSide { version: request.version, keep_alive: request.keep_alive },
+            method: request.method.clone(),
+            body: None,
+            head_sent: false,
+            close_client: !request.keep_alive,
+            app_keep_alive: false,
+        }
+    }
+
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Whether the client connection stays open after this response.
+    pub fn client_keep_alive(&self) -> bool {
+        !self.close_client
+    }
+
+    /// Moves response bytes from `input` (the app's) to `out` (the client's).
+    pub fn feed(&mut self, input: &mut Vec<u8>, out: &mut Vec<u8>) -> RelayOutcome {
+        while self.body.is_none() {
+            let head = match self.parser.parse(input) {
+                Err(error) => return RelayOutcome::Error(error),
+                Ok(None) => return RelayOutcome::NeedMore,
+                Ok(Some(head)) => head.clone(),
+            };
+            if head.is_interim() {
+                // The request body went out whole already; interim answers are of no use.
+                input.drain(..head.head_len);
+                self.parser.reset(&self.method);
+                continue;
+            }
+            let plan = write_response_head(&head, input, self.client, out);
+            if plan.relay == BodyRelay::Tunnel {
+                return RelayOutcome::Error(HttpError::new(502, "protocol upgrades are not supported"));
+            }
+            input.drain(..head.head_len);
+            self.head_sent = true;
+            self.close_client = plan.close_client;
+            self.app_keep_alive = head.keep_alive && plan.relay != BodyRelay::UntilClose;
+            self.body = Some((BodyReader::for_response(head.framing, &self.limits), plan.relay));
+        }
+        let (reader, relay) = self.body.as_mut().expect("the head is in");
+        let progress = match relay {
+            BodyRelay::Dechunk => reader.feed_into(input, out),
+            _ => reader.feed(input, |_| {}).inspect(|p| out.extend_from_slice(&input[..p.consumed])),
+        };
+        match progress {
+            Ok(progress) => {
+                input.drain(..progress.consumed);
+                if progress.done || reader.is_done() {
+                    RelayOutcome::Done { reusable: self.app_keep_alive }
+                } else {
+                    RelayOutcome::NeedMore
+                }
+            }
+            Err(error) => RelayOutcome::Error(error),
+        }
+    }
+
+    /// The app closed its connection.
+    pub fn eof(&mut self) -> RelayOutcome {
+        match &mut self.body {
+            None => RelayOutcome::Error(HttpError::new(502, "the app closed the connection without a response")),
+            Some((reader, _)) => match reader.finish_at_eof() {
+                Ok(()) => RelayOutcome::Done { reusable: false },
+                Err(error) => RelayOutcome::Error(error),
+            },
+        }
+    }
+}
+
+/// ferry's own error page for `status`.
+pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, _production: bool, close: bool) {
+    error_response(status, canonical_reason(status), detail, None, close, out);
+}
+
+/// Seconds a client is told to wait before retrying a 503.
+const RETRY_AFTER_SECS: u32 = 5;
+
+pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, close: bool) {
+    error_response(503, canonical_reason(503), detail, Some(RETRY_AFTER_SECS), close, out);
+}

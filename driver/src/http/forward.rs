@@ -1,0 +1,239 @@
+//! Builders for the heads ferry writes: the request it sends to the app and the response
+//! head it sends to the client. Both append to a caller-owned `Vec<u8>` so a connection can
+//! reuse one buffer for every message.
+//!
+//! Request bodies always reach the app de-chunked and with a Content-Length (ferry buffers
+//! them completely first), so the app never has to parse chunked input from a client;
+//! request trailers are dropped (nothing in ferry's apps reads them, and merging them into
+//! the header section is not allowed in general, RFC 9110 §6.5.2).
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use super::error_page::{canonical_reason, push_decimal};
+use super::fields::{list_elements, Field, FieldKind};
+use super::message::Version;
+use super::request::{BodyFraming, RequestHead, TargetForm};
+use super::response::{ResponseFraming, ResponseHead};
+
+/// Writes the head of the request to send to the app:
+/// - `METHOD TARGET HTTP/1.1` (an absolute-form target becomes origin-form, with its
+///   authority as Host, since RFC 9112 §3.2.2 says it overrides any Host field);
+/// - the client's fields minus hop-by-hop ones (Connection and the fields it lists, Keep-Alive,
+///   Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade unless this is an upgrade),
+///   minus Expect (ferry answers 100-continue itself and sends the whole body), minus any
+///   client-sent `X-Forwarded-*`, `Forwarded`, `X-Real-IP` (never trusted) and `Proxy`;
+/// - `X-Forwarded-For: <client_ip>`, `X-Forwarded-Proto: http`, `X-Forwarded-Host` (if the
+///   request names a host);
+/// - `Content-Length: <body_len_bytes>` when the request has a body framing (the body is sent
+///   de-chunked); `body_len_bytes` is ignored for requests without one.
+///
+/// No Connection field: the app connection is kept alive (HTTP/1.1 default), except for an
+/// upgrade, which gets `Connection: upgrade`.
+pub fn write_request_head(
+    head: &RequestHead,
+    buf: &[u8],
+    client_ip: IpAddr,
+    body_len_bytes: u64,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(head.method(buf));
+    out.push(b' ');
+    match head.target_form {
+        TargetForm::Absolute {
+            path_and_query,
+            authority,
+        } => {
+            let path_and_query = path_and_query.get(buf);
+            if !path_and_query.starts_with(b"/") {
+                out.push(b'/');
+            }
+            out.extend_from_slice(path_and_query);
+            out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+            out.extend_from_slice(authority.get(buf));
+            out.extend_from_slice(b"\r\n");
+        }
+        TargetForm::Origin | TargetForm::Asterisk => {
+            out.extend_from_slice(head.target(buf));
+            out.extend_from_slice(b" HTTP/1.1\r\n");
+        }
+    }
+    let absolute = matches!(head.target_form, TargetForm::Absolute { .. });
+    for field in &head.headers {
+        let forward = match field.kind {
+            FieldKind::Connection
+            | FieldKind::KeepAlive
+            | FieldKind::ProxyConnection
+            | FieldKind::Te
+            | FieldKind::Trailer
+            | FieldKind::TransferEncoding
+            | FieldKind::ContentLength
+            | FieldKind::Expect
+            | FieldKind::ForwardingInfo
+            | FieldKind::Proxy => false,
+            FieldKind::Upgrade => head.upgrade,
+            FieldKind::Host => !absolute,
+            FieldKind::ContentType => true,
+            FieldKind::Other => {
+                !head.connection_lists_fields || !listed_in_connection(&head.headers, buf, field)
+            }
+        };
+        if forward {
+            write_field(out, buf, field);
+        }
+    }
+    if head.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    }
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{client_ip}");
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    if let Some(host) = head.host(buf).filter(|host| !host.is_empty()) {
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(host);
+        out.extend_from_slice(b"\r\n");
+    }
+    if head.framing != BodyFraming::None {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, body_len_bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the client connection needs to know about the response being relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSide {
+    pub version: Version,
+    /// The client allows reuse ([`RequestHead::keep_alive`]) and ferry wants it (e.g. not
+    /// shutting down).
+    pub keep_alive: bool,
+}
+
+/// How to relay the response body to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRelay {
+    /// Nothing follows the head.
+    None,
+    /// Forward the app's body bytes unchanged (Content-Length or chunked): feed them to a
+    /// [`super::BodyReader`] and forward `input[..consumed]` until it is done.
+    Copy,
+    /// The app's body is chunked but the client speaks HTTP/1.0: forward only the decoded
+    /// data ranges the [`super::BodyReader`] reports; the client connection closes after.
+    Dechunk,
+    /// The body ends when the app closes: forward everything, then close the client.
+    UntilClose,
+    /// 101 Switching Protocols: relay bytes both ways until either side closes.
+    Tunnel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePlan {
+    pub relay: BodyRelay,
+    /// Close the client connection after this response.
+    pub close_client: bool,
+}
+
+/// Writes the response head for the client: `HTTP/1.1 <code> <reason>` (the app's reason, or
+/// the canonical one if it sent none), the app's fields minus hop-by-hop ones, the framing
+/// fields ferry relays the body with, and `Connection: close` when ferry will close
+/// (`Connection: keep-alive` for an HTTP/1.0 client it keeps).
+///
+/// Interim (1xx) responses are written without framing or Connection fields; do not send them
+/// to HTTP/1.0 clients, which do not expect them.
+pub fn write_response_head(
+    resp: &ResponseHead,
+    buf: &[u8],
+    client: ClientSide,
+    out: &mut Vec<u8>,
+) -> ResponsePlan {
+    let relay = match resp.framing {
+        ResponseFraming::None if resp.upgrade => BodyRelay::Tunnel,
+        ResponseFraming::None => BodyRelay::None,
+        ResponseFraming::Length(_) => BodyRelay::Copy,
+        ResponseFraming::Chunked if client.version == Version::Http11 => BodyRelay::Copy,
+        ResponseFraming::Chunked => BodyRelay::Dechunk,
+        ResponseFraming::UntilClose => BodyRelay::UntilClose,
+    };
+    let interim = resp.is_interim();
+    let passes_chunked = relay == BodyRelay::Copy && resp.framing == ResponseFraming::Chunked;
+    let close_client = !interim
+        && !resp.upgrade
+        && (!client.keep_alive || matches!(relay, BodyRelay::Dechunk | BodyRelay::UntilClose));
+
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(resp.status));
+    out.push(b' ');
+    let reason = resp.reason(buf);
+    if reason.is_empty() {
+        out.extend_from_slice(canonical_reason(resp.status).as_bytes());
+    } else {
+        out.extend_from_slice(reason);
+    }
+    out.extend_from_slice(b"\r\n");
+
+    for field in &resp.headers {
+        let forward = match field.kind {
+            FieldKind::Connection
+            | FieldKind::KeepAlive
+            | FieldKind::ProxyConnection
+            | FieldKind::Te
+            | FieldKind::TransferEncoding
+            | FieldKind::ContentLength => false,
+            FieldKind::Upgrade => resp.upgrade,
+            // Announces the trailers of a chunked body; meaningless once they are dropped.
+            FieldKind::Trailer => passes_chunked,
+            FieldKind::Other => {
+                !resp.connection_lists_fields || !listed_in_connection(&resp.headers, buf, field)
+            }
+            _ => true,
+        };
+        if forward {
+            write_field(out, buf, field);
+        }
+    }
+
+    if resp.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+    } else if !interim {
+        // 204 must not carry a Content-Length; HEAD and 304 keep it, as metadata.
+        if let Some(length) = resp.content_length.filter(|_| resp.status != 204) {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, length);
+            out.extend_from_slice(b"\r\n");
+        }
+        if passes_chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if close_client {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if client.version == Version::Http10 {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    ResponsePlan {
+        relay,
+        close_client,
+    }
+}
+
+fn write_field(out: &mut Vec<u8>, buf: &[u8], field: &Field) {
+    out.extend_from_slice(field.name.get(buf));
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(field.value.get(buf));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether `field`'s name is listed as an option in a Connection field of the same message
+/// (RFC 9110 §7.6.1: such fields are hop-by-hop). Only ordinary fields are candidates, so a
+/// client cannot use this to strip Host or Content-Type on the way to the app.
+fn listed_in_connection(fields: &[Field], buf: &[u8], field: &Field) -> bool {
+    let name = field.name.get(buf);
+    fields
+        .iter()
+        .filter(|f| f.kind == FieldKind::Connection)
+        .flat_map(|f| list_elements(f.value.get(buf)))
+        .any(|option| option.eq_ignore_ascii_case(name))
+}

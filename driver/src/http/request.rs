@@ -1,0 +1,630 @@
+//! The client's request head: request line, header fields, and what they mean for framing,
+//! connection reuse and forwarding.
+//!
+//! Policy decisions (each also explained where it is enforced):
+//! - Message framing must be unambiguous: Content-Length and Transfer-Encoding together, a
+//!   repeated Content-Length (even with the same value) or a list value, anything but digits,
+//!   and Transfer-Encoding in HTTP/1.0 are all 400.
+//! - Transfer-Encoding must be exactly `chunked`, once, last. `identity` is 400 (obsolete, and
+//!   implementations disagree on it). Any other coding before `chunked` (`gzip, chunked`) is
+//!   501: ferry re-frames bodies with Content-Length, so it would have to decode the coding,
+//!   and forwarding still-compressed bytes without their label would corrupt the body.
+//! - CONNECT is 501: ferry is a reverse proxy, not a tunnel to arbitrary hosts.
+//! - A missing Host in HTTP/1.1 is accepted (as gunicorn, Puma and HAProxy do); a repeated or
+//!   malformed Host is 400. Content-Type may appear once, like Host (duplicates let a WAF and
+//!   an app read different types).
+//! - Fields whose name contains `_` are dropped, see [`super::fields::has_underscore`].
+
+use super::chars::{self, METHOD, PATH, QUERY};
+use super::error::HttpError;
+use super::fields::{
+    self, errors as field_errors, is_token, list_elements, Field, FieldKind, FieldSectionParser,
+    SectionEvent,
+};
+use super::limits::Limits;
+use super::message::{Span, Version};
+
+/// How the request body is delimited on the client connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (no Content-Length, no Transfer-Encoding).
+    None,
+    /// Exactly this many bytes (may be 0).
+    Length(u64),
+    /// Chunked; decode with [`super::ChunkedDecoder`].
+    Chunked,
+}
+
+/// The methods ferry treats specially; the exact bytes are always in [`RequestHead::method`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Patch,
+    Trace,
+    Other,
+}
+
+impl Method {
+    fn of(bytes: &[u8]) -> Method {
+        match bytes {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"PATCH" => Method::Patch,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// The shape of the request target (RFC 9112 §3.2). Authority-form never parses: it only
+/// exists for CONNECT, which ferry refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetForm {
+    /// `/path?query`
+    Origin,
+    /// `http://authority/path?query`. `authority` is the host[:port] without userinfo;
+    /// `path_and_query` is what follows it (possibly empty).
+    Absolute { authority: Span, path_and_query: Span },
+    /// `*`, only with OPTIONS.
+    Asterisk,
+}
+
+/// A parsed request head. Byte strings are [`Span`]s into the buffer it was parsed from;
+/// use the accessor methods with that buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Span,
+    pub method_kind: Method,
+    pub target: Span,
+    pub target_form: TargetForm,
+    pub version: Version,
+    /// Field lines in the order received, minus dropped ones (names containing `_`).
+    pub headers: Vec<Field>,
+    /// Bytes of the head, including any empty lines skipped before the request line and the
+    /// final CRLF. The body (if any) starts here.
+    pub head_len: usize,
+    pub framing: BodyFraming,
+    /// Whether the client allows another request on this connection after this one.
+    pub keep_alive: bool,
+    /// The authority the request is for: the absolute-form target's authority if there is
+    /// one (RFC 9112 §3.2.2 says it overrides Host), else the Host value, else `None`.
+    pub host: Option<Span>,
+    /// HTTP/1.1 `Expect: 100-continue` (ignored in HTTP/1.0, as RFC 9110 §10.1.1 requires).
+    pub expect_continue: bool,
+    /// HTTP/1.1 with an `Upgrade` field and `upgrade` among the Connection options.
+    pub upgrade: bool,
+    /// Connection lists options other than close/keep-alive/upgrade: field names that are
+    /// hop-by-hop for this message and must not be forwarded.
+    pub connection_lists_fields: bool,
+}
+
+impl RequestHead {
+    fn empty() -> Self {
+        RequestHead {
+            method: Span::default(),
+            method_kind: Method::Other,
+            target: Span::default(),
+            target_form: TargetForm::Origin,
+            version: Version::Http11,
+            headers: Vec::new(),
+            head_len: 0,
+            framing: BodyFraming::None,
+            keep_alive: false,
+            host: None,
+            expect_continue: false,
+            upgrade: false,
+            connection_lists_fields: false,
+        }
+    }
+
+    pub fn method<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        self.method.get(buf)
+    }
+
+    pub fn target<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        self.target.get(buf)
+    }
+
+    pub fn host<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        self.host.map(|span| span.get(buf))
+    }
+
+    /// `(name, value)` of every kept field line, in order.
+    pub fn headers<'a, 'b: 'a>(
+        &'a self,
+        buf: &'b [u8],
+    ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
+        self.headers.iter().map(move |f| (f.name.get(buf), f.value.get(buf)))
+    }
+
+    /// The first value of a field, by case-insensitive name.
+    pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+        self.headers(buf).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+mod errors {
+    use super::HttpError;
+
+    pub const LINE_TOO_LONG: HttpError = HttpError::new(414, "request line too long");
+    pub const BAD_METHOD: HttpError = HttpError::bad_request("invalid request method");
+    pub const CONNECT: HttpError = HttpError::new(501, "CONNECT is not supported");
+    pub const EMPTY_TARGET: HttpError = HttpError::bad_request("empty request target");
+    pub const FRAGMENT: HttpError = HttpError::bad_request("fragment in request target");
+    pub const NON_ASCII_TARGET: HttpError =
+        HttpError::bad_request("non-ASCII byte in request target");
+    pub const BAD_TARGET_BYTE: HttpError =
+        HttpError::bad_request("invalid character in request target");
+    pub const ASTERISK: HttpError =
+        HttpError::bad_request("asterisk-form target is only allowed with OPTIONS");
+    pub const NOT_ORIGIN_FORM: HttpError =
+        HttpError::bad_request("request target must start with / or http(s)://");
+    pub const BAD_AUTHORITY: HttpError =
+        HttpError::bad_request("invalid authority in absolute-form target");
+    pub const BAD_VERSION: HttpError = HttpError::bad_request("malformed HTTP version");
+    pub const UNSUPPORTED_VERSION: HttpError =
+        HttpError::new(505, "HTTP version not supported");
+    pub const CL_AND_TE: HttpError =
+        HttpError::bad_request("Content-Length and Transfer-Encoding together");
+    pub const DUPLICATE_CL: HttpError = HttpError::bad_request("more than one Content-Length");
+    pub const BAD_CL: HttpError = HttpError::bad_request("invalid Content-Length");
+    pub const TE_IN_HTTP10: HttpError =
+        HttpError::bad_request("Transfer-Encoding in an HTTP/1.0 request");
+    pub const BAD_TE: HttpError = HttpError::bad_request("invalid Transfer-Encoding");
+    pub const IDENTITY_TE: HttpError =
+        HttpError::bad_request("Transfer-Encoding identity is not allowed");
+    pub const CHUNKED_NOT_LAST: HttpError =
+        HttpError::bad_request("chunked must be the final transfer coding, applied once");
+    pub const UNSUPPORTED_TE: HttpError = HttpError::new(501, "unsupported transfer coding");
+    pub const DUPLICATE_HOST: HttpError = HttpError::bad_request("more than one Host");
+    pub const BAD_HOST: HttpError = HttpError::bad_request("invalid Host");
+    pub const DUPLICATE_CONTENT_TYPE: HttpError =
+        HttpError::bad_request("more than one Content-Type");
+    pub const BODY_TOO_LARGE: HttpError = HttpError::new(413, "request body too large");
+}
+
+/// gunicorn's bounds, which cover every registered method; anything outside is a typo or an
+/// attack, and bounding it lets a bad method fail fast.
+const METHOD_LEN_BYTES: std::ops::RangeInclusive<usize> = 3..=20;
+const VERSION_PATTERN: &[u8; 8] = b"HTTP/1.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Skipping empty lines before the request line (RFC 9112 §2.2 SHOULD).
+    Leading,
+    LeadingLf,
+    Method,
+    Target,
+    Version,
+    LineLf,
+    Fields,
+    Done,
+    Failed(HttpError),
+}
+
+/// What the field lines said so far, folded as they arrive.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    chunked_last: bool,
+    unsupported_coding: bool,
+    host: bool,
+    content_type: bool,
+    close: bool,
+    keep_alive: bool,
+    connection_upgrade: bool,
+    upgrade_field: bool,
+    expect_continue: bool,
+    connection_lists_fields: bool,
+}
+
+/// A resumable request-head parser. Give it the connection's buffer, starting at the
+/// request's first byte, each time more bytes arrive: it carries on where it stopped, so a
+/// head dripped in byte by byte costs no more than one arriving whole. [`Self::reset`] makes
+/// it ready for the next request and keeps its allocations.
+#[derive(Debug, Clone)]
+pub struct RequestParser {
+    limits: Limits,
+    state: State,
+    pos: usize,
+    token_start: usize,
+    in_query: bool,
+    fields: FieldSectionParser,
+    seen: Seen,
+    head: RequestHead,
+}
+
+impl RequestParser {
+    pub fn new(limits: Limits) -> Self {
+        RequestParser {
+            limits: limits.clamped(),
+            state: State::Leading,
+            pos: 0,
+            token_start: 0,
+            in_query: false,
+            fields: FieldSectionParser::new(0),
+            seen: Seen::default(),
+            head: RequestHead::empty(),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        let mut headers = std::mem::take(&mut self.head.headers);
+        headers.clear();
+        *self = RequestParser {
+            head: RequestHead {
+                headers,
+                ..RequestHead::empty()
+            },
+            ..RequestParser::new(self.limits)
+        };
+    }
+
+    /// `Ok(None)`: the head is incomplete and nothing seen so far is wrong. `Err`: the bytes
+    /// so far already break a rule or a limit (the same error whatever the split, and again
+    /// on every later call). `Ok(Some)`: the complete head, also on later calls until reset.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<&RequestHead>, HttpError> {
+        match self.state {
+            State::Done => return Ok(Some(&self.head)),
+            State::Failed(error) => return Err(error),
+            _ => {}
+        }
+        match self.advance(buf) {
+            Ok(true) => {
+                self.state = State::Done;
+                Ok(Some(&self.head))
+            }
+            Ok(false) => Ok(None),
+            Err(error) => {
+                self.state = State::Failed(error);
+                Err(error)
+            }
+        }
+    }
+
+    pub fn head(&self) -> Option<&RequestHead> {
+        (self.state == State::Done).then_some(&self.head)
+    }
+
+    pub fn into_head(self) -> Option<RequestHead> {
+        (self.state == State::Done).then_some(self.head)
+    }
+
+    /// Runs the state machine as far as `buf` allows; `Ok(true)` once the head is complete.
+    fn advance(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+        let line_limit = self.limits.max_request_line_bytes;
+        loop {
+            if self.state == State::Fields {
+                return self.advance_fields(buf);
+            }
+            let pos = self.pos;
+            let Some(&byte) = buf.get(pos) else {
+                return Ok(false);
+            };
+            match self.state {
+                State::Leading => match byte {
+                    _ if pos >= line_limit => return Err(errors::LINE_TOO_LONG),
+                    b'\r' => {
+                        self.state = State::LeadingLf;
+                        self.pos += 1;
+                    }
+                    b'\n' => return Err(field_errors::BARE_LF),
+                    _ => {
+                        self.token_start = pos;
+                        self.state = State::Method;
+                    }
+                },
+                State::LeadingLf => {
+                    if byte != b'\n' {
+                        return Err(field_errors::BARE_CR);
+                    }
+                    self.state = State::Leading;
+                    self.pos += 1;
+                }
+                State::Method => {
+                    let start = self.token_start;
+                    let scan_end = buf.len().min(line_limit).min(start + METHOD_LEN_BYTES.end() + 1);
+                    let end = fields::scan_while(buf, pos, scan_end, METHOD);
+                    self.pos = end;
+                    let Some(&byte) = buf.get(end) else {
+                        return Ok(false);
+                    };
+                    if byte != b' ' || !METHOD_LEN_BYTES.contains(&(end - start)) {
+                        return Err(match byte {
+                            _ if end >= line_limit => errors::LINE_TOO_LONG,
+                            b'\n' => field_errors::BARE_LF,
+                            _ => errors::BAD_METHOD,
+                        });
+                    }
+                    let method = &buf[start..end];
+                    if method == b"CONNECT" {
+                        return Err(errors::CONNECT);
+                    }
+                    self.head.method = Span::new(start, end);
+                    self.head.method_kind = Method::of(method);
+                    self.token_start = end + 1;
+                    self.pos = end + 1;
+                    self.state = State::Target;
+                }
+                State::Target => {
+                    let end = self.scan_target(buf, line_limit);
+                    self.pos = end;
+                    let Some(&byte) = buf.get(end) else {
+                        return Ok(false);
+                    };
+                    if end >= line_limit {
+                        return Err(errors::LINE_TOO_LONG);
+                    }
+                    match byte {
+                        b' ' if end == self.token_start => return Err(errors::EMPTY_TARGET),
+                        b' ' => {
+                            let target = Span::new(self.token_start, end);
+                            self.head.target = target;
+                            self.head.target_form =
+                                target_form(buf, target, self.head.method_kind)?;
+                            self.token_start = end + 1;
+                            self.pos = end + 1;
+                            self.state = State::Version;
+                        }
+                        b'#' => return Err(errors::FRAGMENT),
+                        0x80.. => return Err(errors::NON_ASCII_TARGET),
+                        b'\n' => return Err(field_errors::BARE_LF),
+                        _ => return Err(errors::BAD_TARGET_BYTE),
+                    }
+                }
+                State::Version => {
+                    // `HTTP/` DIGIT `.` DIGIT, then CR; checked byte by byte so garbage fails
+                    // at once. Which versions are supported is decided at the LF (505).
+                    if pos >= line_limit && byte != b'\r' {
+                        return Err(errors::LINE_TOO_LONG);
+                    }
+                    let index = pos - self.token_start;
+                    let fits = match index {
+                        0..=4 => byte == VERSION_PATTERN[index],
+                        5 | 7 => byte.is_ascii_digit(),
+                        6 => byte == b'.',
+                        _ => byte == b'\r',
+                    };
+                    if !fits {
+                        return Err(match byte {
+                            b'\n' => field_errors::BARE_LF,
+                            _ => errors::BAD_VERSION,
+                        });
+                    }
+                    if index == 8 {
+                        self.state = State::LineLf;
+                    }
+                    self.pos += 1;
+                }
+                State::LineLf => {
+                    if byte != b'\n' {
+                        return Err(field_errors::BARE_CR);
+                    }
+                    let version = &buf[self.token_start..self.token_start + 8];
+                    self.head.version = match version {
+                        b"HTTP/1.1" => Version::Http11,
+                        b"HTTP/1.0" => Version::Http10,
+                        _ => return Err(errors::UNSUPPORTED_VERSION),
+                    };
+                    self.pos += 1;
+                    self.fields = FieldSectionParser::new(self.pos);
+                    self.state = State::Fields;
+                }
+                State::Fields | State::Done | State::Failed(_) => {
+                    unreachable!("handled before the match")
+                }
+            }
+        }
+    }
+
+    /// Scans target bytes from `self.pos`, switching to the query alphabet at the first `?`.
+    fn scan_target(&mut self, buf: &[u8], line_limit: usize) -> usize {
+        let scan_end = buf.len().min(line_limit);
+        let mut pos = self.pos;
+        if !self.in_query {
+            pos = fields::scan_while(buf, pos, scan_end, PATH);
+            if pos < scan_end && buf[pos] == b'?' {
+                self.in_query = true;
+                pos += 1;
+            }
+        }
+        if self.in_query {
+            pos = fields::scan_while(buf, pos, scan_end, QUERY);
+        }
+        pos
+    }
+
+    fn advance_fields(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+        loop {
+            match self.fields.next(buf, &self.limits)? {
+                SectionEvent::Incomplete => return Ok(false),
+                SectionEvent::Field { name, value } => self.on_field(buf, name, value)?,
+                SectionEvent::End { end } => {
+                    self.finish(buf, end)?;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Checks one complete field line as soon as it is complete, so an offending line fails
+    /// the head before the rest of it arrives.
+    fn on_field(&mut self, buf: &[u8], name: Span, value: Span) -> Result<(), HttpError> {
+        let name_bytes = name.get(buf);
+        if fields::has_underscore(name_bytes) {
+            return Ok(());
+        }
+        let kind = FieldKind::of(name_bytes);
+        let value_bytes = value.get(buf);
+        let seen = &mut self.seen;
+        match kind {
+            FieldKind::ContentLength => {
+                if seen.transfer_encoding {
+                    return Err(errors::CL_AND_TE);
+                }
+                if seen.content_length.is_some() {
+                    return Err(errors::DUPLICATE_CL);
+                }
+                let length = fields::parse_content_length(value_bytes).ok_or(errors::BAD_CL)?;
+                seen.content_length = Some(length);
+            }
+            FieldKind::TransferEncoding => {
+                if self.head.version == Version::Http10 {
+                    return Err(errors::TE_IN_HTTP10);
+                }
+                if seen.content_length.is_some() {
+                    return Err(errors::CL_AND_TE);
+                }
+                seen.transfer_encoding = true;
+                for coding in list_elements(value_bytes) {
+                    if !is_token(coding) {
+                        return Err(errors::BAD_TE);
+                    }
+                    if seen.chunked_last {
+                        return Err(errors::CHUNKED_NOT_LAST);
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        seen.chunked_last = true;
+                    } else if coding.eq_ignore_ascii_case(b"identity") {
+                        return Err(errors::IDENTITY_TE);
+                    } else {
+                        seen.unsupported_coding = true;
+                    }
+                }
+            }
+            FieldKind::Host => {
+                if seen.host {
+                    return Err(errors::DUPLICATE_HOST);
+                }
+                if !value_bytes.iter().all(|&b| chars::is(b, chars::HOST)) {
+                    return Err(errors::BAD_HOST);
+                }
+                seen.host = true;
+                if !matches!(self.head.target_form, TargetForm::Absolute { .. }) {
+                    self.head.host = Some(value);
+                }
+            }
+            FieldKind::ContentType => {
+                if seen.content_type {
+                    return Err(errors::DUPLICATE_CONTENT_TYPE);
+                }
+                seen.content_type = true;
+            }
+            FieldKind::Connection => {
+                for option in list_elements(value_bytes).filter(|o| !o.is_empty()) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        seen.close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                        seen.keep_alive = true;
+                    } else if option.eq_ignore_ascii_case(b"upgrade") {
+                        seen.connection_upgrade = true;
+                    } else {
+                        seen.connection_lists_fields = true;
+                    }
+                }
+            }
+            FieldKind::Upgrade => seen.upgrade_field = true,
+            FieldKind::Expect => {
+                if value_bytes.eq_ignore_ascii_case(b"100-continue") {
+                    seen.expect_continue = true;
+                }
+            }
+            _ => {}
+        }
+        self.head.headers.push(Field { name, value, kind });
+        Ok(())
+    }
+
+    fn finish(&mut self, buf: &[u8], end: usize) -> Result<(), HttpError> {
+        let seen = self.seen;
+        let http11 = self.head.version == Version::Http11;
+        self.head.framing = if seen.transfer_encoding {
+            if !seen.chunked_last {
+                return Err(errors::CHUNKED_NOT_LAST);
+            }
+            if seen.unsupported_coding {
+                return Err(errors::UNSUPPORTED_TE);
+            }
+            BodyFraming::Chunked
+        } else if let Some(length) = seen.content_length {
+            if length > self.limits.max_body_size {
+                return Err(errors::BODY_TOO_LARGE);
+            }
+            BodyFraming::Length(length)
+        } else {
+            BodyFraming::None
+        };
+        self.head.keep_alive = !seen.close && (http11 || seen.keep_alive);
+        self.head.expect_continue = http11 && seen.expect_continue;
+        self.head.upgrade = http11 && seen.upgrade_field && seen.connection_upgrade;
+        self.head.connection_lists_fields = seen.connection_lists_fields;
+        if let TargetForm::Absolute { authority, .. } = self.head.target_form {
+            self.head.host = Some(authority);
+        }
+        self.head.head_len = end;
+        debug_assert!(end <= buf.len());
+        Ok(())
+    }
+}
+
+/// Classifies a complete target (its bytes were already checked one by one).
+fn target_form(buf: &[u8], target: Span, method: Method) -> Result<TargetForm, HttpError> {
+    let bytes = target.get(buf);
+    if bytes == b"*" {
+        return if method == Method::Options {
+            Ok(TargetForm::Asterisk)
+        } else {
+            Err(errors::ASTERISK)
+        };
+    }
+    if bytes[0] == b'/' {
+        return Ok(TargetForm::Origin);
+    }
+    let scheme_len = if starts_with_ignore_case(bytes, b"http://") {
+        7
+    } else if starts_with_ignore_case(bytes, b"https://") {
+        8
+    } else {
+        // Covers authority-form (`host:port`, CONNECT only) and relative references.
+        return Err(errors::NOT_ORIGIN_FORM);
+    };
+    let rest = &bytes[scheme_len..];
+    let authority_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    if !authority.iter().all(|&b| b == b'@' || chars::is(b, chars::HOST)) {
+        return Err(errors::BAD_AUTHORITY);
+    }
+    // Userinfo is not part of where the request goes; strip it so only the host reaches the
+    // app (RFC 9110 §4.2.4 discourages it for phishing reasons).
+    let host_offset = authority.iter().rposition(|&b| b == b'@').map_or(0, |at| at + 1);
+    if host_offset == authority.len() {
+        return Err(errors::BAD_AUTHORITY);
+    }
+    let start = target.start as usize + scheme_len;
+    Ok(TargetForm::Absolute {
+        authority: Span::new(start + host_offset, start + authority_len),
+        path_and_query: Span::new(start + authority_len, target.end as usize),
+    })
+}
+
+fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
+    bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Parses a request head from the start of `buf` in one go. See [`RequestParser::parse`] for
+/// the meaning of the result; prefer a long-lived [`RequestParser`] on a connection, which
+/// resumes instead of re-scanning and reuses its field vector.
+pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HttpError> {
+    let mut parser = RequestParser::new(*limits);
+    Ok(parser.parse(buf)?.is_some().then(|| parser.into_head()).flatten())
+}

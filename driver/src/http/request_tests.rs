@@ -1,0 +1,667 @@
+//! Request-head rules, one test per rule. Every input goes through
+//! [`request_every_way`], which also checks that whole, prefix-by-prefix, byte-by-byte and
+//! randomly split feeding all give the same answer.
+
+use super::split_feeding::request_every_way;
+use super::*;
+
+fn accepted_with(input: &[u8], limits: &Limits) -> RequestHead {
+    match request_every_way(input, limits) {
+        Ok(Some(head)) => head,
+        other => panic!("{:?} should parse, got {other:?}", String::from_utf8_lossy(input)),
+    }
+}
+
+fn accepted(input: &[u8]) -> RequestHead {
+    accepted_with(input, &Limits::default())
+}
+
+fn rejected_with(input: &[u8], limits: &Limits) -> HttpError {
+    match request_every_way(input, limits) {
+        Err(error) => error,
+        other => panic!("{:?} should be refused, got {other:?}", String::from_utf8_lossy(input)),
+    }
+}
+
+fn assert_status(status: u16, inputs: &[&[u8]]) {
+    for input in inputs {
+        let error = rejected_with(input, &Limits::default());
+        assert_eq!(error.status, status, "{:?}: {error}", String::from_utf8_lossy(input));
+    }
+}
+
+/// `GET / HTTP/1.1` with the given field lines (each without CRLF).
+fn get_with(fields: &[&[u8]]) -> Vec<u8> {
+    request_with(b"GET / HTTP/1.1", fields)
+}
+
+fn request_with(request_line: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = request_line.to_vec();
+    out.extend_from_slice(b"\r\n");
+    for field in fields {
+        out.extend_from_slice(field);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn fields_of(head: &RequestHead, buf: &[u8]) -> Vec<(String, String)> {
+    head.headers(buf)
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
+#[test]
+fn parses_a_simple_request() {
+    let input = b"GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nAccept:  */* \r\n\r\nleftover";
+    let head = accepted(input);
+    assert_eq!(head.method(input), b"GET");
+    assert_eq!(head.method_kind, Method::Get);
+    assert_eq!(head.target(input), b"/a?b=c");
+    assert_eq!(head.target_form, TargetForm::Origin);
+    assert_eq!(head.version, Version::Http11);
+    assert_eq!(
+        fields_of(&head, input),
+        [("Host".into(), "example.com".into()), ("Accept".into(), "*/*".into())]
+    );
+    assert_eq!(&input[head.head_len..], b"leftover");
+    assert_eq!(head.framing, BodyFraming::None);
+    assert!(head.keep_alive);
+    assert_eq!(head.host(input), Some(&b"example.com"[..]));
+    assert!(!head.expect_continue && !head.upgrade);
+}
+
+#[test]
+fn incomplete_heads_wait_for_more() {
+    for input in [
+        &b""[..],
+        b"G",
+        b"GET / HTTP/1.1",
+        b"GET / HTTP/1.1\r",
+        b"GET / HTTP/1.1\r\nHost: a",
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r",
+    ] {
+        assert_eq!(parse_request_head(input, &Limits::default()), Ok(None));
+    }
+}
+
+#[test]
+fn errors_are_reported_before_the_head_is_complete() {
+    let limits = Limits::default();
+    let early = [
+        &b"GET /a\x00"[..],
+        b"get ",
+        b"GET / HTTPS",
+        b"GET / HTTP/1.1\r\nA\x00",
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n",
+        b"GET / HTTP/1.1\r\nTransfer-Encoding: identity\r\n",
+        b"GET / HTTP/1.1\n",
+    ];
+    for input in early {
+        assert!(parse_request_head(input, &limits).is_err(), "{:?}", String::from_utf8_lossy(input));
+    }
+}
+
+#[test]
+fn empty_lines_before_the_request_line_are_skipped() {
+    let input = b"\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+    let head = accepted(input);
+    assert_eq!(head.method(input), b"GET");
+    assert_eq!(head.head_len, input.len());
+    assert_status(400, &[b"\nGET / HTTP/1.1\r\n\r\n", b"\r\rGET / HTTP/1.1\r\n\r\n"]);
+}
+
+#[test]
+fn content_length_together_with_transfer_encoding_is_400() {
+    assert_status(
+        400,
+        &[
+            &get_with(&[b"Content-Length: 3", b"Transfer-Encoding: chunked"]),
+            &get_with(&[b"Transfer-Encoding: chunked", b"Content-Length: 3"]),
+            &get_with(&[b"Transfer-Encoding: chunked", b"Content-Length: 0"]),
+        ],
+    );
+}
+
+#[test]
+fn repeated_or_list_content_length_is_400_even_when_equal() {
+    assert_status(
+        400,
+        &[
+            &get_with(&[b"Content-Length: 1", b"Content-Length: 1"]),
+            &get_with(&[b"Content-Length: 1", b"content-length: 2"]),
+            &get_with(&[b"Content-Length: 1, 1"]),
+            &get_with(&[b"Content-Length: 1,1"]),
+        ],
+    );
+}
+
+#[test]
+fn content_length_must_be_plain_digits() {
+    for bad in [
+        &b"+1"[..],
+        b"-0",
+        b"-1",
+        b"0x10",
+        b"1_0",
+        b"5.0",
+        b"",
+        b"1 2",
+        b"1e3",
+        b"\xd9\xa3",
+        b"9223372036854775808",
+        b"18446744073709551616",
+    ] {
+        let field = [&b"Content-Length: "[..], bad].concat();
+        let error = rejected_with(&get_with(&[&field]), &Limits::default());
+        assert_eq!(error.status, 400, "{:?}", String::from_utf8_lossy(bad));
+    }
+    let head = accepted(&get_with(&[b"Content-Length:  007 "]));
+    assert_eq!(head.framing, BodyFraming::Length(7));
+    let unlimited = Limits {
+        max_body_size: u64::MAX,
+        ..Limits::default()
+    };
+    let head = accepted_with(&get_with(&[b"Content-Length: 9223372036854775807"]), &unlimited);
+    assert_eq!(head.framing, BodyFraming::Length(i64::MAX as u64));
+}
+
+#[test]
+fn transfer_encoding_must_be_exactly_chunked_as_the_final_coding() {
+    for ok in [&b"chunked"[..], b"Chunked", b"CHUNKED", b"  chunked\t"] {
+        let head = accepted(&get_with(&[&[&b"Transfer-Encoding:"[..], ok].concat()]));
+        assert_eq!(head.framing, BodyFraming::Chunked);
+    }
+    for bad in [
+        &b"xchunked"[..],
+        b"chunkedx",
+        b"chunked, chunked",
+        b"identity",
+        b"identity, chunked",
+        b",chunked",
+        b"chunked,",
+        b"\"chunked\"",
+        b"chunked\x0b",
+        b"\x0bchunked",
+        b"chunked\xa0",
+        b"chunked;q=1",
+        b"chunked, gzip",
+        b"gzip",
+        b"",
+    ] {
+        let input = get_with(&[&[&b"Transfer-Encoding: "[..], bad].concat()]);
+        let error = rejected_with(&input, &Limits::default());
+        assert_eq!(error.status, 400, "{:?}: {error}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn transfer_encoding_lines_combine_into_one_list() {
+    assert_status(
+        400,
+        &[
+            &get_with(&[b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"]),
+            &get_with(&[b"Transfer-Encoding: chunked", b"Transfer-Encoding: identity"]),
+            &get_with(&[b"Transfer-Encoding: identity", b"Transfer-Encoding: chunked"]),
+            &get_with(&[b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip"]),
+        ],
+    );
+    assert_status(501, &[&get_with(&[b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"])]);
+}
+
+#[test]
+fn a_coding_before_chunked_is_501() {
+    // ferry would have to decode it: the app receives the body with a Content-Length and no
+    // Transfer-Encoding, so still-compressed bytes would arrive unlabelled.
+    assert_status(
+        501,
+        &[
+            &get_with(&[b"Transfer-Encoding: gzip, chunked"]),
+            &get_with(&[b"Transfer-Encoding: deflate,chunked"]),
+            &get_with(&[b"Transfer-Encoding: x-custom, chunked"]),
+        ],
+    );
+}
+
+#[test]
+fn transfer_encoding_in_http10_is_400() {
+    assert_status(400, &[&request_with(b"POST / HTTP/1.0", &[b"Transfer-Encoding: chunked"])]);
+}
+
+#[test]
+fn whitespace_between_header_name_and_colon_is_400() {
+    assert_status(400, &[&get_with(&[b"Content-Length : 3"]), &get_with(&[b"Host\t: a"])]);
+}
+
+#[test]
+fn obs_fold_is_400() {
+    assert_status(
+        400,
+        &[&get_with(&[b"Long: one", b" two"]), &get_with(&[b"Long: one", b"\ttwo"])],
+    );
+}
+
+#[test]
+fn whitespace_before_the_first_header_line_is_400() {
+    let error = rejected_with(&get_with(&[b" Host: a"]), &Limits::default());
+    assert_eq!(error.status, 400);
+    assert_eq!(error.reason, "whitespace before the first header line");
+}
+
+#[test]
+fn bare_lf_anywhere_in_the_head_is_400() {
+    assert_status(
+        400,
+        &[
+            b"GET / HTTP/1.1\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET\n/ HTTP/1.1\r\n\r\n",
+            b"GET /\n HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.1\r\nHo\nst: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nNewline: a\nContent-Length: 26\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn bare_cr_anywhere_in_the_head_is_400() {
+    assert_status(
+        400,
+        &[
+            b"GET / HTTP/1.1\rHost: a\r\n\r\n",
+            b"GET /\r HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHo\rst: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",
+        ],
+    );
+}
+
+#[test]
+fn control_bytes_in_names_or_values_are_400() {
+    for control in (0u8..0x20).filter(|&b| !matches!(b, b'\t' | b'\r' | b'\n')).chain([0x7f]) {
+        let value = [&b"X-Value: a"[..], &[control], b"b"].concat();
+        assert_eq!(rejected_with(&get_with(&[&value]), &Limits::default()).status, 400);
+        let name = [&b"X-Na"[..], &[control], b"me: a"].concat();
+        assert_eq!(rejected_with(&get_with(&[&name]), &Limits::default()).status, 400);
+    }
+    let input = get_with(&[b"X-Value: a\tb", b"X-Utf8: caf\xc3\xa9"]);
+    let head = accepted(&input);
+    assert_eq!(head.header(&input, b"x-value"), Some(&b"a\tb"[..]));
+    assert_eq!(head.header(&input, b"x-utf8"), Some(&b"caf\xc3\xa9"[..]));
+}
+
+#[test]
+fn an_empty_header_name_is_400() {
+    assert_status(400, &[&get_with(&[b": value"]), &get_with(&[b":"])]);
+}
+
+#[test]
+fn a_header_line_without_colon_is_400() {
+    assert_status(400, &[&get_with(&[b"NoColonHere"]), &get_with(&[b"Host: a", b"x"])]);
+}
+
+#[test]
+fn non_token_bytes_in_a_header_name_are_400() {
+    assert_status(
+        400,
+        &[
+            &get_with(&[b"A@B: c"]),
+            &get_with(&[b"A(B): c"]),
+            &get_with(&[b"A\"B: c"]),
+            &get_with(&[b"Content-Length\xc3\x9f: 3"]),
+            &get_with(&[b"A/B: c"]),
+        ],
+    );
+    let input = get_with(&[b"X.Custom|Pipe~!#$%&'*+^`: ok"]);
+    assert_eq!(accepted(&input).header(&input, b"x.custom|pipe~!#$%&'*+^`"), Some(&b"ok"[..]));
+}
+
+#[test]
+fn methods_are_upper_case_tokens_of_3_to_20_bytes() {
+    for method in [&b"GET"[..], b"PROPFIND", b"-BLARGH", b"M-SEARCH", b"ABCDEFGHIJKLMNOPQRST"] {
+        let input = request_with(&[method, b" / HTTP/1.1"].concat(), &[]);
+        assert_eq!(accepted(&input).method(&input), method);
+    }
+    for method in [
+        &b"get"[..],
+        b"Get",
+        b"-bl",
+        b"GE",
+        b"ABCDEFGHIJKLMNOPQRSTU",
+        b"GET:",
+        b"bla:rgh",
+        b"G\xc3\x9fET",
+        b"GET\x00",
+        b"GE#T",
+        b"",
+    ] {
+        let input = request_with(&[method, b" / HTTP/1.1"].concat(), &[]);
+        let error = rejected_with(&input, &Limits::default());
+        assert_eq!(error.status, 400, "{:?}: {error}", String::from_utf8_lossy(method));
+    }
+}
+
+#[test]
+fn names_with_underscores_are_dropped_and_never_frame_the_body() {
+    let input = request_with(
+        b"GET / HTTP/1.0",
+        &[b"Transfer_Encoding: tricked", b"Content-Length: 7", b"Content_Length: -1E23"],
+    );
+    let head = accepted(&input);
+    assert_eq!(head.framing, BodyFraming::Length(7));
+    assert_eq!(fields_of(&head, &input), [("Content-Length".into(), "7".into())]);
+
+    let input = get_with(&[b"Transfer_Encoding: gzip", b"Transfer-Encoding: chunked"]);
+    assert_eq!(accepted(&input).framing, BodyFraming::Chunked);
+    let input = get_with(&[b"Content_Length: 5"]);
+    assert_eq!(accepted(&input).framing, BodyFraming::None);
+}
+
+#[test]
+fn asterisk_form_is_only_for_options() {
+    let input = request_with(b"OPTIONS * HTTP/1.1", &[]);
+    assert_eq!(accepted(&input).target_form, TargetForm::Asterisk);
+    assert_status(
+        400,
+        &[&request_with(b"GET * HTTP/1.1", &[]), &request_with(b"OPTIONS *x HTTP/1.1", &[])],
+    );
+}
+
+#[test]
+fn authority_form_is_400_outside_connect() {
+    assert_status(
+        400,
+        &[
+            &request_with(b"GET example.com:443 HTTP/1.1", &[]),
+            &request_with(b"OPTIONS [::1]:443 HTTP/1.1", &[]),
+        ],
+    );
+}
+
+#[test]
+fn connect_is_501() {
+    assert_status(501, &[&request_with(b"CONNECT example.com:443 HTTP/1.1", &[b"Host: example.com:443"])]);
+}
+
+#[test]
+fn relative_targets_are_400() {
+    assert_status(
+        400,
+        &[
+            &request_with(b"GET foo/bar HTTP/1.1", &[]),
+            &request_with(b"GET ./a HTTP/1.1", &[]),
+            &request_with(b"GET ?q HTTP/1.1", &[]),
+            &request_with(b"GET  / HTTP/1.1", &[]),
+            &request_with(b"GET s://]ufd/: HTTP/1.1", &[]),
+            &request_with(b"GET ftp://example.com/ HTTP/1.1", &[]),
+        ],
+    );
+}
+
+#[test]
+fn absolute_form_names_the_host() {
+    let input = request_with(
+        b"GET http://user:pass@example.com:8080/foo?q=1 HTTP/1.1",
+        &[b"Host: other.example"],
+    );
+    let head = accepted(&input);
+    let TargetForm::Absolute {
+        authority,
+        path_and_query,
+    } = head.target_form
+    else {
+        panic!("{:?}", head.target_form)
+    };
+    assert_eq!(authority.get(&input), b"example.com:8080");
+    assert_eq!(path_and_query.get(&input), b"/foo?q=1");
+    assert_eq!(head.host(&input), Some(&b"example.com:8080"[..]));
+    assert_eq!(head.target(&input), b"http://user:pass@example.com:8080/foo?q=1");
+
+    for target in [&b"HTTPS://[::1]:8080"[..], b"http://example.com?x"] {
+        accepted(&request_with(&[b"GET ", target, b" HTTP/1.1"].concat(), &[]));
+    }
+    assert_status(
+        400,
+        &[
+            &request_with(b"GET http:// HTTP/1.1", &[]),
+            &request_with(b"GET http:///path HTTP/1.1", &[]),
+            &request_with(b"GET http://user@/path HTTP/1.1", &[]),
+            &request_with(b"GET http://exa|mple.com/ HTTP/1.1", &[]),
+        ],
+    );
+}
+
+#[test]
+fn fragments_in_the_target_are_400() {
+    assert_status(
+        400,
+        &[
+            &request_with(b"GET /page#frag HTTP/1.1", &[]),
+            &request_with(b"GET /page?q=1#frag HTTP/1.1", &[]),
+            &request_with(b"GET /index.html#.png HTTP/1.1", &[]),
+        ],
+    );
+}
+
+#[test]
+fn unsafe_target_bytes_are_400() {
+    for bad in [
+        &b"/caf\xc3\xa9"[..],
+        b"/\x80",
+        b"/a\"b",
+        b"/a<b",
+        b"/a>b",
+        b"/a\\b",
+        b"/a`b",
+        b"/a{b",
+        b"/a}b",
+        b"/?q=\"",
+        b"/?q=<",
+        b"/a\x00",
+        b"/a\x7f",
+        b"/a\tb",
+        b"/?\x01",
+    ] {
+        let input = request_with(&[b"GET ", bad, b" HTTP/1.1"].concat(), &[]);
+        let error = rejected_with(&input, &Limits::default());
+        assert_eq!(error.status, 400, "{:?}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn targets_keep_what_browsers_send_unencoded() {
+    let target = b"/a|b^c[d]%20///x?q={x}|`^\\[]?&a=b";
+    let input = request_with(&[b"GET ", &target[..], b" HTTP/1.1"].concat(), &[]);
+    assert_eq!(accepted(&input).target(&input), target);
+}
+
+#[test]
+fn host_may_appear_once_with_an_authority_value() {
+    assert_status(
+        400,
+        &[
+            &get_with(&[b"Host: a", b"Host: b"]),
+            &get_with(&[b"Host: a", b"Host: a"]),
+            &get_with(&[b"Host: a b"]),
+            &get_with(&[b"Host: a/b"]),
+            &get_with(&[b"Host: user@a"]),
+            &get_with(&[b"Host: caf\xc3\xa9"]),
+        ],
+    );
+    for host in [&b"example.com"[..], b"[::1]:8080", b"0.0.0.0=5000", b""] {
+        let input = get_with(&[&[&b"Host: "[..], host].concat()]);
+        assert_eq!(accepted(&input).host(&input), Some(host));
+    }
+}
+
+#[test]
+fn a_missing_host_is_accepted() {
+    let input = get_with(&[]);
+    assert_eq!(accepted(&input).host, None);
+}
+
+#[test]
+fn content_type_may_appear_once() {
+    assert_status(400, &[&get_with(&[b"Content-Type: a/b", b"content-type: text/html"])]);
+}
+
+#[test]
+fn only_http_10_and_11_are_supported() {
+    assert_eq!(accepted(&request_with(b"GET / HTTP/1.0", &[])).version, Version::Http10);
+    assert_eq!(accepted(&request_with(b"GET / HTTP/1.1", &[])).version, Version::Http11);
+    for version in [&b"HTTP/2.0"[..], b"HTTP/1.2", b"HTTP/1.9", b"HTTP/0.9", b"HTTP/3.0"] {
+        let input = request_with(&[b"GET / ", version].concat(), &[]);
+        assert_eq!(rejected_with(&input, &Limits::default()).status, 505);
+    }
+    for version in [
+        &b"HTTP/1.1.1"[..],
+        b"HTTP/01.1",
+        b"http/1.1",
+        b"HTTP/1.10",
+        b"HTTP/1",
+        b"HTTP/11",
+        b"HTTP/111",
+        b"HTTP/0.99",
+        b"HTTP/ 1.1",
+        b"HTTP/1.1 ",
+        b"FTP/1.1",
+        b"HTTP/1,1",
+        b"",
+    ] {
+        let input = request_with(&[b"GET / ", version].concat(), &[]);
+        let error = rejected_with(&input, &Limits::default());
+        assert_eq!(error.status, 400, "{:?}", String::from_utf8_lossy(version));
+    }
+    assert_status(400, &[b"GET /\r\n\r\n", b"GET / HTTP/1.1 extra\r\n\r\n"]);
+}
+
+#[test]
+fn a_request_line_over_the_limit_is_414() {
+    let limits = Limits::default();
+    let line_of = |len: usize| {
+        let padding = "a".repeat(len - "GET / HTTP/1.1".len());
+        request_with(format!("GET /{padding} HTTP/1.1").as_bytes(), &[])
+    };
+    accepted(&line_of(limits.max_request_line_bytes));
+    assert_eq!(rejected_with(&line_of(limits.max_request_line_bytes + 1), &limits).status, 414);
+
+    let small = Limits {
+        max_request_line_bytes: 16,
+        ..limits
+    };
+    accepted_with(b"GET /23456 HTTP/1.1\r\n\r\n", &Limits { max_request_line_bytes: 19, ..small });
+    for too_long in [&b"GET /234567 HTTP/1.1\r\n\r\n"[..], b"GET /234567890123456789 HTTP/1.1\r\n\r\n"] {
+        assert_eq!(rejected_with(too_long, &small).status, 414);
+    }
+    // Empty lines before the request line count, so they cannot be sent forever.
+    assert_eq!(rejected_with(&b"\r\n".repeat(10), &small).status, 414);
+}
+
+#[test]
+fn a_field_line_over_the_limit_is_431() {
+    let limits = Limits::default();
+    let field_of = |len: usize| format!("X: {}", "v".repeat(len - 3)).into_bytes();
+    accepted(&get_with(&[&field_of(limits.max_field_line_bytes)]));
+    let error = rejected_with(&get_with(&[&field_of(limits.max_field_line_bytes + 1)]), &limits);
+    assert_eq!(error.status, 431);
+    let long_name = format!("{}: v", "N".repeat(limits.max_field_line_bytes)).into_bytes();
+    assert_eq!(rejected_with(&get_with(&[&long_name]), &limits).status, 431);
+}
+
+#[test]
+fn a_field_section_over_the_limit_is_431() {
+    let limits = Limits {
+        max_field_section_bytes: 64,
+        ..Limits::default()
+    };
+    // 5 lines of 12 bytes + CRLF = 70 bytes: over 64.
+    let line: &[u8] = b"X-Field: abc";
+    let error = rejected_with(&get_with(&[line; 5]), &limits);
+    assert_eq!(error.status, 431);
+    // 4 lines (56 bytes) + final CRLF = 58: fits; 56 + 6 + 2 = 64: fits exactly.
+    accepted_with(&get_with(&[line; 4]), &limits);
+    accepted_with(&get_with(&[line, line, line, line, b"X: a"]), &limits);
+    assert_eq!(rejected_with(&get_with(&[line, line, line, line, b"X: ab"]), &limits).status, 431);
+}
+
+#[test]
+fn more_than_the_field_count_limit_is_431() {
+    let limits = Limits::default();
+    let lines: Vec<Vec<u8>> = (0..=limits.max_field_count).map(|i| format!("X-{i}: v").into_bytes()).collect();
+    let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    accepted(&get_with(&refs[..limits.max_field_count]));
+    assert_eq!(rejected_with(&get_with(&refs), &limits).status, 431);
+}
+
+#[test]
+fn a_declared_body_over_the_limit_is_413() {
+    let limits = Limits::default();
+    let max = limits.max_body_size;
+    let at_max = get_with(&[format!("Content-Length: {max}").as_bytes()]);
+    assert_eq!(accepted(&at_max).framing, BodyFraming::Length(max));
+    let over = get_with(&[format!("Content-Length: {}", max + 1).as_bytes()]);
+    assert_eq!(rejected_with(&over, &limits).status, 413);
+}
+
+#[test]
+fn keep_alive_follows_version_and_connection() {
+    let cases: [(&[u8], &[&[u8]], bool); 9] = [
+        (b"GET / HTTP/1.1", &[], true),
+        (b"GET / HTTP/1.1", &[b"Connection: close"], false),
+        (b"GET / HTTP/1.1", &[b"Connection: Close"], false),
+        (b"GET / HTTP/1.1", &[b"Connection: keep-alive", b"Connection: close"], false),
+        (b"GET / HTTP/1.1", &[b"Connection: foo, CLOSE"], false),
+        (b"GET / HTTP/1.0", &[], false),
+        (b"GET / HTTP/1.0", &[b"Connection: Keep-Alive"], true),
+        (b"GET / HTTP/1.0", &[b"Connection: keep-alive, close"], false),
+        (b"GET / HTTP/1.0", &[b"Keep-Alive: 300"], false),
+    ];
+    for (line, fields, keep_alive) in cases {
+        let input = request_with(line, fields);
+        assert_eq!(accepted(&input).keep_alive, keep_alive, "{:?}", String::from_utf8_lossy(&input));
+    }
+}
+
+#[test]
+fn expect_continue_only_counts_in_http11() {
+    assert!(accepted(&get_with(&[b"Expect: 100-Continue"])).expect_continue);
+    assert!(!accepted(&get_with(&[b"Expect: something-else"])).expect_continue);
+    let input = request_with(b"POST / HTTP/1.0", &[b"Expect: 100-continue", b"Content-Length: 1"]);
+    assert!(!accepted(&input).expect_continue);
+}
+
+#[test]
+fn upgrade_needs_the_field_and_the_connection_option() {
+    let both = get_with(&[b"Connection: Upgrade", b"Upgrade: websocket"]);
+    assert!(accepted(&both).upgrade);
+    assert!(!accepted(&get_with(&[b"Upgrade: websocket"])).upgrade);
+    assert!(!accepted(&get_with(&[b"Connection: upgrade"])).upgrade);
+    let http10 = request_with(b"GET / HTTP/1.0", &[b"Connection: upgrade", b"Upgrade: websocket"]);
+    assert!(!accepted(&http10).upgrade);
+}
+
+#[test]
+fn connection_options_naming_fields_are_flagged() {
+    assert!(accepted(&get_with(&[b"Connection: close, X-Secret"])).connection_lists_fields);
+    assert!(!accepted(&get_with(&[b"Connection: close, keep-alive, upgrade"])).connection_lists_fields);
+}
+
+#[test]
+fn a_parser_is_reused_for_pipelined_requests() {
+    let input = b"GET /1 HTTP/1.1\r\nA: b\r\n\r\nGET /2 HTTP/1.1\r\nC: d\r\n\r\n";
+    let mut parser = RequestParser::new(Limits::default());
+    let first_len = parser.parse(input).unwrap().unwrap().head_len;
+    assert_eq!(parser.head().unwrap().target(input), b"/1");
+    parser.reset();
+    let rest = &input[first_len..];
+    let second = parser.parse(rest).unwrap().unwrap();
+    assert_eq!(second.target(rest), b"/2");
+    assert_eq!(second.head_len, rest.len());
+    assert_eq!(second.headers.len(), 1);
+}

@@ -1,0 +1,491 @@
+//! `ferry start`: the mio event loop that feeds real events to the engine and carries out its
+//! commands. Nothing here decides anything about the pool.
+
+use crate::app::{App, AppKind, BackendAddr, WSGI_LOADER};
+use crate::backend::Backend;
+use crate::children::{self, AppProcess};
+use crate::cli::StartArgs;
+use crate::client::Client;
+use crate::clock::Clock;
+use crate::instance::{InstanceDir, InstanceInfo};
+use crate::log::Log;
+use ferry_engine::{Command, Config, Engine, GroupConfig, GroupId, Input, PoolConfig, ProcessId, RequestId};
+use mio::net::{TcpListener, UnixListener};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub const LISTENER: Token = Token(0);
+pub const ADMIN: Token = Token(1);
+pub const SIGNALS: Token = Token(2);
+/// Tokens from here on index `Server::entries`.
+const FIRST_ENTRY: usize = 16;
+
+pub fn token_of(key: usize) -> Token {
+    Token(key + FIRST_ENTRY)
+}
+
+/// What a token stands for.
+pub enum Entry {
+    Client(Client),
+    Backend(Backend),
+    /// The pidfd of an app process: readable once it exits.
+    ProcessExit(ProcessId),
+    ProcessOutput(ProcessId, OutputStream),
+    Admin(crate::admin::AdminConn),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// An app process the engine knows, with the OS resources that go with it.
+pub struct Child {
+    pub process: AppProcess,
+    pub exit_key: usize,
+    pub output_keys: Vec<usize>,
+    /// While spawning: when to next try connecting, and the pause after that.
+    pub probe: Option<(std::time::Instant, Duration)>,
+    /// Open keep-alive connections to it, not in use.
+    pub idle_backends: Vec<usize>,
+}
+
+/// Settings of the proxy that are not the engine's.
+pub struct ProxySettings {
+    pub limits: crate::http::Limits,
+    /// Total time a client has to send a request head, from its first byte.
+    pub head_timeout: Duration,
+    /// How long an idle keep-alive client connection stays open.
+    pub keep_alive_timeout: Duration,
+    /// How long a request body may stall, and a response may wait for a client that does not
+    /// read.
+    pub io_timeout: Duration,
+    pub production: bool,
+}
+
+pub struct Server {
+    pub poll: Poll,
+    pub engine: Engine,
+    pub clock: Clock,
+    pub listener: Option<TcpListener>,
+    pub admin: UnixListener,
+    pub signals: signal_hook_mio::v1_0::Signals,
+    pub entries: Slab<Entry>,
+    pub children: BTreeMap<ProcessId, Child>,
+    /// The client connection of each request the engine knows.
+    pub requests: HashMap<RequestId, usize>,
+    pub next_request_id: u64,
+    pub inputs: VecDeque<Input>,
+    pub app: App,
+    pub group: GroupId,
+    pub instance: InstanceDir,
+    pub info: InstanceInfo,
+    pub loader_path: PathBuf,
+    pub log: Log,
+    pub settings: ProxySettings,
+    pub stopping: bool,
+    pub shutdown_complete: bool,
+    /// Client connections with a deadline, by deadline.
+    pub deadlines: std::collections::BTreeSet<(std::time::Instant, usize)>,
+}
+
+fn engine_config(args: &StartArgs, app: &App) -> Config {
+    Config {
+        pool: PoolConfig {
+            max_pool_size: args.max_pool_size,
+            pool_idle_time: Duration::from_secs(args.pool_idle_time),
+            ..PoolConfig::default()
+        },
+        groups: vec![GroupConfig {
+            name: app.root.display().to_string(),
+            min_instances: args.min_instances,
+            concurrency: args.concurrency,
+            max_request_queue_size: args.max_request_queue_size,
+            max_requests: args.max_requests,
+            max_spawn_concurrency: args.max_spawn_concurrency,
+            start_timeout: Duration::from_secs(args.start_timeout),
+        }],
+    }
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("ferry: {message}");
+    ExitCode::from(code)
+}
+
+/// `ferry start`: returns when the server has stopped.
+pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
+    let app = match App::detect(&args) {
+        Ok(app) => app,
+        Err(message) => return fail(2, &message),
+    };
+    if !matches!(args.environment.as_str(), "development" | "production") {
+        return fail(2, &format!("--environment must be development or production, not '{}'", args.environment));
+    }
+    let config = engine_config(&args, &app);
+    if let Err(e) = config.validate() {
+        return fail(2, &e.to_string().replace('_', "-"));
+    }
+    let address = format!("{}:{}", args.address, args.port);
+    let std_listener = match std::net::TcpListener::bind(&address) {
+        Ok(listener) => listener,
+        Err(e) => return fail(1, &format!("cannot listen on {address}: {e}")),
+    };
+    let port = std_listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    match Server::new(args, app, config, std_listener, port, registry) {
+        Ok(mut server) => {
+            let code = server.run();
+            server.instance.remove();
+            code
+        }
+        Err(message) => fail(1, &message),
+    }
+}
+
+impl Server {
+    fn new(
+        args: StartArgs,
+        app: App,
+        config: Config,
+        std_listener: std::net::TcpListener,
+        port: u16,
+        registry: PathBuf,
+    ) -> Result<Server, String> {
+        let pid = std::process::id();
+        let info = InstanceInfo {
+            instance: pid.to_string(),
+            pid,
+            port,
+            address: args.address.clone(),
+            app_root: app.root.display().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let instance = InstanceDir::create(&registry, &info)
+            .map_err(|e| format!("cannot create the instance directory in {}: {e}", registry.display()))?;
+        let loader_path = instance.path.join("wsgi_loader.py");
+        if matches!(app.kind, AppKind::Wsgi { .. }) {
+            std::fs::write(&loader_path, WSGI_LOADER).map_err(|e| format!("cannot write the WSGI loader: {e}"))?;
+        }
+        let log = Log::open(args.log_file.as_deref())
+            .map_err(|e| format!("cannot open the log file {}: {e}", args.log_file.as_ref().unwrap().display()))?;
+        let poll = Poll::new().map_err(|e| e.to_string())?;
+        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
+        let admin_path = instance.admin_socket();
+        let mut admin = UnixListener::bind(&admin_path).map_err(|e| format!("cannot create the admin socket: {e}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        poll.registry().register(&mut admin, ADMIN, Interest::READABLE).map_err(|e| e.to_string())?;
+        let mut signals = signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(|e| e.to_string())?;
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
+        let clock = Clock::start();
+        let engine = Engine::new(config, clock.now()).map_err(|e| e.to_string())?;
+        let settings = ProxySettings {
+            limits: crate::http::Limits { max_body_size: args.max_body_size, ..Default::default() },
+            head_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(60),
+            io_timeout: Duration::from_secs(60),
+            production: args.environment == "production",
+        };
+        let server = Server {
+            poll,
+            engine,
+            clock,
+            listener: Some(listener),
+            admin,
+            signals,
+            entries: Slab::new(),
+            children: BTreeMap::new(),
+            requests: HashMap::new(),
+            next_request_id: 1,
+            inputs: VecDeque::new(),
+            app,
+            group: GroupId(0),
+            instance,
+            info,
+            loader_path,
+            log,
+            settings,
+            stopping: false,
+            shutdown_complete: false,
+            deadlines: Default::default(),
+        };
+        server.banner(&args);
+        Ok(server)
+    }
+
+    fn banner(&self, args: &StartArgs) {
+        let shown_host = if args.address == "0.0.0.0" { "0.0.0.0".to_string() } else { args.address.clone() };
+        let log_target = args.log_file.as_ref().map_or("the terminal".to_string(), |p| p.display().to_string());
+        println!("=============== ferry {} web server started ===============", env!("CARGO_PKG_VERSION"));
+        println!("PID file: none (instance {}, pid {})", self.info.instance, self.info.pid);
+        println!("Log file: {log_target}");
+        println!("Environment: {}", self.app.environment);
+        println!("App: {} ({})", self.app.root.display(), self.app.type_name());
+        println!("Accessible via: http://{shown_host}:{}/", self.info.port);
+        println!();
+        println!("You can stop ferry by pressing Ctrl-C.");
+        println!("===============================================================================");
+    }
+
+    /// The event loop. Returns the exit code once shutdown has completed.
+    fn run(&mut self) -> ExitCode {
+        let mut events = Events::with_capacity(1024);
+        self.run_commands();
+        while !self.shutdown_complete {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.log.line(&format!("poll failed: {e}"));
+                    return ExitCode::from(1);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_clients(),
+                    ADMIN => self.accept_admin(),
+                    SIGNALS => self.on_signal(),
+                    Token(t) => self.on_entry_event(t - FIRST_ENTRY, event),
+                }
+                self.run_commands();
+            }
+            self.on_timers();
+            self.run_commands();
+        }
+        println!("Stopping web server... done!");
+        ExitCode::SUCCESS
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let engine = self.engine.poll_timeout().map(|at| self.clock.until(at));
+        let probe = self.children.values().filter_map(|c| c.probe).map(|(at, _)| at.saturating_duration_since(now)).min();
+        let deadline = self.deadlines.first().map(|(at, _)| at.saturating_duration_since(now));
+        // A timer is due "at" an instant: never wake before it, or the loop spins.
+        [engine, probe, deadline].into_iter().flatten().min().map(|d| d + Duration::from_micros(50))
+    }
+
+    fn on_timers(&mut self) {
+        let now = std::time::Instant::now();
+        if self.engine.poll_timeout().is_some_and(|at| at <= self.clock.now()) {
+            self.inputs.push_back(Input::Tick);
+        }
+        let due: Vec<ProcessId> =
+            self.children.iter().filter(|(_, c)| c.probe.is_some_and(|(at, _)| at <= now)).map(|(id, _)| *id).collect();
+        for id in due {
+            self.probe(id);
+        }
+        while let Some(&(at, key)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, key));
+            self.client_deadline_passed(key, at);
+        }
+    }
+
+    fn on_signal(&mut self) {
+        let signals: Vec<i32> = self.signals.pending().collect();
+        if signals.is_empty() {
+            return;
+        }
+        if self.stopping {
+            // A second Ctrl-C: do not wait for in-flight requests any longer.
+            self.log.line("Second stop signal: killing app processes now");
+            for child in self.children.values() {
+                child.process.signal(true);
+            }
+            return;
+        }
+        self.begin_stop();
+    }
+
+    /// Stops taking new connections and lets the engine wind the pool down.
+    pub fn begin_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        println!("Stopping web server...");
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.inputs.push_back(Input::Shutdown);
+        self.close_idle_clients();
+    }
+
+    fn accept_clients(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.add_client(stream, peer),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors, say: report it and try again on the next event.
+                    self.log.line(&format!("accept failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_entry_event(&mut self, key: usize, event: &mio::event::Event) {
+        match self.entries.get(key) {
+            Some(Entry::Client(_)) => self.client_event(key, event),
+            Some(Entry::Backend(_)) => self.backend_event(key, event),
+            Some(Entry::ProcessExit(id)) => {
+                let id = *id;
+                self.process_exit_event(id)
+            }
+            Some(Entry::ProcessOutput(id, stream)) => {
+                let (id, stream) = (*id, *stream);
+                self.process_output(id, stream);
+            }
+            Some(Entry::Admin(_)) => self.admin_event(key),
+            None => {}
+        }
+    }
+
+    /// Feeds queued inputs to the engine and carries out every command, until both are empty.
+    pub fn run_commands(&mut self) {
+        loop {
+            while let Some(command) = self.engine.poll_command() {
+                self.execute(command);
+            }
+            match self.inputs.pop_front() {
+                Some(input) => self.engine.handle(self.clock.now(), input),
+                None => return,
+            }
+        }
+    }
+
+    fn execute(&mut self, command: Command) {
+        match command {
+            Command::Spawn { process, .. } => self.spawn(process),
+            Command::Forward { request, process } => self.forward(request, process),
+            Command::Reject { request, reason } => self.reject(request, reason),
+            Command::Fail { request, .. } => self.fail_request(request),
+            Command::Kill { process, mode } => {
+                if let Some(child) = self.children.get(&process) {
+                    child.process.signal(mode == ferry_engine::KillMode::Force);
+                }
+            }
+            Command::ShutdownComplete => self.shutdown_complete = true,
+        }
+    }
+
+    fn spawn(&mut self, id: ProcessId) {
+        let spawned = children::spawn(&self.app, &self.instance.path, &self.loader_path, id.0);
+        let mut process = match spawned {
+            Ok(process) => process,
+            Err(e) => {
+                let error = format!("cannot start the app: {e}");
+                self.log.line(&error);
+                self.inputs.push_back(Input::SpawnFailed { process: id, error });
+                return;
+            }
+        };
+        self.log.line(&format!("Spawning app process {} ({})", process.pid, self.app.type_name()));
+        let exit_key = self.entries.insert(Entry::ProcessExit(id));
+        let registry = self.poll.registry();
+        let _ = registry.register(&mut SourceFd(&process.pidfd_raw()), token_of(exit_key), Interest::READABLE);
+        let mut output_keys = Vec::new();
+        for (pipe, stream) in [(&mut process.stdout, OutputStream::Stdout), (&mut process.stderr, OutputStream::Stderr)] {
+            if let Some(pipe) = pipe {
+                use std::os::fd::AsRawFd;
+                let key = self.entries.insert(Entry::ProcessOutput(id, stream));
+                let _ = registry.register(&mut SourceFd(&pipe.fd.as_raw_fd()), token_of(key), Interest::READABLE);
+                output_keys.push(key);
+            }
+        }
+        let probe = Some((std::time::Instant::now() + Duration::from_millis(2), Duration::from_millis(5)));
+        self.children.insert(id, Child { process, exit_key, output_keys, probe, idle_backends: Vec::new() });
+    }
+
+    /// A spawning process is ready once it accepts a connection.
+    fn probe(&mut self, id: ProcessId) {
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let accepted = match &child.process.addr {
+            BackendAddr::Tcp(addr) => std::net::TcpStream::connect(addr).is_ok(),
+            BackendAddr::Unix(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
+        };
+        if accepted {
+            child.probe = None;
+            self.log.line(&format!("App process {} is ready", child.process.pid));
+            self.inputs.push_back(Input::ProcessReady { process: id });
+        } else if let Some((_, pause)) = child.probe {
+            child.probe = Some((std::time::Instant::now() + pause, (pause * 2).min(Duration::from_millis(100))));
+        }
+    }
+
+    fn process_output(&mut self, id: ProcessId, stream: OutputStream) {
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let pid = child.process.pid;
+        let pipe = match stream {
+            OutputStream::Stdout => child.process.stdout.as_mut(),
+            OutputStream::Stderr => child.process.stderr.as_mut(),
+        };
+        let Some(pipe) = pipe else {
+            return;
+        };
+        let log = &mut self.log;
+        let open = pipe.drain(|line| log.line(&format!("App {pid} output: {line}")));
+        if !open {
+            use std::os::fd::AsRawFd;
+            let fd = pipe.fd.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn process_exit_event(&mut self, id: ProcessId) {
+        let Some(child) = self.children.get_mut(&id) else {
+            return;
+        };
+        let Some(description) = child.process.reap() else {
+            return;
+        };
+        // Whatever it printed last belongs before the news of its exit.
+        self.process_output(id, OutputStream::Stdout);
+        self.process_output(id, OutputStream::Stderr);
+        let child = self.children.remove(&id).expect("child is known");
+        let pid = child.process.pid;
+        self.log.line(&format!("App process {pid} exited ({description})"));
+        let registry = self.poll.registry();
+        let _ = registry.deregister(&mut SourceFd(&child.process.pidfd_raw()));
+        self.entries.remove(child.exit_key);
+        for key in child.output_keys {
+            self.entries.remove(key);
+        }
+        for key in child.idle_backends {
+            self.close_backend(key);
+        }
+        if let BackendAddr::Unix(path) = &child.process.addr {
+            let _ = std::fs::remove_file(path);
+        }
+        self.inputs.push_back(Input::ProcessExited { process: id, description });
+    }
+
+    /// A new engine request id for a complete request from client `key`.
+    pub fn submit_request(&mut self, key: usize) -> RequestId {
+        let request = RequestId(self.next_request_id);
+        self.next_request_id += 1;
+        self.requests.insert(request, key);
+        self.inputs.push_back(Input::RequestArrived { group: self.group, request });
+        request
+    }
+}

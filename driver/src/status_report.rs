@@ -1,0 +1,120 @@
+//! `ferry status`: the JSON document the admin socket serves and its text rendering.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub date: String,
+    pub instance: String,
+    pub pid: u32,
+    pub port: u16,
+    pub address: String,
+    pub max_pool_size: usize,
+    pub process_count: usize,
+    /// ferry assigns every request to its group on arrival, so this is always 0; the field
+    /// is kept for tools written against passenger-status.
+    pub top_level_queue: usize,
+    pub shutting_down: bool,
+    pub totals: ferry_engine::Totals,
+    pub groups: Vec<GroupReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub app_root: String,
+    pub app_type: String,
+    pub environment: String,
+    pub queue: usize,
+    pub max_request_queue_size: usize,
+    pub min_instances: usize,
+    pub backoff_remaining_s: Option<f64>,
+    pub last_spawn_error: Option<String>,
+    pub processes: Vec<ProcessReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProcessReport {
+    pub pid: Option<u32>,
+    pub id: u64,
+    pub state: String,
+    pub sessions: u32,
+    pub processed: u64,
+    pub uptime_s: f64,
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub last_used_s: f64,
+}
+
+fn human_duration(seconds: f64) -> String {
+    let total = seconds.max(0.0) as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    format!("{}M", bytes / (1024 * 1024))
+}
+
+impl StatusReport {
+    /// The text `ferry status` prints, laid out like passenger-status.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let line = |out: &mut String, text: String| {
+            out.push_str(&text);
+            out.push('\n');
+        };
+        line(&mut out, format!("Version : {}", self.version));
+        line(&mut out, format!("Date    : {}", self.date));
+        line(&mut out, format!("Instance: {} (port {}, pid {})", self.instance, self.port, self.pid));
+        line(&mut out, "----------- General information -----------".into());
+        line(&mut out, format!("Max pool size : {}", self.max_pool_size));
+        line(&mut out, format!("App groups    : {}", self.groups.len()));
+        line(&mut out, format!("Processes     : {}", self.process_count));
+        line(&mut out, format!("Requests in top-level queue : {}", self.top_level_queue));
+        if self.shutting_down {
+            line(&mut out, "Shutting down : yes".into());
+        }
+        line(&mut out, String::new());
+        line(&mut out, "----------- Application groups -----------".into());
+        for group in &self.groups {
+            line(&mut out, format!("{} ({}, {}):", group.app_root, group.app_type, group.environment));
+            line(&mut out, format!("  App root: {}", group.app_root));
+            line(&mut out, format!("  Requests in queue: {}", group.queue));
+            if let Some(remaining) = group.backoff_remaining_s {
+                line(&mut out, format!("  Spawning paused for {remaining:.1}s after failures"));
+            }
+            if let Some(error) = &group.last_spawn_error {
+                line(&mut out, format!("  Last spawn error: {error}"));
+            }
+            for p in &group.processes {
+                let pid = p.pid.map_or("-".to_string(), |pid| pid.to_string());
+                line(
+                    &mut out,
+                    format!(
+                        "  * PID: {pid:<7} Sessions: {:<7} Processed: {:<7} Uptime: {}",
+                        p.sessions,
+                        p.processed,
+                        human_duration(p.uptime_s)
+                    ),
+                );
+                line(
+                    &mut out,
+                    format!(
+                        "    CPU: {:<8} Memory  : {:<7} Last used: {} ago   State: {}",
+                        format!("{}%", p.cpu_percent),
+                        human_bytes(p.memory_bytes),
+                        human_duration(p.last_used_s),
+                        p.state
+                    ),
+                );
+            }
+            line(&mut out, String::new());
+        }
+        out
+    }
+}
