@@ -79,6 +79,8 @@ pub struct Backend {
     /// closed it meanwhile, so the request is retried once on a new connection.
     pub reused: bool,
     pub got_bytes: bool,
+    /// Reading stopped because the client's output buffer is full.
+    pub paused: bool,
 }
 
 impl Server {
@@ -144,6 +146,7 @@ impl Server {
             relay: None,
             reused: false,
             got_bytes: false,
+            paused: false,
         }));
         Ok(backend_key)
     }
@@ -189,12 +192,13 @@ impl Server {
             Some(Entry::Client(client)) => client.out.pending(),
             _ => return self.close_backend(key),
         };
-        if client_backlog >= RESPONSE_BUFFER_MAX_BYTES {
-            return; // resumed when the client drains
-        }
         let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
             return;
         };
+        backend.paused = client_backlog >= RESPONSE_BUFFER_MAX_BYTES;
+        if backend.paused {
+            return; // resumed when the client drains
+        }
         let result = read_into(&mut backend.stream, &mut backend.inbuf, 256 * 1024);
         backend.got_bytes |= !backend.inbuf.is_empty();
         let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
@@ -223,7 +227,7 @@ impl Server {
 
     /// The client drained its output: read more of the app's response.
     pub fn resume_backend(&mut self, key: usize) {
-        if self.backend(key).is_some_and(|b| b.exchange.is_some()) {
+        if self.backend(key).is_some_and(|b| b.paused && b.exchange.is_some()) {
             self.read_backend(key);
         }
     }
