@@ -62,7 +62,7 @@ impl Server {
         let mut gone = false;
         if !conn.answered {
             match read_into(&mut conn.stream, &mut conn.inbuf, ADMIN_REQUEST_MAX_BYTES) {
-                ReadResult::Open => {}
+                ReadResult::Open | ReadResult::Full => {}
                 ReadResult::Eof | ReadResult::Failed => gone = true,
             }
             if let Some(end) = conn.inbuf.iter().position(|b| *b == b'\n') {

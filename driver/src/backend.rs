@@ -13,6 +13,9 @@ use mio::Interest;
 /// Response bytes buffered for a slow client before ferry stops reading from the app.
 const RESPONSE_BUFFER_MAX_BYTES: usize = 8 * 1024 * 1024;
 
+/// Bytes read from an app connection at a time.
+const BACKEND_READ_BYTES: usize = 256 * 1024;
+
 pub enum BackendStream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -199,7 +202,7 @@ impl Server {
         if backend.paused {
             return; // resumed when the client drains
         }
-        let result = read_into(&mut backend.stream, &mut backend.inbuf, 256 * 1024);
+        let result = read_into(&mut backend.stream, &mut backend.inbuf, BACKEND_READ_BYTES);
         backend.got_bytes |= !backend.inbuf.is_empty();
         let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
             Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
@@ -207,7 +210,7 @@ impl Server {
         };
         let relay = backend_entry.relay.as_mut().expect("an exchange has a relay");
         let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
-        if matches!(outcome, RelayOutcome::NeedMore) && !matches!(result, ReadResult::Open) {
+        if matches!(outcome, RelayOutcome::NeedMore) && matches!(result, ReadResult::Eof | ReadResult::Failed) {
             outcome = relay.eof();
         }
         client_entry.response_started |= relay.head_sent();
@@ -215,8 +218,8 @@ impl Server {
         match outcome {
             RelayOutcome::NeedMore => {
                 self.flush_client(client_key);
-                // Edge-triggered: keep reading while the client can take more.
-                if matches!(result, ReadResult::Open) && self.backend(key).is_some_and(|b| b.inbuf.len() >= 256 * 1024) {
+                if matches!(result, ReadResult::Full) {
+                    // Edge-triggered: the app may have more that no new event will announce.
                     self.read_backend(key);
                 }
             }

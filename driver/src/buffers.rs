@@ -50,8 +50,11 @@ impl OutBuf {
 }
 
 pub enum ReadResult {
-    /// Got bytes (or none yet); the socket is still open.
+    /// Got bytes (or none yet); the socket has nothing more for now.
     Open,
+    /// Stopped at `max_buffered`: the socket may hold more, and with edge-triggered readiness
+    /// no new event will say so: read again once the buffer has room.
+    Full,
     /// The peer closed its side.
     Eof,
     Failed,
@@ -70,5 +73,5 @@ pub fn read_into(source: &mut impl std::io::Read, buf: &mut Vec<u8>, max_buffere
             Err(_) => return ReadResult::Failed,
         }
     }
-    ReadResult::Open
+    ReadResult::Full
 }

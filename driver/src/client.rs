@@ -94,27 +94,51 @@ impl Server {
 
     /// Reads what the client sent and acts on it.
     pub fn read_client(&mut self, key: usize) {
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        let limit = match client.phase {
-            Phase::Reading => client.reader.buffer_limit(),
-            _ => PIPELINE_BUFFER_MAX_BYTES,
-        };
-        match read_into(&mut client.stream, &mut client.inbuf, limit) {
-            ReadResult::Open => {}
-            ReadResult::Eof => client.eof = true,
-            ReadResult::Failed => return self.client_gone(key),
-        }
-        let (eof, submitted) = (client.eof, matches!(client.phase, Phase::Submitted { .. }));
-        if submitted {
-            if eof {
-                // Gone while its request waited or ran: free the queue slot or the process.
-                self.client_gone(key);
+        loop {
+            let Some(client) = self.client(key) else {
+                return;
+            };
+            let limit = match client.phase {
+                Phase::Reading => client.reader.buffer_limit(),
+                _ => PIPELINE_BUFFER_MAX_BYTES,
+            };
+            let result = read_into(&mut client.stream, &mut client.inbuf, limit);
+            match result {
+                ReadResult::Open | ReadResult::Full => {}
+                ReadResult::Eof => client.eof = true,
+                ReadResult::Failed => return self.client_gone(key),
             }
-            return;
+            if let Phase::Submitted { .. } = client.phase {
+                if client.eof {
+                    // Gone while its request waited or ran: free the queue slot or the process.
+                    self.client_gone(key);
+                }
+                // Further pipelined bytes wait in the socket until this exchange is done.
+                return;
+            }
+            if !matches!(client.phase, Phase::Reading) {
+                return;
+            }
+            self.advance_client(key);
+            let still_full = self.client(key).is_some_and(|c| c.inbuf.len() >= limit);
+            if !matches!(result, ReadResult::Full) {
+                return;
+            }
+            if still_full {
+                // The parser refuses heads over the limits before the buffer fills: a full
+                // buffer it did not consume means a head that can never be accepted.
+                return self.refuse(key, 431, "the request head is too large");
+            }
         }
-        self.advance_client(key);
+    }
+
+    fn refuse(&mut self, key: usize, status: u16, reason: &str) {
+        let production = self.settings.production;
+        if let Some(client) = self.client(key) {
+            client.phase = Phase::Closing;
+            crate::exchange::write_error(client.out.buffer(), status, reason, production, true);
+            self.flush_client(key);
+        }
     }
 
     /// Parses buffered bytes into a request and submits it, or answers an error.
@@ -143,13 +167,7 @@ impl Server {
                     self.set_deadline(key, Some(now + io_timeout));
                 }
             }
-            ReadOutcome::Error(error) => {
-                let production = self.settings.production;
-                let client = self.client(key).expect("client exists");
-                client.phase = Phase::Closing;
-                crate::exchange::write_error(client.out.buffer(), error.status, error.reason, production, true);
-                self.flush_client(key);
-            }
+            ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
             ReadOutcome::Ready(parsed) => {
                 client.pending = Some(parsed);
                 client.response_started = false;

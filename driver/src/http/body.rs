@@ -81,6 +81,7 @@ impl BodyReader {
     }
 
     /// The chunked decoder, for its trailers once done; `None` for other framings.
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy drops trailers
     pub fn chunked(&self) -> Option<&ChunkedDecoder> {
         match &self.framing {
             Framing::Chunked(decoder) => Some(decoder),
@@ -117,7 +118,9 @@ impl BodyReader {
                 })
             }
             Framing::Chunked(decoder) => {
-                let progress = decoder.feed(input, on_data).map_err(|e| blame(from_app, e))?;
+                let progress = decoder
+                    .feed(input, on_data)
+                    .map_err(|e| blame(from_app, e))?;
                 Ok(BodyProgress {
                     consumed: progress.consumed,
                     done: progress.done,
@@ -136,7 +139,11 @@ impl BodyReader {
     }
 
     /// [`Self::feed`], appending the payload to `out`.
-    pub fn feed_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<BodyProgress, HttpError> {
+    pub fn feed_into(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<BodyProgress, HttpError> {
         self.feed(input, |range| out.extend_from_slice(&input[range]))
     }
 
@@ -156,7 +163,7 @@ impl BodyReader {
 
 fn blame(from_app: bool, error: HttpError) -> HttpError {
     if from_app {
-        error.from_app()
+        error.to_bad_gateway()
     } else {
         error
     }

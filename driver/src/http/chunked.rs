@@ -75,10 +75,16 @@ pub struct ChunkedDecoder {
     size_digits: u32,
     chunk_line_bytes: usize,
     decoded_bytes: u64,
-    /// The trailer section, copied because it may arrive split across calls.
-    trailer_buf: Vec<u8>,
-    trailer_parser: FieldSectionParser,
-    trailers: Vec<(Span, Span)>,
+    /// Allocated only when a body has trailers (rare); kept across [`Self::reset`].
+    trailers: Option<Box<TrailerSection>>,
+}
+
+/// The trailer section, copied because it may arrive split across calls.
+#[derive(Debug, Clone)]
+struct TrailerSection {
+    buf: Vec<u8>,
+    parser: FieldSectionParser,
+    fields: Vec<(Span, Span)>,
 }
 
 impl ChunkedDecoder {
@@ -93,37 +99,38 @@ impl ChunkedDecoder {
             size_digits: 0,
             chunk_line_bytes: 0,
             decoded_bytes: 0,
-            trailer_buf: Vec::new(),
-            trailer_parser: FieldSectionParser::new(0),
-            trailers: Vec::new(),
+            trailers: None,
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // BodyReader makes a decoder per body
     pub fn reset(&mut self) {
         self.state = State::SizeStart;
         self.chunk_bytes = 0;
         self.size_digits = 0;
         self.chunk_line_bytes = 0;
         self.decoded_bytes = 0;
-        self.trailer_buf.clear();
-        self.trailer_parser = FieldSectionParser::new(0);
-        self.trailers.clear();
+        if let Some(trailers) = &mut self.trailers {
+            trailers.buf.clear();
+            trailers.parser = FieldSectionParser::new(0);
+            trailers.fields.clear();
+        }
     }
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
-    /// Chunk data bytes seen so far.
-    pub fn decoded_bytes(&self) -> u64 {
-        self.decoded_bytes
-    }
-
     /// The trailer fields, once [`ChunkProgress::done`]; names containing `_` are dropped.
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy drops trailers
     pub fn trailers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.trailers
-            .iter()
-            .map(|&(name, value)| (name.get(&self.trailer_buf), value.get(&self.trailer_buf)))
+        self.trailers.iter().flat_map(|section| {
+            let buf = &section.buf;
+            section
+                .fields
+                .iter()
+                .map(move |&(name, value)| (name.get(buf), value.get(buf)))
+        })
     }
 
     /// Decodes as much of `input` as possible, calling `on_data` with each range of `input`
@@ -144,7 +151,12 @@ impl ChunkedDecoder {
     }
 
     /// [`Self::feed`], appending the decoded data to `out`.
-    pub fn feed_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<ChunkProgress, HttpError> {
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy decodes through BodyReader
+    pub fn feed_into(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<ChunkProgress, HttpError> {
         self.feed(input, |range| out.extend_from_slice(&input[range]))
     }
 
@@ -160,7 +172,11 @@ impl ChunkedDecoder {
             match self.state {
                 State::SizeStart => {
                     if !chars::is(byte, HEX) {
-                        return Err(if byte == b'\n' { errors::BARE_LF } else { errors::BAD_SIZE });
+                        return Err(if byte == b'\n' {
+                            errors::BARE_LF
+                        } else {
+                            errors::BAD_SIZE
+                        });
                     }
                     self.chunk_bytes = chars::hex_value(byte);
                     self.size_digits = 1;
@@ -219,7 +235,11 @@ impl ChunkedDecoder {
                     if byte != b'\n' {
                         return Err(errors::BARE_CR);
                     }
-                    self.state = if self.chunk_bytes == 0 { State::Trailers } else { State::Data };
+                    self.state = if self.chunk_bytes == 0 {
+                        State::Trailers
+                    } else {
+                        State::Data
+                    };
                     pos += 1;
                 }
                 State::Data => {
@@ -234,12 +254,19 @@ impl ChunkedDecoder {
                     }
                 }
                 State::DataCr | State::DataLf => {
-                    let expected = if self.state == State::DataCr { b'\r' } else { b'\n' };
+                    let expected = if self.state == State::DataCr {
+                        b'\r'
+                    } else {
+                        b'\n'
+                    };
                     if byte != expected {
                         return Err(errors::NO_CRLF_AFTER_DATA);
                     }
-                    self.state =
-                        if self.state == State::DataCr { State::DataLf } else { State::SizeStart };
+                    self.state = if self.state == State::DataCr {
+                        State::DataLf
+                    } else {
+                        State::SizeStart
+                    };
                     pos += 1;
                 }
                 State::Trailers => return self.feed_trailers(input, pos),
@@ -263,22 +290,30 @@ impl ChunkedDecoder {
     }
 
     fn feed_trailers(&mut self, input: &[u8], pos: usize) -> Result<ChunkProgress, HttpError> {
-        let buffered_before = self.trailer_buf.len();
-        if buffered_before == 0 && input[pos..].starts_with(b"\r\n") {
-            // The usual case, no trailers: nothing to copy.
-            self.state = State::Done;
-            return Ok(ChunkProgress {
-                consumed: pos + 2,
-                done: true,
-            });
-        }
+        let section = match &mut self.trailers {
+            None if input[pos..].starts_with(b"\r\n") => {
+                // The usual case, no trailers: nothing to copy.
+                self.state = State::Done;
+                return Ok(ChunkProgress {
+                    consumed: pos + 2,
+                    done: true,
+                });
+            }
+            None => self.trailers.insert(Box::new(TrailerSection {
+                buf: Vec::new(),
+                parser: FieldSectionParser::new(0),
+                fields: Vec::new(),
+            })),
+            Some(section) => section,
+        };
+        let buffered_before = section.buf.len();
         // One byte past the section limit is enough for the parser to refuse an oversize
         // section, so never copy more than that.
         let room = (self.limits.max_field_section_bytes + 1).saturating_sub(buffered_before);
         let copied = (input.len() - pos).min(room);
-        self.trailer_buf.extend_from_slice(&input[pos..pos + copied]);
+        section.buf.extend_from_slice(&input[pos..pos + copied]);
         loop {
-            match self.trailer_parser.next(&self.trailer_buf, &self.limits)? {
+            match section.parser.next(&section.buf, &self.limits)? {
                 SectionEvent::Incomplete => {
                     return Ok(ChunkProgress {
                         consumed: pos + copied,
@@ -286,16 +321,16 @@ impl ChunkedDecoder {
                     })
                 }
                 SectionEvent::Field { name, value } => {
-                    let name_bytes = name.get(&self.trailer_buf);
+                    let name_bytes = name.get(&section.buf);
                     if is_forbidden_trailer(name_bytes) {
                         return Err(errors::FORBIDDEN_TRAILER);
                     }
                     if !fields::has_underscore(name_bytes) {
-                        self.trailers.push((name, value));
+                        section.fields.push((name, value));
                     }
                 }
                 SectionEvent::End { end } => {
-                    self.trailer_buf.truncate(end);
+                    section.buf.truncate(end);
                     self.state = State::Done;
                     return Ok(ChunkProgress {
                         consumed: pos + (end - buffered_before),

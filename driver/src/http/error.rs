@@ -21,7 +21,7 @@ impl HttpError {
     }
 
     /// The same failure, blamed on the app: any defect in a response becomes a 502.
-    pub const fn from_app(self) -> Self {
+    pub const fn to_bad_gateway(self) -> Self {
         HttpError::new(502, self.reason)
     }
 }

@@ -130,11 +130,16 @@ pub(crate) mod errors {
 /// What [`FieldSectionParser::next`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SectionEvent {
-    Field { name: Span, value: Span },
+    Field {
+        name: Span,
+        value: Span,
+    },
     /// The buffer ended first; call again with more bytes.
     Incomplete,
     /// The empty line was read; `end` is the offset just past its LF.
-    End { end: usize },
+    End {
+        end: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +185,9 @@ impl FieldSectionParser {
     /// Advances through `buf` (which must extend the bytes seen by earlier calls) to the next
     /// complete field line or the end of the section.
     pub(crate) fn next(&mut self, buf: &[u8], limits: &Limits) -> Result<SectionEvent, HttpError> {
-        let section_end = self.section_start.saturating_add(limits.max_field_section_bytes);
+        let section_end = self
+            .section_start
+            .saturating_add(limits.max_field_section_bytes);
         loop {
             let pos = self.pos;
             if pos >= buf.len() {
@@ -310,7 +317,10 @@ mod tests {
     #[test]
     fn classifies_names_case_insensitively() {
         assert_eq!(FieldKind::of(b"content-LENGTH"), FieldKind::ContentLength);
-        assert_eq!(FieldKind::of(b"Transfer-Encoding"), FieldKind::TransferEncoding);
+        assert_eq!(
+            FieldKind::of(b"Transfer-Encoding"),
+            FieldKind::TransferEncoding
+        );
         assert_eq!(FieldKind::of(b"TE"), FieldKind::Te);
         assert_eq!(FieldKind::of(b"X-Forwarded-Ssl"), FieldKind::ForwardingInfo);
         assert_eq!(FieldKind::of(b"x-forwarded-"), FieldKind::Other);
@@ -322,7 +332,10 @@ mod tests {
     fn content_length_is_plain_digits_up_to_i64_max() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b"007"), Some(7));
-        assert_eq!(parse_content_length(b"9223372036854775807"), Some(i64::MAX as u64));
+        assert_eq!(
+            parse_content_length(b"9223372036854775807"),
+            Some(i64::MAX as u64)
+        );
         for bad in [
             &b""[..],
             b"+1",
@@ -335,7 +348,12 @@ mod tests {
             b"9223372036854775808",
             b"99999999999999999999",
         ] {
-            assert_eq!(parse_content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_content_length(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -343,6 +361,9 @@ mod tests {
     fn trims_only_sp_and_htab() {
         assert_eq!(trim_ows(b" \t a b \t"), b"a b");
         assert_eq!(trim_ows(b"\x0ba\x0b"), b"\x0ba\x0b");
-        assert_eq!(list_elements(b"a, b ,,c").collect::<Vec<_>>(), [&b"a"[..], b"b", b"", b"c"]);
+        assert_eq!(
+            list_elements(b"a, b ,,c").collect::<Vec<_>>(),
+            [&b"a"[..], b"b", b"", b"c"]
+        );
     }
 }

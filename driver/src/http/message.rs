@@ -25,14 +25,6 @@ impl Span {
         self.start as usize..self.end as usize
     }
 
-    pub fn len(self) -> usize {
-        (self.end - self.start) as usize
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.start == self.end
-    }
-
     /// The bytes this span covers. Panics if `buf` is not (a prefix-extension of) the buffer
     /// the span came from.
     pub fn get(self, buf: &[u8]) -> &[u8] {
@@ -45,13 +37,4 @@ impl Span {
 pub enum Version {
     Http10,
     Http11,
-}
-
-impl Version {
-    pub fn as_bytes(self) -> &'static [u8] {
-        match self {
-            Version::Http10 => b"HTTP/1.0",
-            Version::Http11 => b"HTTP/1.1",
-        }
-    }
 }

@@ -73,7 +73,10 @@ pub enum TargetForm {
     Origin,
     /// `http://authority/path?query`. `authority` is the host[:port] without userinfo;
     /// `path_and_query` is what follows it (possibly empty).
-    Absolute { authority: Span, path_and_query: Span },
+    Absolute {
+        authority: Span,
+        path_and_query: Span,
+    },
     /// `*`, only with OPTIONS.
     Asterisk,
 }
@@ -139,16 +142,22 @@ impl RequestHead {
     }
 
     /// `(name, value)` of every kept field line, in order.
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn headers<'a, 'b: 'a>(
         &'a self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
-        self.headers.iter().map(move |f| (f.name.get(buf), f.value.get(buf)))
+        self.headers
+            .iter()
+            .map(move |f| (f.name.get(buf), f.value.get(buf)))
     }
 
     /// The first value of a field, by case-insensitive name.
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-        self.headers(buf).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers(buf)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 }
 
@@ -171,8 +180,7 @@ mod errors {
     pub const BAD_AUTHORITY: HttpError =
         HttpError::bad_request("invalid authority in absolute-form target");
     pub const BAD_VERSION: HttpError = HttpError::bad_request("malformed HTTP version");
-    pub const UNSUPPORTED_VERSION: HttpError =
-        HttpError::new(505, "HTTP version not supported");
+    pub const UNSUPPORTED_VERSION: HttpError = HttpError::new(505, "HTTP version not supported");
     pub const CL_AND_TE: HttpError =
         HttpError::bad_request("Content-Length and Transfer-Encoding together");
     pub const DUPLICATE_CL: HttpError = HttpError::bad_request("more than one Content-Length");
@@ -292,10 +300,7 @@ impl RequestParser {
         }
     }
 
-    pub fn head(&self) -> Option<&RequestHead> {
-        (self.state == State::Done).then_some(&self.head)
-    }
-
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
     pub fn into_head(self) -> Option<RequestHead> {
         (self.state == State::Done).then_some(self.head)
     }
@@ -333,7 +338,10 @@ impl RequestParser {
                 }
                 State::Method => {
                     let start = self.token_start;
-                    let scan_end = buf.len().min(line_limit).min(start + METHOD_LEN_BYTES.end() + 1);
+                    let scan_end = buf
+                        .len()
+                        .min(line_limit)
+                        .min(start + METHOD_LEN_BYTES.end() + 1);
                     let end = fields::scan_while(buf, pos, scan_end, METHOD);
                     self.pos = end;
                     let Some(&byte) = buf.get(end) else {
@@ -534,10 +542,8 @@ impl RequestParser {
                 }
             }
             FieldKind::Upgrade => seen.upgrade_field = true,
-            FieldKind::Expect => {
-                if value_bytes.eq_ignore_ascii_case(b"100-continue") {
-                    seen.expect_continue = true;
-                }
+            FieldKind::Expect if value_bytes.eq_ignore_ascii_case(b"100-continue") => {
+                seen.expect_continue = true;
             }
             _ => {}
         }
@@ -599,14 +605,23 @@ fn target_form(buf: &[u8], target: Span, method: Method) -> Result<TargetForm, H
         return Err(errors::NOT_ORIGIN_FORM);
     };
     let rest = &bytes[scheme_len..];
-    let authority_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let authority_len = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     let authority = &rest[..authority_len];
-    if !authority.iter().all(|&b| b == b'@' || chars::is(b, chars::HOST)) {
+    if !authority
+        .iter()
+        .all(|&b| b == b'@' || chars::is(b, chars::HOST))
+    {
         return Err(errors::BAD_AUTHORITY);
     }
     // Userinfo is not part of where the request goes; strip it so only the host reaches the
     // app (RFC 9110 §4.2.4 discourages it for phishing reasons).
-    let host_offset = authority.iter().rposition(|&b| b == b'@').map_or(0, |at| at + 1);
+    let host_offset = authority
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
     if host_offset == authority.len() {
         return Err(errors::BAD_AUTHORITY);
     }
@@ -624,7 +639,12 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 /// Parses a request head from the start of `buf` in one go. See [`RequestParser::parse`] for
 /// the meaning of the result; prefer a long-lived [`RequestParser`] on a connection, which
 /// resumes instead of re-scanning and reuses its field vector.
+#[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HttpError> {
     let mut parser = RequestParser::new(*limits);
-    Ok(parser.parse(buf)?.is_some().then(|| parser.into_head()).flatten())
+    Ok(parser
+        .parse(buf)?
+        .is_some()
+        .then(|| parser.into_head())
+        .flatten())
 }

@@ -66,15 +66,21 @@ impl ResponseHead {
         self.reason.get(buf)
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn headers<'a, 'b: 'a>(
         &'a self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
-        self.headers.iter().map(move |f| (f.name.get(buf), f.value.get(buf)))
+        self.headers
+            .iter()
+            .map(move |f| (f.name.get(buf), f.value.get(buf)))
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-        self.headers(buf).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers(buf)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 }
 
@@ -178,13 +184,14 @@ impl ResponseParser {
             }
             Ok(false) => Ok(None),
             Err(error) => {
-                let error = error.from_app();
+                let error = error.to_bad_gateway();
                 self.state = State::Failed(error);
                 Err(error)
             }
         }
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
     pub fn into_head(self) -> Option<ResponseHead> {
         (self.state == State::Done).then_some(self.head)
     }
@@ -214,11 +221,18 @@ impl ResponseParser {
                         _ => byte == b' ' || byte == b'\r',
                     };
                     if !fits {
-                        return Err(if byte == b'\n' { errors::BARE_LF } else { errors::BAD_STATUS_LINE });
+                        return Err(if byte == b'\n' {
+                            errors::BARE_LF
+                        } else {
+                            errors::BAD_STATUS_LINE
+                        });
                     }
                     if pos == STATUS_END {
-                        self.head.version =
-                            if buf[7] == b'1' { Version::Http11 } else { Version::Http10 };
+                        self.head.version = if buf[7] == b'1' {
+                            Version::Http11
+                        } else {
+                            Version::Http10
+                        };
                         let status = buf[STATUS_START..STATUS_END]
                             .iter()
                             .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
@@ -227,12 +241,21 @@ impl ResponseParser {
                         }
                         self.head.status = status;
                         self.head.reason = Span::new(pos + 1, pos + 1);
-                        self.state = if byte == b' ' { State::Reason } else { State::LineLf };
+                        self.state = if byte == b' ' {
+                            State::Reason
+                        } else {
+                            State::LineLf
+                        };
                     }
                     self.pos += 1;
                 }
                 State::Reason => {
-                    let end = fields::scan_while(buf, pos, buf.len().min(line_limit), super::chars::VALUE);
+                    let end = fields::scan_while(
+                        buf,
+                        pos,
+                        buf.len().min(line_limit),
+                        super::chars::VALUE,
+                    );
                     self.pos = end;
                     let Some(&byte) = buf.get(end) else {
                         return Ok(false);
@@ -340,7 +363,8 @@ impl ResponseParser {
         if status == 101 && !seen.upgrade_field {
             return Err(errors::UPGRADE_WITHOUT_FIELD);
         }
-        let bodiless = self.head_request || (100..200).contains(&status) || status == 204 || status == 304;
+        let bodiless =
+            self.head_request || (100..200).contains(&status) || status == 204 || status == 304;
         self.head.framing = if bodiless {
             ResponseFraming::None
         } else if seen.chunked {
@@ -364,11 +388,16 @@ impl ResponseParser {
 }
 
 /// Parses a response head from the start of `buf` in one go; see [`ResponseParser`].
+#[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
 pub fn parse_response_head(
     buf: &[u8],
     limits: &Limits,
     request_method: &[u8],
 ) -> Result<Option<ResponseHead>, HttpError> {
     let mut parser = ResponseParser::new(*limits, request_method);
-    Ok(parser.parse(buf)?.is_some().then(|| parser.into_head()).flatten())
+    Ok(parser
+        .parse(buf)?
+        .is_some()
+        .then(|| parser.into_head())
+        .flatten())
 }

@@ -16,7 +16,9 @@ pub(crate) fn split_patterns(len: usize) -> Vec<Vec<usize>> {
         let mut pieces = Vec::new();
         let mut left = len;
         while left > 0 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let piece = ((state >> 33) as usize % max_piece + 1).min(left);
             pieces.push(piece);
             left -= piece;
@@ -44,7 +46,12 @@ pub(crate) fn request_every_way(
             .find(|(_, result)| !matches!(result, Ok(None)));
         match first_answer {
             Some((n, result)) => {
-                assert_eq!(result, whole, "fresh parse of a {n}-byte prefix of {:?}", show());
+                assert_eq!(
+                    result,
+                    whole,
+                    "fresh parse of a {n}-byte prefix of {:?}",
+                    show()
+                );
             }
             None => assert_eq!(whole, Ok(None), "{:?}", show()),
         }
@@ -86,7 +93,12 @@ pub(crate) fn response_every_way(
                 break;
             }
         }
-        assert_eq!(answer, whole, "pieces {pieces:?} of {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            answer,
+            whole,
+            "pieces {pieces:?} of {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
     whole
 }
@@ -103,7 +115,9 @@ pub(crate) struct Decoded {
 
 /// Decodes a chunked body every way and returns the (agreed) result.
 pub(crate) fn chunked_every_way(input: &[u8], limits: &Limits) -> Result<Decoded, HttpError> {
-    body_every_way(input, || BodyReader::for_request(BodyFraming::Chunked, limits))
+    body_every_way(input, || {
+        BodyReader::for_request(BodyFraming::Chunked, limits)
+    })
 }
 
 /// Runs any body reader over `input` every way; pieces after `done` are not fed.
@@ -130,7 +144,10 @@ pub(crate) fn body_every_way(
                     if progress.done {
                         break;
                     }
-                    assert_eq!(progress.consumed, piece, "an unfinished body left input unread");
+                    assert_eq!(
+                        progress.consumed, piece,
+                        "an unfinished body left input unread"
+                    );
                 }
             }
             offset += piece;
@@ -141,7 +158,12 @@ pub(crate) fn body_every_way(
             done,
             trailers: reader
                 .chunked()
-                .map(|decoder| decoder.trailers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect())
+                .map(|decoder| {
+                    decoder
+                        .trailers()
+                        .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         });
         answers.push((pieces, answer));
