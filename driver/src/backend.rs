@@ -84,6 +84,8 @@ pub struct Backend {
     pub got_bytes: bool,
     /// Reading stopped because the client's output buffer is full.
     pub paused: bool,
+    /// The exchange became a tunnel (after a 101).
+    pub tunnel: bool,
 }
 
 impl Server {
@@ -150,6 +152,7 @@ impl Server {
             reused: false,
             got_bytes: false,
             paused: false,
+            tunnel: false,
         }));
         Ok(backend_key)
     }
@@ -183,6 +186,12 @@ impl Server {
         let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
             return;
         };
+        if backend.tunnel {
+            if let Some((client_key, request)) = backend.exchange {
+                self.tunnel_from_backend(key, client_key, request);
+            }
+            return;
+        }
         let Some((client_key, _)) = backend.exchange else {
             // Idle: the app closing it is the only news there can be.
             let mut probe = Vec::new();
@@ -224,6 +233,23 @@ impl Server {
                 }
             }
             RelayOutcome::Done { reusable } => self.exchange_done(key, client_key, reusable, client_keep_alive),
+            RelayOutcome::Upgraded => {
+                let request = match self.backend(key) {
+                    Some(backend) => {
+                        backend.tunnel = true;
+                        backend.relay = None;
+                        backend.exchange.map(|(_, request)| request)
+                    }
+                    None => None,
+                };
+                if let (Some(request), Some(client)) = (request, self.client(client_key)) {
+                    client.phase = Phase::Tunnel { request, backend: key };
+                    client.reader.reset();
+                    // Bytes the client sent after its request already belong to the tunnel.
+                    self.tunnel_from_client(client_key, key, true);
+                    self.flush_client(client_key);
+                }
+            }
             RelayOutcome::Error(error) => self.backend_broken(key, error.reason),
         }
     }
@@ -244,7 +270,9 @@ impl Server {
         };
         backend.relay = None;
         let process = backend.process;
-        let reusable = reusable && backend.inbuf.is_empty() && !self.stopping;
+        // An app that answered before reading the whole request body left the connection
+        // mid-request: it cannot carry another one.
+        let reusable = reusable && backend.inbuf.is_empty() && backend.out.is_empty() && !self.stopping;
         match self.children.get_mut(&process) {
             Some(child) if reusable => child.idle_backends.push(key),
             _ => self.close_backend(key),

@@ -21,6 +21,9 @@ pub enum Phase {
     Reading,
     /// Handed to the engine: queued, or being served by `backend` once forwarded.
     Submitted { request: RequestId, backend: Option<usize> },
+    /// The app switched protocols: bytes flow both ways between the client and `backend`
+    /// until either side closes.
+    Tunnel { request: RequestId, backend: usize },
     /// Nothing more to read; close once the output is written.
     Closing,
 }
@@ -108,6 +111,9 @@ impl Server {
                 ReadResult::Eof => client.eof = true,
                 ReadResult::Failed => return self.client_gone(key),
             }
+            if let Phase::Tunnel { backend, .. } = client.phase {
+                return self.tunnel_from_client(key, backend, matches!(result, ReadResult::Full));
+            }
             if let Phase::Submitted { .. } = client.phase {
                 if client.eof {
                     // Gone while its request waited or ran: free the queue slot or the process.
@@ -190,6 +196,7 @@ impl Server {
         let (empty, closing) = (client.out.is_empty(), matches!(client.phase, Phase::Closing));
         let backend = match client.phase {
             Phase::Submitted { backend, .. } => backend,
+            Phase::Tunnel { backend, .. } => Some(backend),
             _ => None,
         };
         if empty && closing {
@@ -234,6 +241,10 @@ impl Server {
         let Some(client) = self.client(key) else {
             return;
         };
+        if let Phase::Tunnel { request, backend } = client.phase {
+            client.phase = Phase::Closing;
+            return self.close_tunnel(request, key, backend);
+        }
         if let Phase::Submitted { request, backend } = client.phase {
             client.phase = Phase::Closing;
             self.requests.remove(&request);
@@ -246,7 +257,7 @@ impl Server {
     }
 
     pub fn close_client(&mut self, key: usize) {
-        if let Some(Phase::Submitted { .. }) = self.client(key).map(|c| &c.phase) {
+        if let Some(Phase::Submitted { .. } | Phase::Tunnel { .. }) = self.client(key).map(|c| &c.phase) {
             return self.client_gone(key);
         }
         self.set_deadline(key, None);

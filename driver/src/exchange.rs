@@ -122,6 +122,8 @@ impl RequestReader {
 
 pub enum RelayOutcome {
     NeedMore,
+    /// The app switched protocols (101): from now on bytes flow both ways untouched.
+    Upgraded,
     /// The response is complete; `reusable` says whether the app connection can serve another.
     Done { reusable: bool },
     Error(HttpError),
@@ -177,10 +179,12 @@ impl ResponseRelay {
                 continue;
             }
             let plan = write_response_head(&head, input, self.client, out);
-            if plan.relay == BodyRelay::Tunnel {
-                return RelayOutcome::Error(HttpError::new(502, "protocol upgrades are not supported"));
-            }
             input.drain(..head.head_len);
+            if plan.relay == BodyRelay::Tunnel {
+                self.head_sent = true;
+                out.append(input);
+                return RelayOutcome::Upgraded;
+            }
             self.head_sent = true;
             self.close_client = plan.close_client;
             self.app_keep_alive = head.keep_alive && plan.relay != BodyRelay::UntilClose;

@@ -22,6 +22,7 @@ pub mod log;
 pub mod proc_stats;
 pub mod server;
 pub mod status_report;
+pub mod tunnel;
 
 use clap::Parser;
 use std::process::ExitCode;

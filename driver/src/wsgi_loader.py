@@ -136,6 +136,7 @@ class _ClientGone(Exception):
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HEXDIGITS = b"0123456789abcdefABCDEF"
+_COMMON_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS"))
 _SKIP = ""  # environ key for header names that are dropped
 _key_cache = {}
 
@@ -447,13 +448,13 @@ class _Server(object):
                 return False
             if not keep or _stop:
                 return False
-            if pending is None:  # head incomplete: wait for more data
-                return True
+            if pending and not pending.strip(b"\r\n"):
+                pending = b""  # stray CRLF after a request
             if not pending:
                 entry[1] = b""
                 return True
-            # More (pipelined) bytes: loop; handle_request returns (True, None)
-            # with entry updated if the next head is incomplete.
+            # Pipelined bytes: serve the next request if its head is complete,
+            # else keep them and wait (in poll) for the rest.
             if pending.find(b"\r\n\r\n") < 0 and len(pending) < MAX_HEAD:
                 entry[1] = pending
                 return True
@@ -490,7 +491,7 @@ class _Server(object):
             raise _BadRequest(505, "unsupported version %r" % version[:20])
         else:
             raise _BadRequest(400, "malformed request line %r" % lines[0][:200])
-        if not method or not all(c in _TCHAR for c in method) or not target:
+        if method not in _COMMON_METHODS and (not method or not all(c in _TCHAR for c in method)) or not target:
             raise _BadRequest(400, "malformed request line %r" % lines[0][:200])
 
         environ = self.base_environ.copy()

@@ -81,7 +81,6 @@ impl BodyReader {
     }
 
     /// The chunked decoder, for its trailers once done; `None` for other framings.
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy drops trailers
     pub fn chunked(&self) -> Option<&ChunkedDecoder> {
         match &self.framing {
             Framing::Chunked(decoder) => Some(decoder),

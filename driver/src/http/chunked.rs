@@ -103,7 +103,6 @@ impl ChunkedDecoder {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // BodyReader makes a decoder per body
     pub fn reset(&mut self) {
         self.state = State::SizeStart;
         self.chunk_bytes = 0;
@@ -122,7 +121,6 @@ impl ChunkedDecoder {
     }
 
     /// The trailer fields, once [`ChunkProgress::done`]; names containing `_` are dropped.
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy drops trailers
     pub fn trailers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.trailers.iter().flat_map(|section| {
             let buf = &section.buf;
@@ -151,7 +149,6 @@ impl ChunkedDecoder {
     }
 
     /// [`Self::feed`], appending the decoded data to `out`.
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy decodes through BodyReader
     pub fn feed_into(
         &mut self,
         input: &[u8],

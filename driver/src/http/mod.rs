@@ -29,8 +29,6 @@ pub mod message;
 pub mod request;
 pub mod response;
 
-// The event loop is written against these; until it uses every one, some are unused.
-#[allow(unused_imports)]
 pub use self::{
     body::{BodyProgress, BodyReader},
     chunked::{ChunkProgress, ChunkedDecoder},
@@ -61,3 +59,6 @@ mod forward_tests;
 
 #[cfg(test)]
 mod corpus_tests;
+
+#[cfg(test)]
+mod random_input_tests;

@@ -142,7 +142,6 @@ impl RequestHead {
     }
 
     /// `(name, value)` of every kept field line, in order.
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn headers<'a, 'b: 'a>(
         &'a self,
         buf: &'b [u8],
@@ -153,7 +152,6 @@ impl RequestHead {
     }
 
     /// The first value of a field, by case-insensitive name.
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
         self.headers(buf)
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -300,7 +298,6 @@ impl RequestParser {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
     pub fn into_head(self) -> Option<RequestHead> {
         (self.state == State::Done).then_some(self.head)
     }
@@ -639,7 +636,6 @@ fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
 /// Parses a request head from the start of `buf` in one go. See [`RequestParser::parse`] for
 /// the meaning of the result; prefer a long-lived [`RequestParser`] on a connection, which
 /// resumes instead of re-scanning and reuses its field vector.
-#[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HttpError> {
     let mut parser = RequestParser::new(*limits);
     Ok(parser

@@ -66,7 +66,6 @@ impl ResponseHead {
         self.reason.get(buf)
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn headers<'a, 'b: 'a>(
         &'a self,
         buf: &'b [u8],
@@ -76,7 +75,6 @@ impl ResponseHead {
             .map(move |f| (f.name.get(buf), f.value.get(buf)))
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy forwards fields by span
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
         self.headers(buf)
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -191,7 +189,6 @@ impl ResponseParser {
         }
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
     pub fn into_head(self) -> Option<ResponseHead> {
         (self.state == State::Done).then_some(self.head)
     }
@@ -388,7 +385,6 @@ impl ResponseParser {
 }
 
 /// Parses a response head from the start of `buf` in one go; see [`ResponseParser`].
-#[cfg_attr(not(test), allow(dead_code))] // the proxy keeps one parser per connection
 pub fn parse_response_head(
     buf: &[u8],
     limits: &Limits,

@@ -46,12 +46,14 @@ fn the_reason_phrase_may_be_empty_or_missing() {
     assert_eq!(
         parsed(b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n")
             .reason
+            .range()
             .len(),
         0
     );
     assert_eq!(
         parsed(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
             .reason
+            .range()
             .len(),
         0
     );

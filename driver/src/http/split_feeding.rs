@@ -3,23 +3,36 @@
 
 use super::*;
 
-/// Ways to cut `len` bytes into pieces: whole, bytes, and a few deterministic pseudo-random
-/// patterns (a tiny LCG, so no dependency and the same splits on every run).
+/// A tiny deterministic generator (PCG-style LCG): no dependency, same numbers every run.
+pub(crate) struct Lcg(u64);
+
+impl Lcg {
+    pub(crate) fn new(seed: u64) -> Self {
+        Lcg(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// A number in `0..bound` (`bound > 0`).
+    pub(crate) fn below(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize % bound
+    }
+}
+
+/// Ways to cut `len` bytes into pieces: whole, bytes, and a few pseudo-random patterns.
 pub(crate) fn split_patterns(len: usize) -> Vec<Vec<usize>> {
     if len == 0 {
         return vec![Vec::new()];
     }
     let mut patterns = vec![vec![len], vec![1; len]];
-    for seed in 1..=6u64 {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let max_piece = [2, 3, 5, 8, 13, 64][(seed - 1) as usize];
+    for (seed, max_piece) in [2, 3, 5, 8, 13, 64].into_iter().enumerate() {
+        let mut random = Lcg::new(seed as u64 + 1);
         let mut pieces = Vec::new();
         let mut left = len;
         while left > 0 {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let piece = ((state >> 33) as usize % max_piece + 1).min(left);
+            let piece = (random.below(max_piece) + 1).min(left);
             pieces.push(piece);
             left -= piece;
         }
