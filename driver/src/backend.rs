@@ -11,7 +11,8 @@ use mio::net::{TcpStream, UnixStream};
 use mio::Interest;
 
 /// Response bytes buffered for a slow client before ferry stops reading from the app.
-const RESPONSE_BUFFER_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// (Beyond 1 MiB the backlog is on disk, so the app is freed even for slow readers.)
+const RESPONSE_BUFFER_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Bytes read from an app connection at a time.
 const BACKEND_READ_BYTES: usize = 256 * 1024;
@@ -86,6 +87,8 @@ pub struct Backend {
     pub paused: bool,
     /// The exchange became a tunnel (after a 101).
     pub tunnel: bool,
+    /// A request body on disk still to send after `out`: the file and the next offset.
+    pub body_file: Option<(crate::exchange::SpilledBody, u64)>,
 }
 
 impl Server {
@@ -122,8 +125,10 @@ impl Server {
         let relay = ResponseRelay::new(pending, self.settings.limits);
         client.phase = Phase::Submitted { request, backend: Some(backend_key) };
         let bytes = pending.forward.clone();
+        let body_file = pending.spilled_body.clone().map(|body| (body, 0));
         let backend = self.backend(backend_key).expect("backend exists");
         backend.out.buffer().extend_from_slice(&bytes);
+        backend.body_file = body_file;
         backend.exchange = Some((key, request));
         backend.relay = Some(relay);
         backend.reused = reused.is_some();
@@ -153,6 +158,7 @@ impl Server {
             got_bytes: false,
             paused: false,
             tunnel: false,
+            body_file: None,
         }));
         Ok(backend_key)
     }
@@ -175,8 +181,28 @@ impl Server {
         let Some(backend) = self.backend(key) else {
             return;
         };
-        if let Err(e) = backend.out.flush_to(&mut backend.stream) {
-            self.backend_broken(key, &e.to_string());
+        loop {
+            if let Err(e) = backend.out.flush_to(&mut backend.stream) {
+                return self.backend_broken(key, &e.to_string());
+            }
+            if !backend.out.is_empty() {
+                return;
+            }
+            let Some((body, offset)) = &mut backend.body_file else {
+                return;
+            };
+            let left = body.len_bytes - *offset;
+            if left == 0 {
+                backend.body_file = None;
+                return;
+            }
+            let chunk = backend.out.buffer();
+            chunk.resize(left.min(BACKEND_READ_BYTES as u64) as usize, 0);
+            use std::os::unix::fs::FileExt;
+            if let Err(e) = body.file.read_exact_at(chunk, *offset) {
+                return self.backend_broken(key, &format!("cannot read the buffered request body: {e}"));
+            }
+            *offset += chunk.len() as u64;
         }
     }
 
@@ -272,7 +298,8 @@ impl Server {
         let process = backend.process;
         // An app that answered before reading the whole request body left the connection
         // mid-request: it cannot carry another one.
-        let reusable = reusable && backend.inbuf.is_empty() && backend.out.is_empty() && !self.stopping;
+        let fully_sent = backend.out.is_empty() && backend.body_file.is_none();
+        let reusable = reusable && backend.inbuf.is_empty() && fully_sent && !self.stopping;
         match self.children.get_mut(&process) {
             Some(child) if reusable => child.idle_backends.push(key),
             _ => self.close_backend(key),

@@ -5,16 +5,31 @@ use crate::http::{
     canonical_reason, error_response, write_request_head, write_response_head, BodyReader, BodyRelay, ClientSide,
     HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
 };
+use crate::buffers::SPILL_THRESHOLD_BYTES;
+use std::fs::File;
 use std::net::IpAddr;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
 
 /// A complete request, ready for the app.
 pub struct ParsedRequest {
-    /// The head and de-chunked body exactly as they go to the app.
+    /// The head and de-chunked body exactly as they go to the app (the head alone when the
+    /// body went to disk).
     pub forward: Vec<u8>,
+    /// A body too large to keep in memory, to send after `forward`.
+    pub spilled_body: Option<SpilledBody>,
     /// The client allows another request on its connection.
     pub keep_alive: bool,
     pub method: Vec<u8>,
     pub version: Version,
+}
+
+/// A request body in an anonymous temporary file of the instance directory.
+#[derive(Clone)]
+pub struct SpilledBody {
+    pub file: Arc<File>,
+    pub len_bytes: u64,
 }
 
 pub enum ReadOutcome {
@@ -31,6 +46,7 @@ pub struct RequestReader {
     /// Once the head is in: its bytes, the parsed head, the body so far and its framing.
     body: Option<BodyState>,
     started: bool,
+    spill_dir: Arc<Path>,
 }
 
 struct BodyState {
@@ -38,6 +54,8 @@ struct BodyState {
     head: RequestHead,
     reader: BodyReader,
     payload: Vec<u8>,
+    /// Once the body outgrew memory: the file holding it so far.
+    spilled: Option<SpilledBody>,
     continue_sent: bool,
 }
 
@@ -46,8 +64,8 @@ struct BodyState {
 const BODY_READ_BYTES: usize = 256 * 1024;
 
 impl RequestReader {
-    pub fn new(limits: Limits, client_ip: IpAddr) -> RequestReader {
-        RequestReader { parser: RequestParser::new(limits), limits, client_ip, body: None, started: false }
+    pub fn new(limits: Limits, client_ip: IpAddr, spill_dir: Arc<Path>) -> RequestReader {
+        RequestReader { parser: RequestParser::new(limits), limits, client_ip, body: None, started: false, spill_dir }
     }
 
     pub fn reset(&mut self) {
@@ -92,7 +110,8 @@ impl RequestReader {
             let head_bytes = input[..head.head_len].to_vec();
             input.drain(..head.head_len);
             let reader = BodyReader::for_request(head.framing, &self.limits);
-            self.body = Some(BodyState { head_bytes, head, reader, payload: Vec::new(), continue_sent: false });
+            self.body =
+                Some(BodyState { head_bytes, head, reader, payload: Vec::new(), spilled: None, continue_sent: false });
         }
         let state = self.body.as_mut().expect("the head is in");
         let progress = match state.reader.feed_into(input, &mut state.payload) {
@@ -100,6 +119,12 @@ impl RequestReader {
             Err(error) => return ReadOutcome::Error(error),
         };
         input.drain(..progress.consumed);
+        if state.spilled.is_some() || state.payload.len() > SPILL_THRESHOLD_BYTES {
+            if let Err(e) = spill(state, &self.spill_dir) {
+                eprintln!("ferry: cannot buffer a request body on disk: {e}");
+                return ReadOutcome::Error(HttpError::new(503, "the request body could not be buffered"));
+            }
+        }
         if !progress.done {
             if state.head.expect_continue && !state.continue_sent && input.is_empty() {
                 state.continue_sent = true;
@@ -108,16 +133,30 @@ impl RequestReader {
             return ReadOutcome::NeedMore;
         }
         let state = self.body.take().expect("the head is in");
+        let body_len = state.spilled.as_ref().map_or(state.payload.len() as u64, |s| s.len_bytes);
         let mut forward = Vec::with_capacity(state.head_bytes.len() + 128 + state.payload.len());
-        write_request_head(&state.head, &state.head_bytes, self.client_ip, state.payload.len() as u64, &mut forward);
+        write_request_head(&state.head, &state.head_bytes, self.client_ip, body_len, &mut forward);
         forward.extend_from_slice(&state.payload);
         ReadOutcome::Ready(ParsedRequest {
             forward,
+            spilled_body: state.spilled,
             keep_alive: state.head.keep_alive,
             method: state.head.method(&state.head_bytes).to_vec(),
             version: state.head.version,
         })
     }
+}
+
+/// Moves the body received so far into the state's spill file.
+fn spill(state: &mut BodyState, dir: &Path) -> std::io::Result<()> {
+    if state.spilled.is_none() {
+        state.spilled = Some(SpilledBody { file: Arc::new(tempfile::tempfile_in(dir)?), len_bytes: 0 });
+    }
+    let spilled = state.spilled.as_mut().expect("just set");
+    spilled.file.write_all_at(&state.payload, spilled.len_bytes)?;
+    spilled.len_bytes += state.payload.len() as u64;
+    state.payload.clear();
+    Ok(())
 }
 
 pub enum RelayOutcome {

@@ -91,6 +91,9 @@ pub struct Server {
     pub settings: ProxySettings,
     pub stopping: bool,
     pub shutdown_complete: bool,
+    /// Where request bodies and response backlogs too large for memory go: the instance
+    /// directory, private to the server's user and removed at exit.
+    pub spill_dir: std::sync::Arc<std::path::Path>,
     /// Client connections with a deadline, by deadline.
     pub deadlines: std::collections::BTreeSet<(std::time::Instant, usize)>,
 }
@@ -195,6 +198,7 @@ impl Server {
             io_timeout: Duration::from_secs(60),
             production: args.environment == "production",
         };
+        let instance_path = instance.path.clone();
         let server = Server {
             poll,
             engine,
@@ -217,6 +221,7 @@ impl Server {
             stopping: false,
             shutdown_complete: false,
             deadlines: Default::default(),
+            spill_dir: std::sync::Arc::from(instance_path.as_path()),
         };
         server.banner(&args);
         Ok(server)

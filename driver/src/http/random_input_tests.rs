@@ -1,11 +1,11 @@
-//! Randomized inputs built from HTTP-shaped fragments: the parsers must never panic, and
-//! every way of splitting an input must give the same answer (checked by the `*_every_way`
+//! Randomized inputs built from HTTP-shaped pieces: the parsers must never panic, and every
+//! way of splitting an input must give the same answer (checked by the `*_every_way`
 //! helpers). Deterministic, so a failure reproduces.
 
 use super::split_feeding::{body_every_way, request_every_way, response_every_way, Lcg};
 use super::*;
 
-/// Pieces that make near-valid messages likely and put every tricky byte near every rule.
+/// Pieces that put every tricky byte and token next to every rule.
 const HEAD_FRAGMENTS: &[&[u8]] = &[
     b"GET",
     b"POST",
@@ -84,11 +84,52 @@ const BODY_FRAGMENTS: &[&[u8]] = &[
     b"\"",
 ];
 
-fn random_input(random: &mut Lcg, fragments: &[&[u8]], max_fragments: usize) -> Vec<u8> {
-    let count = random.below(max_fragments) + 1;
-    (0..count)
-        .flat_map(|_| fragments[random.below(fragments.len())].iter().copied())
-        .collect()
+const REQUEST_SEEDS: &[&[u8]] = &[
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST /p?q HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+    b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+    b"GET http://h:1/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+];
+
+const RESPONSE_SEEDS: &[&[u8]] = &[
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"HTTP/1.0 304 Not Modified\r\nConnection: keep-alive\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+];
+
+const BODY_SEEDS: &[&[u8]] = &[
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"a;x=y\r\n0123456789\r\n0\r\nX: y\r\n\r\nrest",
+    b"0\r\n\r\n",
+];
+
+/// Either pieces strung together, or a valid seed with a few random edits (insert a piece,
+/// drop a byte range, cut the end); about a quarter of the seeds stay intact.
+fn random_input(random: &mut Lcg, seeds: &[&[u8]], fragments: &[&[u8]]) -> Vec<u8> {
+    let mut pick = |random: &mut Lcg| fragments[random.below(fragments.len())];
+    if random.below(3) == 0 {
+        let count = random.below(20) + 1;
+        return (0..count)
+            .flat_map(|_| pick(random).iter().copied())
+            .collect();
+    }
+    let mut input = seeds[random.below(seeds.len())].to_vec();
+    for _ in 0..random.below(4) {
+        let at = random.below(input.len() + 1);
+        match random.below(3) {
+            0 => {
+                let fragment = pick(random);
+                input.splice(at..at, fragment.iter().copied());
+            }
+            1 => {
+                let end = (at + random.below(4) + 1).min(input.len());
+                input.drain(at..end);
+            }
+            _ => input.truncate(at),
+        }
+    }
+    input
 }
 
 #[test]
@@ -101,27 +142,37 @@ fn random_request_heads_never_panic_and_agree_across_splits() {
         max_body_size: 9,
     };
     let mut random = Lcg::new(7);
+    let mut complete = 0;
     for _ in 0..4000 {
-        let input = random_input(&mut random, HEAD_FRAGMENTS, 24);
-        let _ = request_every_way(&input, &Limits::default());
+        let input = random_input(&mut random, REQUEST_SEEDS, HEAD_FRAGMENTS);
+        let result = request_every_way(&input, &Limits::default());
+        complete += usize::from(matches!(result, Ok(Some(_))));
         let _ = request_every_way(&input, &small_limits);
     }
+    assert!(
+        complete > 200,
+        "inputs should form complete heads often enough: {complete}"
+    );
 }
 
 #[test]
 fn random_response_heads_never_panic_and_agree_across_splits() {
     let mut random = Lcg::new(11);
+    let mut complete = 0;
     for _ in 0..4000 {
-        let mut input = b"HTTP/1.1 200 OK\r\n".to_vec();
-        input.truncate(random.below(input.len() + 1));
-        input.extend(random_input(&mut random, HEAD_FRAGMENTS, 16));
+        let input = random_input(&mut random, RESPONSE_SEEDS, HEAD_FRAGMENTS);
         let method: &[u8] = if random.below(4) == 0 {
             b"HEAD"
         } else {
             b"GET"
         };
-        let _ = response_every_way(&input, &Limits::default(), method);
+        let result = response_every_way(&input, &Limits::default(), method);
+        complete += usize::from(matches!(result, Ok(Some(_))));
     }
+    assert!(
+        complete > 200,
+        "inputs should form complete heads often enough: {complete}"
+    );
 }
 
 #[test]
@@ -134,9 +185,9 @@ fn random_chunked_bodies_never_panic_and_agree_across_splits() {
         ..Limits::default()
     };
     let mut random = Lcg::new(13);
-    let mut completed = 0;
+    let mut complete = 0;
     for _ in 0..6000 {
-        let input = random_input(&mut random, BODY_FRAGMENTS, 20);
+        let input = random_input(&mut random, BODY_SEEDS, BODY_FRAGMENTS);
         let request = body_every_way(&input, || {
             BodyReader::for_request(BodyFraming::Chunked, &limits)
         });
@@ -144,17 +195,17 @@ fn random_chunked_bodies_never_panic_and_agree_across_splits() {
             BodyReader::for_response(ResponseFraming::Chunked, &limits)
         });
         if let Ok(decoded) = &request {
-            completed += usize::from(decoded.done);
+            complete += usize::from(decoded.done);
             assert!(decoded.consumed <= input.len());
         }
-        // The same bytes are framed the same way for requests and responses; only the error
-        // status (and the size limit, which responses lack) differ.
+        // Requests and responses frame the same bytes the same way; only the error status
+        // and the size limit (responses have none) differ.
         if let (Ok(request), Ok(response)) = (&request, &response) {
             assert_eq!(request, response);
         }
     }
     assert!(
-        completed > 20,
-        "the fragments should form complete bodies sometimes: {completed}"
+        complete > 200,
+        "inputs should form complete bodies often enough: {complete}"
     );
 }
