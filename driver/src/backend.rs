@@ -348,13 +348,12 @@ impl Server {
 
     fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {
         self.log.line(&format!("The app gave no valid response: {why}"));
-        let production = self.settings.production;
         self.inputs.push_back(Input::RequestFinished { request });
         if let Some(client) = self.client(client_key) {
-            let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive);
+            let answer = crate::exchange::Answer::to(client.pending.as_ref(), true);
             let detail = "the app did not send a valid response";
-            crate::exchange::write_error(client.out.buffer(), 502, detail, production, !keep_alive);
-            self.finish_exchange(client_key, keep_alive);
+            crate::exchange::write_error(client.out.buffer(), 502, detail, answer);
+            self.finish_exchange(client_key, !answer.close);
         }
     }
 

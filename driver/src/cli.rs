@@ -84,6 +84,21 @@ pub struct StartArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 1 << 30)]
     pub max_body_size: u64,
+    /// Seconds a client has to send a whole request head, from its first byte (then 408).
+    #[arg(long, default_value_t = 30)]
+    pub header_timeout: u64,
+    /// Seconds a request body may stall before the connection is closed.
+    #[arg(long, default_value_t = 60)]
+    pub body_timeout: u64,
+    /// Seconds an idle keep-alive client connection stays open.
+    #[arg(long, default_value_t = 60)]
+    pub keep_alive_timeout: u64,
+    /// Seconds a client may take to accept more of its response before it is dropped.
+    #[arg(long, default_value_t = 60)]
+    pub send_timeout: u64,
+    /// Seconds in-flight requests may run after a stop before app processes are killed.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! never holds an app process.
 
 use crate::buffers::{read_into, OutBuf, ReadResult};
-use crate::exchange::{ParsedRequest, ReadOutcome, RequestReader};
+use crate::exchange::{write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader};
 use crate::server::{token_of, Entry, Server};
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
@@ -139,10 +139,9 @@ impl Server {
     }
 
     fn refuse(&mut self, key: usize, status: u16, reason: &str) {
-        let production = self.settings.production;
         if let Some(client) = self.client(key) {
             client.phase = Phase::Closing;
-            crate::exchange::write_error(client.out.buffer(), status, reason, production, true);
+            write_error(client.out.buffer(), status, reason, Answer::CLOSING);
             self.flush_client(key);
         }
     }
@@ -150,7 +149,7 @@ impl Server {
     /// Parses buffered bytes into a request and submits it, or answers an error.
     pub fn advance_client(&mut self, key: usize) {
         let now = Instant::now();
-        let (head_timeout, io_timeout) = (self.settings.head_timeout, self.settings.io_timeout);
+        let (head_timeout, body_timeout) = (self.settings.head_timeout, self.settings.body_timeout);
         let Some(client) = self.client(key) else {
             return;
         };
@@ -170,7 +169,7 @@ impl Server {
                     // cannot keep it alive.
                     self.set_deadline(key, Some(now + head_timeout));
                 } else if client.reader.in_body() {
-                    self.set_deadline(key, Some(now + io_timeout));
+                    self.set_deadline(key, Some(now + body_timeout));
                 }
             }
             ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
@@ -186,7 +185,7 @@ impl Server {
     }
 
     pub fn flush_client(&mut self, key: usize) {
-        let io_timeout = self.settings.io_timeout;
+        let send_timeout = self.settings.send_timeout;
         let Some(client) = self.client(key) else {
             return;
         };
@@ -203,7 +202,7 @@ impl Server {
             return self.close_client(key);
         }
         if !empty && !closing {
-            self.set_deadline(key, Some(Instant::now() + io_timeout));
+            self.set_deadline(key, Some(Instant::now() + send_timeout));
         }
         if let Some(backend) = backend {
             // The client took some output: the app's response may flow again.
@@ -281,7 +280,6 @@ impl Server {
     }
 
     pub fn client_deadline_passed(&mut self, key: usize, at: Instant) {
-        let production = self.settings.production;
         let Some(client) = self.client(key) else {
             return;
         };
@@ -293,7 +291,7 @@ impl Server {
             Phase::Reading if client.reader.started() => {
                 client.phase = Phase::Closing;
                 let (status, reason) = (408, "the request was not received in time");
-                crate::exchange::write_error(client.out.buffer(), status, reason, production, true);
+                write_error(client.out.buffer(), status, reason, Answer::CLOSING);
                 self.flush_client(key);
                 // A client that does not read its 408 is not waited for twice.
                 self.set_deadline(key, Some(Instant::now() + std::time::Duration::from_secs(5)));
@@ -317,9 +315,9 @@ impl Server {
         };
         let stopping = self.stopping;
         if let Some(client) = self.client(key) {
-            let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive) && !stopping;
-            crate::exchange::write_unavailable(client.out.buffer(), &detail, !keep_alive);
-            self.finish_exchange(key, keep_alive);
+            let answer = Answer::to(client.pending.as_ref(), !stopping);
+            write_unavailable(client.out.buffer(), &detail, answer);
+            self.finish_exchange(key, !answer.close);
         }
     }
 
@@ -329,7 +327,6 @@ impl Server {
         let Some(key) = self.requests.get(&request).copied() else {
             return;
         };
-        let production = self.settings.production;
         let Some(client) = self.client(key) else {
             return;
         };
@@ -343,9 +340,9 @@ impl Server {
             self.requests.remove(&request);
             return self.close_client(key);
         }
-        let keep_alive = client.pending.as_ref().is_some_and(|p| p.keep_alive);
+        let answer = Answer::to(client.pending.as_ref(), true);
         let reason = "the app process handling this request died";
-        crate::exchange::write_error(client.out.buffer(), 502, reason, production, !keep_alive);
-        self.finish_exchange(key, keep_alive);
+        write_error(client.out.buffer(), 502, reason, answer);
+        self.finish_exchange(key, !answer.close);
     }
 }

@@ -259,14 +259,43 @@ impl ResponseRelay {
     }
 }
 
+/// How ferry's own answer to a request is framed.
+#[derive(Clone, Copy)]
+pub struct Answer {
+    /// Close the connection after it.
+    pub close: bool,
+    /// The request was HEAD: the page's head only.
+    pub head_only: bool,
+}
+
+impl Answer {
+    /// For a request whose head was not (fully) understood: close, full page.
+    pub const CLOSING: Answer = Answer { close: true, head_only: false };
+
+    pub fn to(request: Option<&ParsedRequest>, keep_alive_allowed: bool) -> Answer {
+        match request {
+            Some(r) => Answer { close: !(r.keep_alive && keep_alive_allowed), head_only: r.method == b"HEAD" },
+            None => Answer::CLOSING,
+        }
+    }
+}
+
 /// ferry's own error page for `status`.
-pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, _production: bool, close: bool) {
-    error_response(status, canonical_reason(status), detail, None, close, out);
+pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, answer: Answer) {
+    write_page(out, status, detail, None, answer);
 }
 
 /// Seconds a client is told to wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 5;
 
-pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, close: bool) {
-    error_response(503, canonical_reason(503), detail, Some(RETRY_AFTER_SECS), close, out);
+pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, answer: Answer) {
+    write_page(out, 503, detail, Some(RETRY_AFTER_SECS), answer);
+}
+
+fn write_page(out: &mut Vec<u8>, status: u16, detail: &str, retry_after_secs: Option<u32>, answer: Answer) {
+    let start = out.len();
+    let head_len = error_response(status, canonical_reason(status), detail, retry_after_secs, answer.close, out);
+    if answer.head_only {
+        out.truncate(start + head_len);
+    }
 }

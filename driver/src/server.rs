@@ -63,9 +63,10 @@ pub struct ProxySettings {
     pub head_timeout: Duration,
     /// How long an idle keep-alive client connection stays open.
     pub keep_alive_timeout: Duration,
-    /// How long a request body may stall, and a response may wait for a client that does not
-    /// read.
-    pub io_timeout: Duration,
+    /// How long a request body may stall.
+    pub body_timeout: Duration,
+    /// How long a response may wait for a client that does not read.
+    pub send_timeout: Duration,
     pub production: bool,
 }
 
@@ -103,6 +104,7 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
         pool: PoolConfig {
             max_pool_size: args.max_pool_size,
             pool_idle_time: Duration::from_secs(args.pool_idle_time),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
             ..PoolConfig::default()
         },
         groups: vec![GroupConfig {
@@ -135,7 +137,10 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
     if let Err(e) = config.validate() {
         return fail(2, &e.to_string().replace('_', "-"));
     }
-    let address = format!("{}:{}", args.address, args.port);
+    let address = match args.address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, args.port).to_string(),
+        Err(_) => format!("{}:{}", args.address, args.port),
+    };
     let std_listener = match std::net::TcpListener::bind(&address) {
         Ok(listener) => listener,
         Err(e) => return fail(1, &format!("cannot listen on {address}: {e}")),
@@ -193,9 +198,10 @@ impl Server {
         let engine = Engine::new(config, clock.now()).map_err(|e| e.to_string())?;
         let settings = ProxySettings {
             limits: crate::http::Limits { max_body_size: args.max_body_size, ..Default::default() },
-            head_timeout: Duration::from_secs(30),
-            keep_alive_timeout: Duration::from_secs(60),
-            io_timeout: Duration::from_secs(60),
+            head_timeout: Duration::from_secs(args.header_timeout),
+            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            send_timeout: Duration::from_secs(args.send_timeout),
             production: args.environment == "production",
         };
         let instance_path = instance.path.clone();

@@ -54,12 +54,13 @@ const fn build_classes() -> [u8; 256] {
             class |= VALUE;
         }
         // Targets: visible ASCII only, minus what no browser sends unencoded. Browsers
-        // (WHATWG URL) percent-encode `"<>` and backtick/`{}` in paths and `"<>` in queries,
-        // but send `|^[]` raw in paths and `\^`{|}` raw in queries; refusing those would break
-        // real traffic (Tomcat learned this in 2017). `#` never belongs in a request: a
-        // fragment reaching the server is how `index.html#.png` slips past suffix-based
-        // routing (HAProxy CVE-2023-45539). Raw bytes >= 0x80 are refused because apps
-        // disagree on how to decode them (WSGI uses latin-1, others UTF-8).
+        // (WHATWG URL) percent-encode `"<>` everywhere and backtick/`{}` in paths, but send
+        // `|[]` (and, before a recent spec change, `^`) raw in paths and `\^`{|}` raw in
+        // queries; refusing those would break real traffic (Tomcat had to add
+        // relaxedQueryChars for this). `#` never belongs in a request: a fragment reaching
+        // the server is how `index.html#.png` slipped past suffix-based routing (HAProxy
+        // CVE-2023-45539). Raw bytes >= 0x80 are refused because apps disagree on how to
+        // decode them (WSGI uses latin-1, others UTF-8).
         if b >= 0x21 && b <= 0x7e && !contains(b"\"#<>", b) {
             class |= QUERY;
             if !contains(b"?\\`{}", b) {

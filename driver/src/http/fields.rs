@@ -254,7 +254,7 @@ impl FieldSectionParser {
                     self.state = State::Value;
                 }
                 State::Value => {
-                    let end = scan_while(buf, pos, scan_end, VALUE);
+                    let end = scan_value(buf, pos, scan_end);
                     self.pos = end;
                     let Some(&byte) = buf.get(end) else {
                         return Ok(SectionEvent::Incomplete);
@@ -298,6 +298,28 @@ impl FieldSectionParser {
             }
         }
     }
+}
+
+/// [`scan_while`] for [`VALUE`] bytes, eight at a time while no byte in the word can end or
+/// break the value: field values (cookies, user agents) are most of a head's bytes.
+#[inline(always)]
+pub(crate) fn scan_value(buf: &[u8], start: usize, end: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut pos = start;
+    while pos + 8 <= end {
+        let word = u64::from_ne_bytes(buf[pos..pos + 8].try_into().expect("8 bytes"));
+        // Some byte < 0x20 (controls, CR, LF, but also HTAB), or some byte == 0x7f: let the
+        // exact per-byte loop sort it out. Bytes >= 0x80 are valid and never flagged.
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
+        let del = word ^ (ONES * 0x7f);
+        let has_del = del.wrapping_sub(ONES) & !del & HIGH_BITS;
+        if below_space | has_del != 0 {
+            break;
+        }
+        pos += 8;
+    }
+    scan_while(buf, pos, end, VALUE)
 }
 
 /// The first offset in `start..end` whose byte is not in `class` (or `end`).
@@ -355,6 +377,27 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn value_scan_stops_exactly_where_the_byte_loop_does() {
+        let mut input: Vec<u8> = (0x20..=0xff).filter(|&b| b != 0x7f).collect();
+        for stop in [0x00u8, b'\t', b'\r', b'\n', 0x1f, 0x7f] {
+            for at in 0..40 {
+                let mut bytes = input.clone();
+                bytes.insert(at, stop);
+                for start in 0..9 {
+                    let expected = scan_while(&bytes, start, bytes.len(), VALUE);
+                    assert_eq!(scan_value(&bytes, start, bytes.len()), expected);
+                    assert_eq!(
+                        scan_value(&bytes, start, at.max(start)),
+                        expected.min(at.max(start))
+                    );
+                }
+            }
+        }
+        input.reverse();
+        assert_eq!(scan_value(&input, 0, input.len()), input.len());
     }
 
     #[test]

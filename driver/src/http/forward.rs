@@ -86,8 +86,7 @@ pub fn write_request_head(
         out.extend_from_slice(b"Connection: upgrade\r\n");
     }
     out.extend_from_slice(b"X-Forwarded-For: ");
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{client_ip}");
+    push_ip(out, client_ip);
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
     if let Some(host) = head.host(buf).filter(|host| !host.is_empty()) {
         out.extend_from_slice(b"X-Forwarded-Host: ");
@@ -216,6 +215,24 @@ pub fn write_response_head(
     ResponsePlan {
         relay,
         close_client,
+    }
+}
+
+/// IPv4 by hand: `fmt` costs more than the rest of the request head together.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 

@@ -107,7 +107,7 @@ const BODY_SEEDS: &[&[u8]] = &[
 /// Either pieces strung together, or a valid seed with a few random edits (insert a piece,
 /// drop a byte range, cut the end); about a quarter of the seeds stay intact.
 fn random_input(random: &mut Lcg, seeds: &[&[u8]], fragments: &[&[u8]]) -> Vec<u8> {
-    let mut pick = |random: &mut Lcg| fragments[random.below(fragments.len())];
+    let pick = |random: &mut Lcg| fragments[random.below(fragments.len())];
     if random.below(3) == 0 {
         let count = random.below(20) + 1;
         return (0..count)

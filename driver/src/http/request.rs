@@ -10,10 +10,12 @@
 //!   501: ferry re-frames bodies with Content-Length, so it would have to decode the coding,
 //!   and forwarding still-compressed bytes without their label would corrupt the body.
 //! - CONNECT is 501: ferry is a reverse proxy, not a tunnel to arbitrary hosts.
-//! - A missing Host in HTTP/1.1 is accepted (as gunicorn, Puma and HAProxy do); a repeated or
-//!   malformed Host is 400. Content-Type may appear once, like Host (duplicates let a WAF and
-//!   an app read different types).
-//! - Fields whose name contains `_` are dropped, see [`super::fields::has_underscore`].
+//! - A missing Host in HTTP/1.1 is accepted, as gunicorn does: it frames nothing and routes
+//!   nothing in ferry, and the app can still refuse it. A repeated or malformed Host is 400.
+//! - Content-Type may appear once, like Host: duplicates let a WAF and an app read different
+//!   types.
+//! - Fields whose name contains `_` are dropped, as nginx and gunicorn do: CGI-style apps map
+//!   `-` and `_` to the same variable, so `Content_Length` could override what ferry checked.
 
 use super::chars::{self, METHOD, PATH, QUERY};
 use super::error::HttpError;
@@ -71,7 +73,7 @@ impl Method {
 pub enum TargetForm {
     /// `/path?query`
     Origin,
-    /// `http://authority/path?query`. `authority` is the host[:port] without userinfo;
+    /// `http://authority/path?query`. `authority` is the `host[:port]` without userinfo;
     /// `path_and_query` is what follows it (possibly empty).
     Absolute {
         authority: Span,
@@ -455,7 +457,7 @@ impl RequestParser {
                 SectionEvent::Incomplete => return Ok(false),
                 SectionEvent::Field { name, value } => self.on_field(buf, name, value)?,
                 SectionEvent::End { end } => {
-                    self.finish(buf, end)?;
+                    self.finish(end)?;
                     return Ok(true);
                 }
             }
@@ -548,7 +550,7 @@ impl RequestParser {
         Ok(())
     }
 
-    fn finish(&mut self, buf: &[u8], end: usize) -> Result<(), HttpError> {
+    fn finish(&mut self, end: usize) -> Result<(), HttpError> {
         let seen = self.seen;
         let http11 = self.head.version == Version::Http11;
         self.head.framing = if seen.transfer_encoding {
@@ -575,7 +577,6 @@ impl RequestParser {
             self.head.host = Some(authority);
         }
         self.head.head_len = end;
-        debug_assert!(end <= buf.len());
         Ok(())
     }
 }
