@@ -37,13 +37,30 @@ impl Server {
                 Ok((stream, _)) => {
                     let entry = self.entries.vacant_entry();
                     let key = entry.key();
-                    let mut conn = AdminConn { stream, inbuf: Vec::new(), out: OutBuf::default(), answered: false };
+                    let mut conn = AdminConn {
+                        stream,
+                        inbuf: Vec::new(),
+                        out: OutBuf::default(),
+                        answered: false,
+                    };
                     if !caller_allowed(&conn.stream) {
-                        self.log.line("Refused an admin connection from another user");
-                        conn.out.buffer().extend_from_slice(b"refused: only root and the server's user may use this socket\n");
+                        self.log
+                            .line("Refused an admin connection from another user");
+                        conn.out.buffer().extend_from_slice(
+                            b"refused: only root and the server's user may use this socket\n",
+                        );
                         conn.answered = true;
                     }
-                    if self.poll.registry().register(&mut conn.stream, token_of(key), Interest::READABLE | Interest::WRITABLE).is_ok() {
+                    if self
+                        .poll
+                        .registry()
+                        .register(
+                            &mut conn.stream,
+                            token_of(key),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_ok()
+                    {
                         entry.insert(Entry::Admin(conn));
                         self.admin_event(key);
                     }
@@ -66,7 +83,9 @@ impl Server {
                 ReadResult::Eof | ReadResult::Failed => gone = true,
             }
             if let Some(end) = conn.inbuf.iter().position(|b| *b == b'\n') {
-                let command = String::from_utf8_lossy(&conn.inbuf[..end]).trim().to_string();
+                let command = String::from_utf8_lossy(&conn.inbuf[..end])
+                    .trim()
+                    .to_string();
                 conn.answered = true;
                 let reply = self.admin_command(&command);
                 if let Some(Entry::Admin(conn)) = self.entries.get_mut(key) {
@@ -99,11 +118,16 @@ impl Server {
                 "{\"ok\":true}\n".to_string()
             }
             "restart" => {
-                self.log.line("Rolling restart requested through the admin socket");
-                self.inputs.push_back(Input::RestartGroup { group: self.group });
+                self.log
+                    .line("Rolling restart requested through the admin socket");
+                self.inputs
+                    .push_back(Input::RestartGroup { group: self.group });
                 "{\"ok\":true}\n".to_string()
             }
-            other => format!("{{\"error\":\"unknown admin command '{}'\"}}\n", other.escape_default()),
+            other => format!(
+                "{{\"error\":\"unknown admin command '{}'\"}}\n",
+                other.escape_default()
+            ),
         }
     }
 
@@ -121,7 +145,9 @@ impl Server {
                 queue: group.queue,
                 max_request_queue_size: group.max_request_queue_size,
                 min_instances: group.min_instances,
-                backoff_remaining_s: group.backoff_until.map(|until| secs(until.saturating_since(now))),
+                backoff_remaining_s: group
+                    .backoff_until
+                    .map(|until| secs(until.saturating_since(now))),
                 last_spawn_error: group.last_spawn_error.clone(),
                 processes: group
                     .processes
@@ -136,8 +162,11 @@ impl Server {
                             sessions: p.sessions,
                             processed: p.processed,
                             uptime_s: secs(uptime),
-                            cpu_percent: pid.map_or(0.0, |pid| crate::proc_stats::cpu_percent(pid, uptime)),
-                            memory_bytes: pid.and_then(crate::proc_stats::memory_bytes).unwrap_or(0),
+                            cpu_percent: pid
+                                .map_or(0.0, |pid| crate::proc_stats::cpu_percent(pid, uptime)),
+                            memory_bytes: pid
+                                .and_then(crate::proc_stats::memory_bytes)
+                                .unwrap_or(0),
                             last_used_s: secs(now.saturating_since(p.last_used)),
                         }
                     })

@@ -11,7 +11,10 @@ pub enum AppKind {
     /// Any command that listens on `$PORT`.
     Generic { command: String },
     /// A WSGI app served by ferry's loader over a Unix socket.
-    Wsgi { startup_file: PathBuf, python: String },
+    Wsgi {
+        startup_file: PathBuf,
+        python: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -35,9 +38,16 @@ impl App {
         let root = std::fs::canonicalize(dir)
             .map_err(|e| format!("the app directory {} cannot be used: {e}", dir.display()))?;
         if !root.is_dir() {
-            return Err(format!("the app directory {} is not a directory", dir.display()));
+            return Err(format!(
+                "the app directory {} is not a directory",
+                dir.display()
+            ));
         }
-        let startup_file = root.join(args.startup_file.as_deref().unwrap_or(Path::new("passenger_wsgi.py")));
+        let startup_file = root.join(
+            args.startup_file
+                .as_deref()
+                .unwrap_or(Path::new("passenger_wsgi.py")),
+        );
         let app_type = match (args.app_type, &args.app_start_command) {
             (Some(kind), _) => kind,
             (None, Some(_)) => AppType::Generic,
@@ -46,23 +56,38 @@ impl App {
                 return Err(format!(
                     "no app found in {}: it has no {} and no --app-start-command was given",
                     root.display(),
-                    startup_file.file_name().unwrap_or_default().to_string_lossy()
+                    startup_file
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
                 ))
             }
         };
         let kind = match app_type {
             AppType::Generic => match &args.app_start_command {
-                Some(command) if !command.trim().is_empty() => AppKind::Generic { command: command.clone() },
+                Some(command) if !command.trim().is_empty() => AppKind::Generic {
+                    command: command.clone(),
+                },
                 _ => return Err("--app-type generic needs --app-start-command".into()),
             },
             AppType::Wsgi => {
                 if !startup_file.is_file() {
-                    return Err(format!("the WSGI startup file {} does not exist", startup_file.display()));
+                    return Err(format!(
+                        "the WSGI startup file {} does not exist",
+                        startup_file.display()
+                    ));
                 }
-                AppKind::Wsgi { startup_file, python: args.python.clone() }
+                AppKind::Wsgi {
+                    startup_file,
+                    python: args.python.clone(),
+                }
             }
         };
-        Ok(App { root, kind, environment: args.environment.clone() })
+        Ok(App {
+            root,
+            kind,
+            environment: args.environment.clone(),
+        })
     }
 
     pub fn type_name(&self) -> &'static str {

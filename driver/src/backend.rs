@@ -107,13 +107,31 @@ impl Server {
         self.send_to_process(key, request, process, true);
     }
 
-    fn send_to_process(&mut self, key: usize, request: RequestId, process: ProcessId, allow_reuse: bool) {
-        let reused = allow_reuse.then(|| self.children.get_mut(&process).and_then(|c| c.idle_backends.pop())).flatten();
+    fn send_to_process(
+        &mut self,
+        key: usize,
+        request: RequestId,
+        process: ProcessId,
+        allow_reuse: bool,
+    ) {
+        let reused = allow_reuse
+            .then(|| {
+                self.children
+                    .get_mut(&process)
+                    .and_then(|c| c.idle_backends.pop())
+            })
+            .flatten();
         let backend_key = match reused {
             Some(backend_key) => backend_key,
             None => match self.connect_backend(process) {
                 Ok(backend_key) => backend_key,
-                Err(e) => return self.backend_failed_before_response(key, request, &format!("cannot connect: {e}")),
+                Err(e) => {
+                    return self.backend_failed_before_response(
+                        key,
+                        request,
+                        &format!("cannot connect: {e}"),
+                    )
+                }
             },
         };
         let Some(Entry::Client(client)) = self.entries.get_mut(key) else {
@@ -123,7 +141,10 @@ impl Server {
             return;
         };
         let relay = ResponseRelay::new(pending, self.settings.limits);
-        client.phase = Phase::Submitted { request, backend: Some(backend_key) };
+        client.phase = Phase::Submitted {
+            request,
+            backend: Some(backend_key),
+        };
         let bytes = pending.forward.clone();
         let body_file = pending.spilled_body.clone().map(|body| (body, 0));
         let backend = self.backend(backend_key).expect("backend exists");
@@ -146,7 +167,11 @@ impl Server {
         let mut stream = BackendStream::connect(&addr)?;
         let entry = self.entries.vacant_entry();
         let backend_key = entry.key();
-        self.poll.registry().register(stream.source(), token_of(backend_key), Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            stream.source(),
+            token_of(backend_key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         entry.insert(Entry::Backend(Backend {
             stream,
             process,
@@ -200,7 +225,8 @@ impl Server {
             chunk.resize(left.min(BACKEND_READ_BYTES as u64) as usize, 0);
             use std::os::unix::fs::FileExt;
             if let Err(e) = body.file.read_exact_at(chunk, *offset) {
-                return self.backend_broken(key, &format!("cannot read the buffered request body: {e}"));
+                return self
+                    .backend_broken(key, &format!("cannot read the buffered request body: {e}"));
             }
             *offset += chunk.len() as u64;
         }
@@ -221,7 +247,11 @@ impl Server {
         let Some((client_key, _)) = backend.exchange else {
             // Idle: the app closing it is the only news there can be.
             let mut probe = Vec::new();
-            if !matches!(read_into(&mut backend.stream, &mut probe, 1), ReadResult::Open) || !probe.is_empty() {
+            if !matches!(
+                read_into(&mut backend.stream, &mut probe, 1),
+                ReadResult::Open
+            ) || !probe.is_empty()
+            {
                 self.close_backend(key);
             }
             return;
@@ -243,9 +273,14 @@ impl Server {
             Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
             _ => return,
         };
-        let relay = backend_entry.relay.as_mut().expect("an exchange has a relay");
+        let relay = backend_entry
+            .relay
+            .as_mut()
+            .expect("an exchange has a relay");
         let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
-        if matches!(outcome, RelayOutcome::NeedMore) && matches!(result, ReadResult::Eof | ReadResult::Failed) {
+        if matches!(outcome, RelayOutcome::NeedMore)
+            && matches!(result, ReadResult::Eof | ReadResult::Failed)
+        {
             outcome = relay.eof();
         }
         client_entry.response_started |= relay.head_sent();
@@ -258,7 +293,9 @@ impl Server {
                     self.read_backend(key);
                 }
             }
-            RelayOutcome::Done { reusable } => self.exchange_done(key, client_key, reusable, client_keep_alive),
+            RelayOutcome::Done { reusable } => {
+                self.exchange_done(key, client_key, reusable, client_keep_alive)
+            }
             RelayOutcome::Upgraded => {
                 let request = match self.backend(key) {
                     Some(backend) => {
@@ -269,7 +306,10 @@ impl Server {
                     None => None,
                 };
                 if let (Some(request), Some(client)) = (request, self.client(client_key)) {
-                    client.phase = Phase::Tunnel { request, backend: key };
+                    client.phase = Phase::Tunnel {
+                        request,
+                        backend: key,
+                    };
                     client.reader.reset();
                     // Bytes the client sent after its request already belong to the tunnel.
                     self.tunnel_from_client(client_key, key, true);
@@ -282,12 +322,21 @@ impl Server {
 
     /// The client drained its output: read more of the app's response.
     pub fn resume_backend(&mut self, key: usize) {
-        if self.backend(key).is_some_and(|b| b.paused && b.exchange.is_some()) {
+        if self
+            .backend(key)
+            .is_some_and(|b| b.paused && b.exchange.is_some())
+        {
             self.read_backend(key);
         }
     }
 
-    fn exchange_done(&mut self, key: usize, client_key: usize, reusable: bool, client_keep_alive: bool) {
+    fn exchange_done(
+        &mut self,
+        key: usize,
+        client_key: usize,
+        reusable: bool,
+        client_keep_alive: bool,
+    ) {
         let Some(backend) = self.backend(key) else {
             return;
         };
@@ -347,7 +396,8 @@ impl Server {
     }
 
     fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {
-        self.log.line(&format!("The app gave no valid response: {why}"));
+        self.log
+            .line(&format!("The app gave no valid response: {why}"));
         self.inputs.push_back(Input::RequestFinished { request });
         if let Some(client) = self.client(client_key) {
             let answer = crate::exchange::Answer::to(client.pending.as_ref(), true);

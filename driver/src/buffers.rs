@@ -36,7 +36,10 @@ const UNSPILL_CHUNK_BYTES: usize = 256 * 1024;
 
 impl OutBuf {
     pub fn spilling_to(dir: Arc<Path>) -> OutBuf {
-        OutBuf { spill_dir: Some(dir), ..OutBuf::default() }
+        OutBuf {
+            spill_dir: Some(dir),
+            ..OutBuf::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -45,7 +48,9 @@ impl OutBuf {
 
     /// Bytes not yet written, in memory and on disk.
     pub fn pending(&self) -> usize {
-        let on_disk = self.spill.as_ref().map_or(0, |s| (s.write_offset - s.read_offset) as usize + s.tail.len());
+        let on_disk = self.spill.as_ref().map_or(0, |s| {
+            (s.write_offset - s.read_offset) as usize + s.tail.len()
+        });
         self.data.len() - self.written + on_disk
     }
 
@@ -80,7 +85,12 @@ impl OutBuf {
         let file = tempfile::tempfile_in(dir)?;
         let backlog = &self.data[self.written..];
         file.write_all_at(backlog, 0)?;
-        self.spill = Some(Spill { file, read_offset: 0, write_offset: backlog.len() as u64, tail: Vec::new() });
+        self.spill = Some(Spill {
+            file,
+            read_offset: 0,
+            write_offset: backlog.len() as u64,
+            tail: Vec::new(),
+        });
         self.data.clear();
         self.written = 0;
         Ok(())
@@ -106,7 +116,9 @@ impl OutBuf {
         }
         let take = left.min(UNSPILL_CHUNK_BYTES as u64) as usize;
         self.data.resize(take, 0);
-        spill.file.read_exact_at(&mut self.data, spill.read_offset)?;
+        spill
+            .file
+            .read_exact_at(&mut self.data, spill.read_offset)?;
         spill.read_offset += take as u64;
         Ok(())
     }
@@ -151,7 +163,11 @@ pub enum ReadResult {
 }
 
 /// Reads what the socket has, up to `max_buffered` bytes in `buf`.
-pub fn read_into(source: &mut impl std::io::Read, buf: &mut Vec<u8>, max_buffered: usize) -> ReadResult {
+pub fn read_into(
+    source: &mut impl std::io::Read,
+    buf: &mut Vec<u8>,
+    max_buffered: usize,
+) -> ReadResult {
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < max_buffered {
         let room = chunk.len().min(max_buffered - buf.len());

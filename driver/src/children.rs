@@ -31,7 +31,10 @@ const OUTPUT_LINE_MAX_BYTES: usize = 16 * 1024;
 impl OutputPipe {
     fn new(fd: OwnedFd) -> std::io::Result<OutputPipe> {
         rustix::io::ioctl_fionbio(&fd, true)?;
-        Ok(OutputPipe { fd, pending: Vec::new() })
+        Ok(OutputPipe {
+            fd,
+            pending: Vec::new(),
+        })
     }
 
     /// Reads what is there; calls `line` for each complete line. Returns false at end of file.
@@ -68,15 +71,29 @@ fn free_loopback_port() -> std::io::Result<u16> {
 
 /// Starts one process of `app`. `socket_dir` holds WSGI sockets; `tag` names this process's
 /// socket uniquely.
-pub fn spawn(app: &App, socket_dir: &Path, loader_path: &Path, tag: u64) -> std::io::Result<AppProcess> {
+pub fn spawn(
+    app: &App,
+    socket_dir: &Path,
+    loader_path: &Path,
+    tag: u64,
+) -> std::io::Result<AppProcess> {
     let (mut command, addr) = match &app.kind {
         AppKind::Generic { command: line } => {
             let port = free_loopback_port()?;
             let mut command = Command::new("/bin/sh");
-            command.arg("-c").arg(format!("exec {line}")).env("PORT", port.to_string());
-            (command, BackendAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))))
+            command
+                .arg("-c")
+                .arg(format!("exec {line}"))
+                .env("PORT", port.to_string());
+            (
+                command,
+                BackendAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+            )
         }
-        AppKind::Wsgi { startup_file, python } => {
+        AppKind::Wsgi {
+            startup_file,
+            python,
+        } => {
             let socket = socket_dir.join(format!("app-{tag}.sock"));
             let _ = std::fs::remove_file(&socket);
             let mut command = Command::new(python);
@@ -116,7 +133,8 @@ pub fn spawn(app: &App, socket_dir: &Path, loader_path: &Path, tag: u64) -> std:
     }
     let mut child = command.spawn()?;
     let pid = child.id();
-    let pidfd = match rustix::process::pidfd_open(pid_of(pid), rustix::process::PidfdFlags::empty()) {
+    let pidfd = match rustix::process::pidfd_open(pid_of(pid), rustix::process::PidfdFlags::empty())
+    {
         Ok(fd) => fd,
         Err(e) => {
             let _ = child.kill();
@@ -124,9 +142,24 @@ pub fn spawn(app: &App, socket_dir: &Path, loader_path: &Path, tag: u64) -> std:
             return Err(e.into());
         }
     };
-    let stdout = child.stdout.take().map(|p| OutputPipe::new(OwnedFd::from(p))).transpose()?;
-    let stderr = child.stderr.take().map(|p| OutputPipe::new(OwnedFd::from(p))).transpose()?;
-    Ok(AppProcess { child, pid, pidfd, stdout, stderr, addr })
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| OutputPipe::new(OwnedFd::from(p)))
+        .transpose()?;
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| OutputPipe::new(OwnedFd::from(p)))
+        .transpose()?;
+    Ok(AppProcess {
+        child,
+        pid,
+        pidfd,
+        stdout,
+        stderr,
+        addr,
+    })
 }
 
 fn pid_of(pid: u32) -> Pid {

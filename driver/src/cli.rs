@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about = "An application server that runs your web app as a managed pool of processes")]
+#[command(
+    name = "ferry",
+    version,
+    about = "An application server that runs your web app as a managed pool of processes"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -55,7 +59,11 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 100)]
     pub max_request_queue_size: usize,
     /// Requests one process handles at once (0: unlimited).
-    #[arg(long, visible_alias = "force-max-concurrent-requests-per-process", default_value_t = 1)]
+    #[arg(
+        long,
+        visible_alias = "force-max-concurrent-requests-per-process",
+        default_value_t = 1
+    )]
     pub concurrency: u32,
     /// Processes started at once while the pool grows.
     #[arg(long, default_value_t = 3)]

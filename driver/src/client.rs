@@ -4,7 +4,9 @@
 //! never holds an app process.
 
 use crate::buffers::{read_into, OutBuf, ReadResult};
-use crate::exchange::{write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader};
+use crate::exchange::{
+    write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader,
+};
 use crate::server::{token_of, Entry, Server};
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
@@ -20,7 +22,10 @@ pub enum Phase {
     /// Reading a request head and body.
     Reading,
     /// Handed to the engine: queued, or being served by `backend` once forwarded.
-    Submitted { request: RequestId, backend: Option<usize> },
+    Submitted {
+        request: RequestId,
+        backend: Option<usize>,
+    },
     /// The app switched protocols: bytes flow both ways between the client and `backend`
     /// until either side closes.
     Tunnel { request: RequestId, backend: usize },
@@ -48,7 +53,16 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let entry = self.entries.vacant_entry();
         let key = entry.key();
-        if self.poll.registry().register(&mut stream, token_of(key), Interest::READABLE | Interest::WRITABLE).is_err() {
+        if self
+            .poll
+            .registry()
+            .register(
+                &mut stream,
+                token_of(key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
             return;
         }
         entry.insert(Entry::Client(Client {
@@ -179,7 +193,10 @@ impl Server {
                 self.set_deadline(key, None);
                 let request = self.submit_request(key);
                 let client = self.client(key).expect("client exists");
-                client.phase = Phase::Submitted { request, backend: None };
+                client.phase = Phase::Submitted {
+                    request,
+                    backend: None,
+                };
             }
         }
     }
@@ -192,7 +209,10 @@ impl Server {
         if client.out.flush_to(&mut client.stream).is_err() {
             return self.client_gone(key);
         }
-        let (empty, closing) = (client.out.is_empty(), matches!(client.phase, Phase::Closing));
+        let (empty, closing) = (
+            client.out.is_empty(),
+            matches!(client.phase, Phase::Closing),
+        );
         let backend = match client.phase {
             Phase::Submitted { backend, .. } => backend,
             Phase::Tunnel { backend, .. } => Some(backend),
@@ -256,7 +276,9 @@ impl Server {
     }
 
     pub fn close_client(&mut self, key: usize) {
-        if let Some(Phase::Submitted { .. } | Phase::Tunnel { .. }) = self.client(key).map(|c| &c.phase) {
+        if let Some(Phase::Submitted { .. } | Phase::Tunnel { .. }) =
+            self.client(key).map(|c| &c.phase)
+        {
             return self.client_gone(key);
         }
         self.set_deadline(key, None);
@@ -270,7 +292,9 @@ impl Server {
             .entries
             .iter()
             .filter_map(|(key, entry)| match entry {
-                Entry::Client(c) if matches!(c.phase, Phase::Reading) && !c.reader.started() => Some(key),
+                Entry::Client(c) if matches!(c.phase, Phase::Reading) && !c.reader.started() => {
+                    Some(key)
+                }
                 _ => None,
             })
             .collect();
@@ -294,7 +318,10 @@ impl Server {
                 write_error(client.out.buffer(), status, reason, Answer::CLOSING);
                 self.flush_client(key);
                 // A client that does not read its 408 is not waited for twice.
-                self.set_deadline(key, Some(Instant::now() + std::time::Duration::from_secs(5)));
+                self.set_deadline(
+                    key,
+                    Some(Instant::now() + std::time::Duration::from_secs(5)),
+                );
             }
             // Idle keep-alive, or a client that stopped reading its response.
             _ => self.client_gone(key),
@@ -308,9 +335,13 @@ impl Server {
         };
         let production = self.settings.production;
         let detail = match &reason {
-            RejectReason::QueueFull => "every app process is busy and the request queue is full".to_string(),
+            RejectReason::QueueFull => {
+                "every app process is busy and the request queue is full".to_string()
+            }
             RejectReason::ShuttingDown => "the server is shutting down".to_string(),
-            RejectReason::SpawnFailing { error } if !production => format!("the app cannot start: {error}"),
+            RejectReason::SpawnFailing { error } if !production => {
+                format!("the app cannot start: {error}")
+            }
             RejectReason::SpawnFailing { .. } => "the app cannot start at the moment".to_string(),
         };
         let stopping = self.stopping;
@@ -330,8 +361,15 @@ impl Server {
         let Some(client) = self.client(key) else {
             return;
         };
-        if let Phase::Submitted { backend: Some(backend), .. } = client.phase {
-            client.phase = Phase::Submitted { request, backend: None };
+        if let Phase::Submitted {
+            backend: Some(backend),
+            ..
+        } = client.phase
+        {
+            client.phase = Phase::Submitted {
+                request,
+                backend: None,
+            };
             self.close_backend(backend);
         }
         let client = self.client(key).expect("client exists");

@@ -22,13 +22,16 @@ fn select(select: &SelectArgs, registry: &Path) -> Result<Found, (u8, String)> {
         found.retain(|f| &f.info.instance == instance);
     }
     match found.len() {
-        0 if select.port.is_some() || select.instance.is_some() => {
-            Err((1, "no running ferry instance matches --port/--instance".into()))
-        }
+        0 if select.port.is_some() || select.instance.is_some() => Err((
+            1,
+            "no running ferry instance matches --port/--instance".into(),
+        )),
         0 => Err((1, "ferry is not running (no instance found)".into())),
         1 => Ok(found.pop().expect("one instance")),
         _ => {
-            let mut text = String::from("several ferry instances are running; choose one with --port or --instance:\n");
+            let mut text = String::from(
+                "several ferry instances are running; choose one with --port or --instance:\n",
+            );
             for f in &found {
                 text.push_str(&format!(
                     "  instance {}  port {}  pid {}  app {}\n",
@@ -64,14 +67,30 @@ pub fn status(args: &StatusArgs, registry_flag: Option<&Path>) -> ExitCode {
     };
     let reply = match admin_request(&found.socket, "status") {
         Ok(reply) => reply,
-        Err(e) => return fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port)),
+        Err(e) => {
+            return fail(
+                1,
+                &format!("cannot reach the instance on port {}: {e}", found.info.port),
+            )
+        }
     };
     let report: StatusReport = match serde_json::from_slice(&reply) {
         Ok(report) => report,
-        Err(_) => return fail(1, &format!("the instance refused: {}", String::from_utf8_lossy(&reply).trim())),
+        Err(_) => {
+            return fail(
+                1,
+                &format!(
+                    "the instance refused: {}",
+                    String::from_utf8_lossy(&reply).trim()
+                ),
+            )
+        }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("status serializes")
+        );
     } else {
         print!("{}", report.render());
     }
@@ -84,18 +103,30 @@ pub fn stop(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
         Err((code, message)) => return fail(code, &message),
     };
     if let Err(e) = admin_request(&found.socket, "stop") {
-        return fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port));
+        return fail(
+            1,
+            &format!("cannot reach the instance on port {}: {e}", found.info.port),
+        );
     }
     // Wait, bounded, for the server to finish in-flight requests and exit.
     let deadline = Instant::now() + Duration::from_secs(120);
     let pid = rustix::process::Pid::from_raw(found.info.pid as i32);
     while pid.is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok()) {
         if Instant::now() > deadline {
-            return fail(1, &format!("the instance (pid {}) did not stop within 120 s", found.info.pid));
+            return fail(
+                1,
+                &format!(
+                    "the instance (pid {}) did not stop within 120 s",
+                    found.info.pid
+                ),
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("Stopped ferry on port {} (pid {}).", found.info.port, found.info.pid);
+    println!(
+        "Stopped ferry on port {} (pid {}).",
+        found.info.port, found.info.pid
+    );
     ExitCode::SUCCESS
 }
 
@@ -106,9 +137,15 @@ pub fn restart(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
     };
     match admin_request(&found.socket, "restart") {
         Ok(_) => {
-            println!("Restarting the app processes of ferry on port {}, one by one.", found.info.port);
+            println!(
+                "Restarting the app processes of ferry on port {}, one by one.",
+                found.info.port
+            );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(1, &format!("cannot reach the instance on port {}: {e}", found.info.port)),
+        Err(e) => fail(
+            1,
+            &format!("cannot reach the instance on port {}: {e}", found.info.port),
+        ),
     }
 }

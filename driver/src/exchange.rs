@@ -1,11 +1,11 @@
 //! One request/response exchange as the proxy sees it: reading a whole request from the
 //! client, and relaying the app's response back. Built on the pure `http` module.
 
-use crate::http::{
-    canonical_reason, error_response, write_request_head, write_response_head, BodyReader, BodyRelay, ClientSide,
-    HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
-};
 use crate::buffers::SPILL_THRESHOLD_BYTES;
+use crate::http::{
+    canonical_reason, error_response, write_request_head, write_response_head, BodyReader,
+    BodyRelay, ClientSide, HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
+};
 use std::fs::File;
 use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
@@ -65,7 +65,14 @@ const BODY_READ_BYTES: usize = 256 * 1024;
 
 impl RequestReader {
     pub fn new(limits: Limits, client_ip: IpAddr, spill_dir: Arc<Path>) -> RequestReader {
-        RequestReader { parser: RequestParser::new(limits), limits, client_ip, body: None, started: false, spill_dir }
+        RequestReader {
+            parser: RequestParser::new(limits),
+            limits,
+            client_ip,
+            body: None,
+            started: false,
+            spill_dir,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -110,8 +117,14 @@ impl RequestReader {
             let head_bytes = input[..head.head_len].to_vec();
             input.drain(..head.head_len);
             let reader = BodyReader::for_request(head.framing, &self.limits);
-            self.body =
-                Some(BodyState { head_bytes, head, reader, payload: Vec::new(), spilled: None, continue_sent: false });
+            self.body = Some(BodyState {
+                head_bytes,
+                head,
+                reader,
+                payload: Vec::new(),
+                spilled: None,
+                continue_sent: false,
+            });
         }
         let state = self.body.as_mut().expect("the head is in");
         let progress = match state.reader.feed_into(input, &mut state.payload) {
@@ -122,7 +135,10 @@ impl RequestReader {
         if state.spilled.is_some() || state.payload.len() > SPILL_THRESHOLD_BYTES {
             if let Err(e) = spill(state, &self.spill_dir) {
                 eprintln!("ferry: cannot buffer a request body on disk: {e}");
-                return ReadOutcome::Error(HttpError::new(503, "the request body could not be buffered"));
+                return ReadOutcome::Error(HttpError::new(
+                    503,
+                    "the request body could not be buffered",
+                ));
             }
         }
         if !progress.done {
@@ -133,9 +149,18 @@ impl RequestReader {
             return ReadOutcome::NeedMore;
         }
         let state = self.body.take().expect("the head is in");
-        let body_len = state.spilled.as_ref().map_or(state.payload.len() as u64, |s| s.len_bytes);
+        let body_len = state
+            .spilled
+            .as_ref()
+            .map_or(state.payload.len() as u64, |s| s.len_bytes);
         let mut forward = Vec::with_capacity(state.head_bytes.len() + 128 + state.payload.len());
-        write_request_head(&state.head, &state.head_bytes, self.client_ip, body_len, &mut forward);
+        write_request_head(
+            &state.head,
+            &state.head_bytes,
+            self.client_ip,
+            body_len,
+            &mut forward,
+        );
         forward.extend_from_slice(&state.payload);
         ReadOutcome::Ready(ParsedRequest {
             forward,
@@ -150,10 +175,15 @@ impl RequestReader {
 /// Moves the body received so far into the state's spill file.
 fn spill(state: &mut BodyState, dir: &Path) -> std::io::Result<()> {
     if state.spilled.is_none() {
-        state.spilled = Some(SpilledBody { file: Arc::new(tempfile::tempfile_in(dir)?), len_bytes: 0 });
+        state.spilled = Some(SpilledBody {
+            file: Arc::new(tempfile::tempfile_in(dir)?),
+            len_bytes: 0,
+        });
     }
     let spilled = state.spilled.as_mut().expect("just set");
-    spilled.file.write_all_at(&state.payload, spilled.len_bytes)?;
+    spilled
+        .file
+        .write_all_at(&state.payload, spilled.len_bytes)?;
     spilled.len_bytes += state.payload.len() as u64;
     state.payload.clear();
     Ok(())
@@ -164,7 +194,9 @@ pub enum RelayOutcome {
     /// The app switched protocols (101): from now on bytes flow both ways untouched.
     Upgraded,
     /// The response is complete; `reusable` says whether the app connection can serve another.
-    Done { reusable: bool },
+    Done {
+        reusable: bool,
+    },
     Error(HttpError),
 }
 
@@ -185,7 +217,10 @@ impl ResponseRelay {
         ResponseRelay {
             parser: ResponseParser::new(limits, &request.method),
             limits,
-            client: ClientSide { version: request.version, keep_alive: request.keep_alive },
+            client: ClientSide {
+                version: request.version,
+                keep_alive: request.keep_alive,
+            },
             method: request.method.clone(),
             body: None,
             head_sent: false,
@@ -227,18 +262,25 @@ impl ResponseRelay {
             self.head_sent = true;
             self.close_client = plan.close_client;
             self.app_keep_alive = head.keep_alive && plan.relay != BodyRelay::UntilClose;
-            self.body = Some((BodyReader::for_response(head.framing, &self.limits), plan.relay));
+            self.body = Some((
+                BodyReader::for_response(head.framing, &self.limits),
+                plan.relay,
+            ));
         }
         let (reader, relay) = self.body.as_mut().expect("the head is in");
         let progress = match relay {
             BodyRelay::Dechunk => reader.feed_into(input, out),
-            _ => reader.feed(input, |_| {}).inspect(|p| out.extend_from_slice(&input[..p.consumed])),
+            _ => reader
+                .feed(input, |_| {})
+                .inspect(|p| out.extend_from_slice(&input[..p.consumed])),
         };
         match progress {
             Ok(progress) => {
                 input.drain(..progress.consumed);
                 if progress.done || reader.is_done() {
-                    RelayOutcome::Done { reusable: self.app_keep_alive }
+                    RelayOutcome::Done {
+                        reusable: self.app_keep_alive,
+                    }
                 } else {
                     RelayOutcome::NeedMore
                 }
@@ -250,7 +292,10 @@ impl ResponseRelay {
     /// The app closed its connection.
     pub fn eof(&mut self) -> RelayOutcome {
         match &mut self.body {
-            None => RelayOutcome::Error(HttpError::new(502, "the app closed the connection without a response")),
+            None => RelayOutcome::Error(HttpError::new(
+                502,
+                "the app closed the connection without a response",
+            )),
             Some((reader, _)) => match reader.finish_at_eof() {
                 Ok(()) => RelayOutcome::Done { reusable: false },
                 Err(error) => RelayOutcome::Error(error),
@@ -270,11 +315,17 @@ pub struct Answer {
 
 impl Answer {
     /// For a request whose head was not (fully) understood: close, full page.
-    pub const CLOSING: Answer = Answer { close: true, head_only: false };
+    pub const CLOSING: Answer = Answer {
+        close: true,
+        head_only: false,
+    };
 
     pub fn to(request: Option<&ParsedRequest>, keep_alive_allowed: bool) -> Answer {
         match request {
-            Some(r) => Answer { close: !(r.keep_alive && keep_alive_allowed), head_only: r.method == b"HEAD" },
+            Some(r) => Answer {
+                close: !(r.keep_alive && keep_alive_allowed),
+                head_only: r.method == b"HEAD",
+            },
             None => Answer::CLOSING,
         }
     }
@@ -292,9 +343,22 @@ pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, answer: Answer) {
     write_page(out, 503, detail, Some(RETRY_AFTER_SECS), answer);
 }
 
-fn write_page(out: &mut Vec<u8>, status: u16, detail: &str, retry_after_secs: Option<u32>, answer: Answer) {
+fn write_page(
+    out: &mut Vec<u8>,
+    status: u16,
+    detail: &str,
+    retry_after_secs: Option<u32>,
+    answer: Answer,
+) {
     let start = out.len();
-    let head_len = error_response(status, canonical_reason(status), detail, retry_after_secs, answer.close, out);
+    let head_len = error_response(
+        status,
+        canonical_reason(status),
+        detail,
+        retry_after_secs,
+        answer.close,
+        out,
+    );
     if answer.head_only {
         out.truncate(start + head_len);
     }

@@ -73,12 +73,16 @@ pub fn find_instances(registry: &Path) -> Vec<Found> {
         .filter(|e| e.file_name().to_string_lossy().starts_with("ferry."))
         .filter_map(|e| {
             let dir = e.path();
-            let info: InstanceInfo = serde_json::from_slice(&std::fs::read(dir.join("instance.json")).ok()?).ok()?;
+            let info: InstanceInfo =
+                serde_json::from_slice(&std::fs::read(dir.join("instance.json")).ok()?).ok()?;
             if !process_alive(info.pid) {
                 let _ = std::fs::remove_dir_all(&dir);
                 return None;
             }
-            Some(Found { socket: dir.join("admin.sock"), info })
+            Some(Found {
+                socket: dir.join("admin.sock"),
+                info,
+            })
         })
         .collect();
     found.sort_by_key(|f| (f.info.port, f.info.pid));

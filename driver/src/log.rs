@@ -10,7 +10,12 @@ pub struct Log {
 impl Log {
     pub fn open(path: Option<&Path>) -> std::io::Result<Log> {
         let sink: Box<dyn Write> = match path {
-            Some(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            Some(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
             None => Box::new(std::io::stderr()),
         };
         Ok(Log { sink })

@@ -17,13 +17,17 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     let ticks_per_second = rustix::param::clock_ticks_per_second().max(1);
-    Some(Duration::from_secs_f64((utime + stime) as f64 / ticks_per_second as f64))
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / ticks_per_second as f64,
+    ))
 }
 
 /// Average CPU use over the process's life, in percent of one core.
 pub fn cpu_percent(pid: u32, uptime: Duration) -> f64 {
     match cpu_time(pid) {
-        Some(cpu) if !uptime.is_zero() => (cpu.as_secs_f64() / uptime.as_secs_f64() * 100.0).round(),
+        Some(cpu) if !uptime.is_zero() => {
+            (cpu.as_secs_f64() / uptime.as_secs_f64() * 100.0).round()
+        }
         _ => 0.0,
     }
 }

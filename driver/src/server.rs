@@ -9,7 +9,9 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::instance::{InstanceDir, InstanceInfo};
 use crate::log::Log;
-use ferry_engine::{Command, Config, Engine, GroupConfig, GroupId, Input, PoolConfig, ProcessId, RequestId};
+use ferry_engine::{
+    Command, Config, Engine, GroupConfig, GroupId, Input, PoolConfig, ProcessId, RequestId,
+};
 use mio::net::{TcpListener, UnixListener};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -131,7 +133,13 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
         Err(message) => return fail(2, &message),
     };
     if !matches!(args.environment.as_str(), "development" | "production") {
-        return fail(2, &format!("--environment must be development or production, not '{}'", args.environment));
+        return fail(
+            2,
+            &format!(
+                "--environment must be development or production, not '{}'",
+                args.environment
+            ),
+        );
     }
     let config = engine_config(&args, &app);
     if let Err(e) = config.validate() {
@@ -145,7 +153,10 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
         Ok(listener) => listener,
         Err(e) => return fail(1, &format!("cannot listen on {address}: {e}")),
     };
-    let port = std_listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let port = std_listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(args.port);
     match Server::new(args, app, config, std_listener, port, registry) {
         Ok(mut server) => {
             let code = server.run();
@@ -174,30 +185,55 @@ impl Server {
             app_root: app.root.display().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let instance = InstanceDir::create(&registry, &info)
-            .map_err(|e| format!("cannot create the instance directory in {}: {e}", registry.display()))?;
+        let instance = InstanceDir::create(&registry, &info).map_err(|e| {
+            format!(
+                "cannot create the instance directory in {}: {e}",
+                registry.display()
+            )
+        })?;
         let loader_path = instance.path.join("wsgi_loader.py");
         if matches!(app.kind, AppKind::Wsgi { .. }) {
-            std::fs::write(&loader_path, WSGI_LOADER).map_err(|e| format!("cannot write the WSGI loader: {e}"))?;
+            std::fs::write(&loader_path, WSGI_LOADER)
+                .map_err(|e| format!("cannot write the WSGI loader: {e}"))?;
         }
-        let log = Log::open(args.log_file.as_deref())
-            .map_err(|e| format!("cannot open the log file {}: {e}", args.log_file.as_ref().unwrap().display()))?;
+        let log = Log::open(args.log_file.as_deref()).map_err(|e| {
+            format!(
+                "cannot open the log file {}: {e}",
+                args.log_file.as_ref().unwrap().display()
+            )
+        })?;
         let poll = Poll::new().map_err(|e| e.to_string())?;
-        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::from_std(std_listener);
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE).map_err(|e| e.to_string())?;
-        let admin_path = instance.admin_socket();
-        let mut admin = UnixListener::bind(&admin_path).map_err(|e| format!("cannot create the admin socket: {e}"))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-        poll.registry().register(&mut admin, ADMIN, Interest::READABLE).map_err(|e| e.to_string())?;
-        let mut signals = signal_hook_mio::v1_0::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        std_listener
+            .set_nonblocking(true)
             .map_err(|e| e.to_string())?;
-        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let admin_path = instance.admin_socket();
+        let mut admin = UnixListener::bind(&admin_path)
+            .map_err(|e| format!("cannot create the admin socket: {e}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        poll.registry()
+            .register(&mut admin, ADMIN, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(|e| e.to_string())?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| e.to_string())?;
         let clock = Clock::start();
         let engine = Engine::new(config, clock.now()).map_err(|e| e.to_string())?;
         let settings = ProxySettings {
-            limits: crate::http::Limits { max_body_size: args.max_body_size, ..Default::default() },
+            limits: crate::http::Limits {
+                max_body_size: args.max_body_size,
+                ..Default::default()
+            },
             head_timeout: Duration::from_secs(args.header_timeout),
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
@@ -234,13 +270,30 @@ impl Server {
     }
 
     fn banner(&self, args: &StartArgs) {
-        let shown_host = if args.address == "0.0.0.0" { "0.0.0.0".to_string() } else { args.address.clone() };
-        let log_target = args.log_file.as_ref().map_or("the terminal".to_string(), |p| p.display().to_string());
-        println!("=============== ferry {} web server started ===============", env!("CARGO_PKG_VERSION"));
-        println!("PID file: none (instance {}, pid {})", self.info.instance, self.info.pid);
+        let shown_host = if args.address == "0.0.0.0" {
+            "0.0.0.0".to_string()
+        } else {
+            args.address.clone()
+        };
+        let log_target = args
+            .log_file
+            .as_ref()
+            .map_or("the terminal".to_string(), |p| p.display().to_string());
+        println!(
+            "=============== ferry {} web server started ===============",
+            env!("CARGO_PKG_VERSION")
+        );
+        println!(
+            "PID file: none (instance {}, pid {})",
+            self.info.instance, self.info.pid
+        );
         println!("Log file: {log_target}");
         println!("Environment: {}", self.app.environment);
-        println!("App: {} ({})", self.app.root.display(), self.app.type_name());
+        println!(
+            "App: {} ({})",
+            self.app.root.display(),
+            self.app.type_name()
+        );
         println!("Accessible via: http://{shown_host}:{}/", self.info.port);
         println!();
         println!("You can stop ferry by pressing Ctrl-C.");
@@ -278,19 +331,39 @@ impl Server {
     fn next_timeout(&self) -> Option<Duration> {
         let now = std::time::Instant::now();
         let engine = self.engine.poll_timeout().map(|at| self.clock.until(at));
-        let probe = self.children.values().filter_map(|c| c.probe).map(|(at, _)| at.saturating_duration_since(now)).min();
-        let deadline = self.deadlines.first().map(|(at, _)| at.saturating_duration_since(now));
+        let probe = self
+            .children
+            .values()
+            .filter_map(|c| c.probe)
+            .map(|(at, _)| at.saturating_duration_since(now))
+            .min();
+        let deadline = self
+            .deadlines
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
-        [engine, probe, deadline].into_iter().flatten().min().map(|d| d + Duration::from_micros(50))
+        [engine, probe, deadline]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d + Duration::from_micros(50))
     }
 
     fn on_timers(&mut self) {
         let now = std::time::Instant::now();
-        if self.engine.poll_timeout().is_some_and(|at| at <= self.clock.now()) {
+        if self
+            .engine
+            .poll_timeout()
+            .is_some_and(|at| at <= self.clock.now())
+        {
             self.inputs.push_back(Input::Tick);
         }
-        let due: Vec<ProcessId> =
-            self.children.iter().filter(|(_, c)| c.probe.is_some_and(|(at, _)| at <= now)).map(|(id, _)| *id).collect();
+        let due: Vec<ProcessId> = self
+            .children
+            .iter()
+            .filter(|(_, c)| c.probe.is_some_and(|(at, _)| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
         for id in due {
             self.probe(id);
         }
@@ -310,7 +383,8 @@ impl Server {
         }
         if self.stopping {
             // A second Ctrl-C: do not wait for in-flight requests any longer.
-            self.log.line("Second stop signal: killing app processes now");
+            self.log
+                .line("Second stop signal: killing app processes now");
             for child in self.children.values() {
                 child.process.signal(true);
             }
@@ -403,25 +477,53 @@ impl Server {
             Err(e) => {
                 let error = format!("cannot start the app: {e}");
                 self.log.line(&error);
-                self.inputs.push_back(Input::SpawnFailed { process: id, error });
+                self.inputs
+                    .push_back(Input::SpawnFailed { process: id, error });
                 return;
             }
         };
-        self.log.line(&format!("Spawning app process {} ({})", process.pid, self.app.type_name()));
+        self.log.line(&format!(
+            "Spawning app process {} ({})",
+            process.pid,
+            self.app.type_name()
+        ));
         let exit_key = self.entries.insert(Entry::ProcessExit(id));
         let registry = self.poll.registry();
-        let _ = registry.register(&mut SourceFd(&process.pidfd_raw()), token_of(exit_key), Interest::READABLE);
+        let _ = registry.register(
+            &mut SourceFd(&process.pidfd_raw()),
+            token_of(exit_key),
+            Interest::READABLE,
+        );
         let mut output_keys = Vec::new();
-        for (pipe, stream) in [(&mut process.stdout, OutputStream::Stdout), (&mut process.stderr, OutputStream::Stderr)] {
+        for (pipe, stream) in [
+            (&mut process.stdout, OutputStream::Stdout),
+            (&mut process.stderr, OutputStream::Stderr),
+        ] {
             if let Some(pipe) = pipe {
                 use std::os::fd::AsRawFd;
                 let key = self.entries.insert(Entry::ProcessOutput(id, stream));
-                let _ = registry.register(&mut SourceFd(&pipe.fd.as_raw_fd()), token_of(key), Interest::READABLE);
+                let _ = registry.register(
+                    &mut SourceFd(&pipe.fd.as_raw_fd()),
+                    token_of(key),
+                    Interest::READABLE,
+                );
                 output_keys.push(key);
             }
         }
-        let probe = Some((std::time::Instant::now() + Duration::from_millis(2), Duration::from_millis(5)));
-        self.children.insert(id, Child { process, exit_key, output_keys, probe, idle_backends: Vec::new() });
+        let probe = Some((
+            std::time::Instant::now() + Duration::from_millis(2),
+            Duration::from_millis(5),
+        ));
+        self.children.insert(
+            id,
+            Child {
+                process,
+                exit_key,
+                output_keys,
+                probe,
+                idle_backends: Vec::new(),
+            },
+        );
     }
 
     /// A spawning process is ready once it accepts a connection.
@@ -435,10 +537,14 @@ impl Server {
         };
         if accepted {
             child.probe = None;
-            self.log.line(&format!("App process {} is ready", child.process.pid));
+            self.log
+                .line(&format!("App process {} is ready", child.process.pid));
             self.inputs.push_back(Input::ProcessReady { process: id });
         } else if let Some((_, pause)) = child.probe {
-            child.probe = Some((std::time::Instant::now() + pause, (pause * 2).min(Duration::from_millis(100))));
+            child.probe = Some((
+                std::time::Instant::now() + pause,
+                (pause * 2).min(Duration::from_millis(100)),
+            ));
         }
     }
 
@@ -475,7 +581,8 @@ impl Server {
         self.process_output(id, OutputStream::Stderr);
         let child = self.children.remove(&id).expect("child is known");
         let pid = child.process.pid;
-        self.log.line(&format!("App process {pid} exited ({description})"));
+        self.log
+            .line(&format!("App process {pid} exited ({description})"));
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut SourceFd(&child.process.pidfd_raw()));
         self.entries.remove(child.exit_key);
@@ -488,7 +595,10 @@ impl Server {
         if let BackendAddr::Unix(path) = &child.process.addr {
             let _ = std::fs::remove_file(path);
         }
-        self.inputs.push_back(Input::ProcessExited { process: id, description });
+        self.inputs.push_back(Input::ProcessExited {
+            process: id,
+            description,
+        });
     }
 
     /// A new engine request id for a complete request from client `key`.
@@ -496,7 +606,10 @@ impl Server {
         let request = RequestId(self.next_request_id);
         self.next_request_id += 1;
         self.requests.insert(request, key);
-        self.inputs.push_back(Input::RequestArrived { group: self.group, request });
+        self.inputs.push_back(Input::RequestArrived {
+            group: self.group,
+            request,
+        });
         request
     }
 }

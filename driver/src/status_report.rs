@@ -70,23 +70,47 @@ impl StatusReport {
         };
         line(&mut out, format!("Version : {}", self.version));
         line(&mut out, format!("Date    : {}", self.date));
-        line(&mut out, format!("Instance: {} (port {}, pid {})", self.instance, self.port, self.pid));
-        line(&mut out, "----------- General information -----------".into());
+        line(
+            &mut out,
+            format!(
+                "Instance: {} (port {}, pid {})",
+                self.instance, self.port, self.pid
+            ),
+        );
+        line(
+            &mut out,
+            "----------- General information -----------".into(),
+        );
         line(&mut out, format!("Max pool size : {}", self.max_pool_size));
         line(&mut out, format!("App groups    : {}", self.groups.len()));
         line(&mut out, format!("Processes     : {}", self.process_count));
-        line(&mut out, format!("Requests in top-level queue : {}", self.top_level_queue));
+        line(
+            &mut out,
+            format!("Requests in top-level queue : {}", self.top_level_queue),
+        );
         if self.shutting_down {
             line(&mut out, "Shutting down : yes".into());
         }
         line(&mut out, String::new());
-        line(&mut out, "----------- Application groups -----------".into());
+        line(
+            &mut out,
+            "----------- Application groups -----------".into(),
+        );
         for group in &self.groups {
-            line(&mut out, format!("{} ({}, {}):", group.app_root, group.app_type, group.environment));
+            line(
+                &mut out,
+                format!(
+                    "{} ({}, {}):",
+                    group.app_root, group.app_type, group.environment
+                ),
+            );
             line(&mut out, format!("  App root: {}", group.app_root));
             line(&mut out, format!("  Requests in queue: {}", group.queue));
             if let Some(remaining) = group.backoff_remaining_s {
-                line(&mut out, format!("  Spawning paused for {remaining:.1}s after failures"));
+                line(
+                    &mut out,
+                    format!("  Spawning paused for {remaining:.1}s after failures"),
+                );
             }
             if let Some(error) = &group.last_spawn_error {
                 line(&mut out, format!("  Last spawn error: {error}"));

@@ -20,13 +20,22 @@ impl Server {
             Some(Phase::Tunnel { request, .. }) => *request,
             _ => return,
         };
-        let Some((Entry::Client(client), Entry::Backend(backend))) = self.entries.get2_mut(client_key, backend_key) else {
+        let Some((Entry::Client(client), Entry::Backend(backend))) =
+            self.entries.get2_mut(client_key, backend_key)
+        else {
             return self.close_tunnel(request, client_key, backend_key);
         };
-        let mut result = if more { ReadResult::Full } else { ReadResult::Open };
+        let mut result = if more {
+            ReadResult::Full
+        } else {
+            ReadResult::Open
+        };
         loop {
             backend.out.buffer().append(&mut client.inbuf);
-            if client.eof || !matches!(result, ReadResult::Full) || backend.out.pending() > TUNNEL_BACKLOG_MAX_BYTES {
+            if client.eof
+                || !matches!(result, ReadResult::Full)
+                || backend.out.pending() > TUNNEL_BACKLOG_MAX_BYTES
+            {
                 break;
             }
             result = read_into(&mut client.stream, &mut client.inbuf, TUNNEL_READ_BYTES);
@@ -39,8 +48,15 @@ impl Server {
     }
 
     /// Moves what the app sent to the client.
-    pub fn tunnel_from_backend(&mut self, backend_key: usize, client_key: usize, request: RequestId) {
-        let Some((Entry::Backend(backend), Entry::Client(client))) = self.entries.get2_mut(backend_key, client_key) else {
+    pub fn tunnel_from_backend(
+        &mut self,
+        backend_key: usize,
+        client_key: usize,
+        request: RequestId,
+    ) {
+        let Some((Entry::Backend(backend), Entry::Client(client))) =
+            self.entries.get2_mut(backend_key, client_key)
+        else {
             return self.close_tunnel(request, client_key, backend_key);
         };
         let mut closed = false;
@@ -48,7 +64,9 @@ impl Server {
             let result = read_into(&mut backend.stream, &mut backend.inbuf, TUNNEL_READ_BYTES);
             client.out.buffer().append(&mut backend.inbuf);
             closed |= matches!(result, ReadResult::Eof | ReadResult::Failed);
-            if !matches!(result, ReadResult::Full) || client.out.pending() > TUNNEL_BACKLOG_MAX_BYTES {
+            if !matches!(result, ReadResult::Full)
+                || client.out.pending() > TUNNEL_BACKLOG_MAX_BYTES
+            {
                 break;
             }
         }
