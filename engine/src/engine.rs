@@ -9,7 +9,6 @@ use crate::status::Totals;
 use crate::time::Instant;
 use crate::timers::{Timer, Timers};
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::string::String;
 use alloc::vec::Vec;
 
 /// The process pool as a pure state machine.
@@ -37,12 +36,17 @@ pub struct Engine {
     pub(crate) next_process_id: u64,
     pub(crate) shutdown: Option<ShutdownState>,
     pub(crate) totals: Totals,
-    /// Groups whose spawning needs a look after this input.
+    /// Groups whose spawning needs a look after this input: a flag per group, and the same
+    /// groups as a list so that an input touching one group costs O(1), not O(groups).
     pub(crate) dirty: Vec<bool>,
-    /// A slot in the pool was freed: every group may now spawn.
-    pub(crate) room_freed: bool,
+    pub(crate) dirty_groups: Vec<GroupId>,
+    /// Every group's spawning needs a look: a slot in the pool was freed, or a process went
+    /// idle while some group waits for room (its capacity can be taken).
+    pub(crate) all_dirty: bool,
+    /// Some group wanted a spawn that the full pool did not allow, when last looked at.
+    pub(crate) pool_waiting: bool,
     /// A routing or idle-kill decision that broke an invariant, kept for `check_invariants`.
-    pub(crate) decision_violation: Option<String>,
+    pub(crate) decision_violation: Option<crate::invariants::Violation>,
     #[cfg(feature = "sabotage")]
     pub(crate) sabotage: Option<crate::Sabotage>,
 }
@@ -75,8 +79,10 @@ impl Engine {
             next_process_id: 1,
             shutdown: None,
             totals: Totals::default(),
-            dirty: alloc::vec![true; group_count],
-            room_freed: false,
+            dirty: alloc::vec![false; group_count],
+            dirty_groups: Vec::with_capacity(group_count),
+            all_dirty: true,
+            pool_waiting: false,
             decision_violation: None,
             #[cfg(feature = "sabotage")]
             sabotage: None,
@@ -161,7 +167,32 @@ impl Engine {
     }
 
     pub(crate) fn mark_dirty(&mut self, group: GroupId) {
-        self.dirty[group.0 as usize] = true;
+        let flag = &mut self.dirty[group.0 as usize];
+        if !*flag {
+            *flag = true;
+            self.dirty_groups.push(group);
+        }
+    }
+
+    /// A process may have become idle: while a group waits for room in a full pool, its
+    /// capacity may be what that group needs, and nothing else would make the group look again.
+    /// Only a process above its group's `min_instances` can be taken, and only that one is
+    /// worth a look at every group (a pool full of minimums would otherwise pay for a look at
+    /// every request's end).
+    pub(crate) fn note_maybe_idle(&mut self, id: ProcessId) {
+        if !self.pool_waiting {
+            return;
+        }
+        let Some(p) = self.processes.get(&id) else {
+            return;
+        };
+        let group = &self.groups[p.group.0 as usize];
+        if p.state == ProcessState::Ready
+            && p.sessions == 0
+            && group.ready > group.config.min_instances
+        {
+            self.all_dirty = true;
+        }
     }
 
     pub(crate) fn push(&mut self, command: Command) {
@@ -170,11 +201,13 @@ impl Engine {
 
     /// Changes a process while keeping its group's routing set and state counters in step:
     /// every mutation of a process that can change its state, sessions or last use goes
-    /// through here.
-    pub(crate) fn update_process(&mut self, id: ProcessId, change: impl FnOnce(&mut Process)) {
-        let Some(process) = self.processes.get_mut(&id) else {
-            return;
-        };
+    /// through here. Returns the process as changed (saving callers a second lookup).
+    pub(crate) fn update_process(
+        &mut self,
+        id: ProcessId,
+        change: impl FnOnce(&mut Process),
+    ) -> Option<&Process> {
+        let process = self.processes.get_mut(&id)?;
         let group = &mut self.groups[process.group.0 as usize];
         let concurrency = group.config.concurrency;
         let old_key = process.has_room(concurrency).then(|| process.route_key(id));
@@ -194,6 +227,7 @@ impl Engine {
                 group.outdated_ready -= 1;
             }
         }
+        Some(process)
     }
 
     pub(crate) fn remove_process(&mut self, id: ProcessId) -> Option<Process> {
@@ -207,7 +241,7 @@ impl Engine {
             group.outdated_ready -= 1;
         }
         group.processes.remove(&id);
-        self.room_freed = true;
+        self.all_dirty = true;
         let group_id = process.group;
         self.mark_dirty(group_id);
         Some(process)

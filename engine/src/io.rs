@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A complete request (head and body) is ready to go to a process of `group`.
-    /// `request` must not be in use already.
+    /// `request` must not be in use already; `group` must be one that [`crate::Engine::new`]
+    /// created.
     RequestArrived { group: GroupId, request: RequestId },
     /// The process finished answering `request`; its session is free.
     RequestFinished { request: RequestId },

@@ -55,12 +55,18 @@ pub use time::Instant;
 pub enum Sabotage {
     /// Spawn whatever is wanted, full pool or not (invariant 1).
     IgnoreMaxPoolSize,
+    /// Never spawn for `min_instances`, so a crashed process is not replaced (invariant 2).
+    IgnoreMinInstances,
     /// Route to the busiest process with room instead of the least busy (invariant 4).
     RouteToBusiest,
     /// Never shut idle processes down (invariant 6).
     NeverIdleShutdown,
     /// Drop a queued request whose client left without ending it (invariant 3).
     ForgetCancelledRequest,
+    /// Queue past `max_request_queue_size` (invariant 5).
+    IgnoreQueueLimit,
+    /// Shut a process down when its idle timer fires even if it is busy (invariant 5).
+    IdleShutdownWhileBusy,
 }
 
 #[cfg(feature = "sabotage")]

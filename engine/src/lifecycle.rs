@@ -53,6 +53,7 @@ impl Engine {
         self.arm_idle_timer(id);
         self.reap_idle(group_id);
         self.dispatch(group_id);
+        self.note_maybe_idle(id);
         self.mark_dirty(group_id);
     }
 
@@ -124,7 +125,9 @@ impl Engine {
         let group = self.group_mut(group_id);
         group.last_spawn_error = Some(error.clone());
         if proven {
+            // A pause set by the earlier failures no longer applies either.
             group.failure_streak = 0;
+            group.backoff_until = None;
         }
         if crashed_stable {
             return;
@@ -160,13 +163,19 @@ impl Engine {
             return;
         }
         let group = self.group_mut(group_id);
+        let old_generation = group.generation;
         group.generation += 1;
         let members: Vec<ProcessId> = group.processes.iter().copied().collect();
         for id in members {
-            match self.processes[&id].state {
+            let process = &self.processes[&id];
+            match process.state {
                 ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
-                ProcessState::Ready => self.group_mut(group_id).outdated_ready += 1,
-                ProcessState::Draining | ProcessState::Stopping => {}
+                // Ready processes of an even older generation (a restart during a restart)
+                // are counted already.
+                ProcessState::Ready if process.generation == old_generation => {
+                    self.group_mut(group_id).outdated_ready += 1
+                }
+                ProcessState::Ready | ProcessState::Draining | ProcessState::Stopping => {}
             }
         }
         self.mark_dirty(group_id);
@@ -196,7 +205,7 @@ impl Engine {
         match self.processes.get(&id).map(|p| (p.state, p.sessions)) {
             Some((ProcessState::Ready, 0)) => self.stop_process(id, KillMode::Graceful),
             Some((ProcessState::Ready, _)) => {
-                self.update_process(id, |p| p.state = ProcessState::Draining)
+                self.update_process(id, |p| p.state = ProcessState::Draining);
             }
             _ => {}
         }
@@ -258,7 +267,10 @@ impl Engine {
 
     fn shut_down_idle(&mut self, id: ProcessId) {
         if self.processes[&id].sessions != 0 {
-            self.decision_violation = Some(format!("{id} was shut down for idleness while busy"));
+            self.decision_violation = Some(crate::invariants::Violation {
+                invariant: 5,
+                detail: format!("{id} was shut down for idleness while busy"),
+            });
         }
         self.totals.idle_shutdowns += 1;
         self.stop_process(id, KillMode::Graceful);
@@ -271,6 +283,13 @@ impl Engine {
                     return;
                 };
                 p.idle_timer_armed = false;
+                #[cfg(feature = "sabotage")]
+                if self.sabotage == Some(crate::Sabotage::IdleShutdownWhileBusy)
+                    && p.state == ProcessState::Ready
+                    && p.sessions != 0
+                {
+                    return self.shut_down_idle(id);
+                }
                 if p.state != ProcessState::Ready || p.sessions != 0 {
                     return; // re-armed when it next becomes idle
                 }

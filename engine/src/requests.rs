@@ -22,7 +22,7 @@ impl Engine {
                 request,
                 Request {
                     group: group_id,
-                    process: None,
+                    process: Some(process),
                 },
             );
             return self.start_session(request, process);
@@ -32,6 +32,12 @@ impl Engine {
             return self.reject(request, RejectReason::SpawnFailing { error });
         }
         let limit = group.config.max_request_queue_size;
+        #[cfg(feature = "sabotage")]
+        let limit = if self.sabotage == Some(crate::Sabotage::IgnoreQueueLimit) {
+            0
+        } else {
+            limit
+        };
         if limit != 0 && group.queue.len() >= limit {
             return self.reject(request, RejectReason::QueueFull);
         }
@@ -67,32 +73,31 @@ impl Engine {
                 .queue
                 .pop_front()
                 .expect("queue is not empty");
+            if let Some(entry) = self.requests.get_mut(&request) {
+                entry.process = Some(process);
+            }
             self.start_session(request, process);
         }
     }
 
+    /// Gives `request` (already recorded as served by `process_id`) a session on the process.
     fn start_session(&mut self, request: RequestId, process_id: ProcessId) {
         self.check_routing_choice(process_id);
         let now = self.now;
-        self.update_process(process_id, |p| {
+        let Some(process) = self.update_process(process_id, |p| {
             p.sessions += 1;
             p.last_used = now;
             p.in_flight.push(request);
-        });
-        if let Some(entry) = self.requests.get_mut(&request) {
-            entry.process = Some(process_id);
-        }
+        }) else {
+            return;
+        };
+        let (group_id, assigned, state) = (process.group, process.assigned(), process.state);
         self.push(Command::Forward {
             request,
             process: process_id,
         });
-        let process = &self.processes[&process_id];
-        let group_id = process.group;
         let max_requests = self.group(group_id).config.max_requests;
-        if max_requests != 0
-            && process.assigned() >= max_requests
-            && process.state == ProcessState::Ready
-        {
+        if max_requests != 0 && assigned >= max_requests && state == ProcessState::Ready {
             // Retire it now, not after its last request: its replacement starts while it drains.
             self.update_process(process_id, |p| p.state = ProcessState::Draining);
             self.group_mut(group_id).replacements_owed += 1;
@@ -103,36 +108,39 @@ impl Engine {
     /// Ends the session of an in-flight request: finished (`cancelled == false`) or its client
     /// went away.
     pub(crate) fn end_session(&mut self, request: RequestId, cancelled: bool) {
-        let Some(Request {
-            process: Some(process_id),
-            ..
-        }) = self.requests.get(&request).copied()
-        else {
+        let Some(entry) = self.requests.remove(&request) else {
             return;
         };
-        self.requests.remove(&request);
+        let Some(process_id) = entry.process else {
+            // Still queued: it has no session to end (a finish cannot come before a forward).
+            self.requests.insert(request, entry);
+            return;
+        };
         if cancelled {
             self.totals.cancelled += 1;
         } else {
             self.totals.served += 1;
         }
         let now = self.now;
-        self.update_process(process_id, |p| {
+        let Some(process) = self.update_process(process_id, |p| {
             p.sessions -= 1;
             p.processed += 1;
             p.last_used = now;
             if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
                 p.in_flight.swap_remove(at);
             }
-        });
-        let process = &self.processes[&process_id];
-        let group_id = process.group;
-        match (process.state, process.sessions) {
-            (ProcessState::Ready, 0) => self.arm_idle_timer(process_id),
+        }) else {
+            return;
+        };
+        let (group_id, state, sessions) = (process.group, process.state, process.sessions);
+        let idle_timer_armed = process.idle_timer_armed;
+        match (state, sessions) {
+            (ProcessState::Ready, 0) if !idle_timer_armed => self.arm_idle_timer(process_id),
             (ProcessState::Draining, 0) => self.stop_process(process_id, KillMode::Graceful),
             _ => {}
         }
         self.dispatch(group_id);
+        self.note_maybe_idle(process_id);
     }
 
     pub(crate) fn client_gone(&mut self, request: RequestId) {

@@ -16,14 +16,31 @@ impl Engine {
             }
             return;
         }
-        let everyone = core::mem::take(&mut self.room_freed);
-        let mut blocked_total = 0;
-        for index in 0..self.groups.len() {
-            if everyone || self.dirty[index] {
-                self.dirty[index] = false;
-                blocked_total += self.spawn_for(GroupId(index as u32));
-            }
+        let everyone = core::mem::take(&mut self.all_dirty);
+        if !everyone && self.dirty_groups.is_empty() {
+            return;
         }
+        let mut groups = core::mem::take(&mut self.dirty_groups);
+        for group in &groups {
+            self.dirty[group.0 as usize] = false;
+        }
+        if everyone {
+            groups.clear();
+            groups.extend((0..self.groups.len()).map(|index| GroupId(index as u32)));
+        } else {
+            // In group order, as a look at every group would go: the first gets a freed slot.
+            groups.sort_unstable();
+        }
+        let mut blocked_total = 0;
+        for &group in &groups {
+            blocked_total += self.spawn_for(group);
+        }
+        // Keep the list's allocation; a group marked meanwhile waits for the next input.
+        groups.clear();
+        groups.append(&mut self.dirty_groups);
+        self.dirty_groups = groups;
+        // Groups not looked at keep whatever they wanted: only a full look says none waits.
+        self.pool_waiting = blocked_total > 0 || (self.pool_waiting && !everyone);
         if blocked_total > 0 {
             self.free_capacity(blocked_total);
         }
@@ -38,6 +55,12 @@ impl Engine {
     fn spawn_need(&self, group_id: GroupId) -> (usize, usize) {
         let group = self.group(group_id);
         let for_min = group.config.min_instances.saturating_sub(group.active());
+        #[cfg(feature = "sabotage")]
+        let for_min = if self.sabotage == Some(crate::Sabotage::IgnoreMinInstances) {
+            0
+        } else {
+            for_min
+        };
         let for_queue = group.processes_for_queue().saturating_sub(group.spawning);
         let for_restart = group.outdated_ready.saturating_sub(group.spawning);
         let other = for_queue.max(for_restart).max(group.replacements_owed);
@@ -74,9 +97,12 @@ impl Engine {
     }
 
     /// The pool is full and groups wait for room: stop processes that can go, unless enough
-    /// are on their way out already. Candidates, best first: an outdated process of a blocked
-    /// group (a restart hands over), then an idle process above `min_instances` of a group
-    /// that is not blocked, least recently used first.
+    /// are on their way out already. Candidates, best first:
+    /// - an idle process above `min_instances` of a group that does not wait itself, least
+    ///   recently used first: it would be shut down for idleness soon anyway;
+    /// - a ready process of an old generation of a waiting (restarting) group, most idle first,
+    ///   and only while none of that group's processes is spawning or leaving: a rolling
+    ///   restart in a full pool gives up one process of capacity at a time, not all at once.
     fn free_capacity(&mut self, blocked_total: usize) {
         let leaving: usize = self.groups.iter().map(|g| g.draining + g.stopping).sum();
         for _ in leaving..blocked_total {
@@ -97,19 +123,24 @@ impl Engine {
             .processes
             .iter()
             .filter(|(_, p)| p.state == ProcessState::Ready);
-        let outdated = ready
+        let idle = ready
             .clone()
-            .filter(|(_, p)| p.generation < self.group(p.group).generation && blocked(p.group))
-            .min_by_key(|(id, p)| p.route_key(**id));
-        if let Some((id, _)) = outdated {
+            .filter(|(_, p)| {
+                let group = self.group(p.group);
+                p.sessions == 0 && group.ready > group.config.min_instances && !blocked(p.group)
+            })
+            .min_by_key(|(id, p)| (p.last_used, **id));
+        if let Some((id, _)) = idle {
             return Some(*id);
         }
         ready
             .filter(|(_, p)| {
                 let group = self.group(p.group);
-                p.sessions == 0 && group.ready > group.config.min_instances && !blocked(p.group)
+                p.generation < group.generation
+                    && group.spawning + group.draining + group.stopping == 0
+                    && blocked(p.group)
             })
-            .min_by_key(|(id, p)| (p.last_used, **id))
+            .min_by_key(|(id, p)| p.route_key(**id))
             .map(|(id, _)| *id)
     }
 }

@@ -1,7 +1,7 @@
 //! The engine's notion of time: a plain number the caller supplies.
 //!
-//! The engine never reads a clock. The driver converts `std::time::Instant` into an [`Instant`]
-//! in exactly one place; the simulator's virtual clock is an [`Instant`] already.
+//! The engine never reads a clock. The driver converts the standard library's `Instant` into
+//! an [`Instant`] in exactly one place; the simulator's virtual clock is an [`Instant`] already.
 
 use core::ops::Add;
 use core::time::Duration;

@@ -1,0 +1,753 @@
+//! Property tests: long random input sequences against a reference model, with shrinking
+//! (`proptest-state-machine`).
+//!
+//! The engine allocates process ids, so the random steps are abstract ("make the k-th spawning
+//! process ready", "finish the k-th request in flight") and the model resolves them against
+//! what the engine's commands have told it so far: which processes were spawned and killed,
+//! which requests were forwarded, rejected, failed. That model plays the OS and the clients.
+//!
+//! After every step:
+//! - `Engine::check_invariants` holds;
+//! - every command makes sense to the model: a forward goes to a process the test made ready,
+//!   not killed, of the request's group, with room; a request ends exactly once (forwarded and
+//!   finished or cancelled, rejected, failed, or cancelled while queued); a process fails only
+//!   requests it held, and only when it exits; live processes never exceed `max_pool_size`
+//!   counting spawns and exits;
+//! - the engine's counts agree with the model's.
+//!
+//! At the end of each case (liveness): faults stop, every spawn becomes ready, every kill is
+//! obeyed, every request finishes, time runs past every timer. Then no request is open and
+//! the pool has settled at `min_instances` per group (or is shut down, once). Finally the
+//! whole input log is replayed on a fresh engine, which must give identical commands.
+
+use core::time::Duration;
+use ferry_engine::{
+    Command, Config, Engine, GroupConfig, GroupId, Input, Instant, KillMode, PoolConfig, ProcessId,
+    ProcessState, RejectReason, RequestId,
+};
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
+use std::collections::{BTreeMap, BTreeSet};
+
+prop_state_machine! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_shrink_iters: 4096,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_engine_agrees_with_the_model_over_random_inputs(sequential 1..300 => PoolTest);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        ..ProptestConfig::default()
+    })]
+
+    /// Invariant 7: two engines fed the same random sequence, each through its own model (the
+    /// inputs depend on the commands: which process to make ready, which request to finish),
+    /// give the same inputs and the same commands, step by step.
+    #[test]
+    fn the_same_inputs_give_the_same_commands(
+        (setup, steps, _) in PoolModel::sequential_strategy(1..300)
+    ) {
+        let run = || {
+            let mut harness = Harness::new(setup.config.clone());
+            for step in steps.clone() {
+                harness.step(step);
+            }
+            harness.settle();
+            (harness.log, harness.outputs)
+        };
+        let (inputs, commands) = run();
+        let (inputs_again, commands_again) = run();
+        prop_assert!(inputs == inputs_again);
+        prop_assert!(commands == commands_again);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference state: the configuration and the next request id. Everything else depends on
+// the engine's own choices and lives with the system under test.
+
+#[derive(Clone, Debug)]
+struct Setup {
+    config: Config,
+    /// How often processes crash and spawns fail: 1 (rarely) to 8 (often).
+    fault_weight: u32,
+    next_request: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Arrive {
+        group: u32,
+        request: u64,
+    },
+    Finish {
+        pick: usize,
+    },
+    ClientGone {
+        pick: usize,
+    },
+    Ready {
+        pick: usize,
+    },
+    SpawnFail {
+        pick: usize,
+    },
+    /// A live process exits on its own (a crash, or dying while spawning).
+    Crash {
+        pick: usize,
+    },
+    /// A killed process exits, as the OS makes it.
+    Reap {
+        pick: usize,
+    },
+    Advance {
+        by_ms: u64,
+    },
+    /// Wake exactly at the engine's `poll_timeout`, as a driver does.
+    WakeAtDeadline,
+    Restart {
+        group: u32,
+    },
+    Detach {
+        pick: usize,
+    },
+    Shutdown,
+    /// An input about a request that ended or a process that exited: arrives late, changes
+    /// nothing.
+    Late {
+        pick: usize,
+        kind: u8,
+    },
+}
+
+fn config_strategy() -> impl Strategy<Value = Config> {
+    let durations_ms =
+        |choices: &'static [u64]| proptest::sample::select(choices).prop_map(Duration::from_millis);
+    let pool = (
+        1usize..=6,
+        durations_ms(&[0, 1_000, 30_000, 300_000]),
+        durations_ms(&[1_000, 10_000]),
+        durations_ms(&[5_000, 30_000]),
+        durations_ms(&[100, 1_000]),
+        durations_ms(&[1_000, 8_000, 60_000]),
+        durations_ms(&[1_000, 10_000]),
+    )
+        .prop_map(
+            |(
+                max_pool_size,
+                pool_idle_time,
+                kill_timeout,
+                shutdown_timeout,
+                backoff_initial,
+                backoff_max,
+                stable_uptime,
+            )| PoolConfig {
+                max_pool_size,
+                pool_idle_time,
+                kill_timeout,
+                shutdown_timeout,
+                backoff_initial,
+                backoff_max: backoff_max.max(backoff_initial),
+                stable_uptime,
+            },
+        );
+    let group = (
+        0usize..=2,
+        0u32..=3,
+        proptest::sample::select(&[0usize, 1, 2, 5][..]),
+        proptest::sample::select(&[0u64, 1, 3, 10][..]),
+        1usize..=3,
+        durations_ms(&[5_000, 90_000]),
+    )
+        .prop_map(
+            |(
+                min_instances,
+                concurrency,
+                max_request_queue_size,
+                max_requests,
+                max_spawn_concurrency,
+                start_timeout,
+            )| GroupConfig {
+                name: String::new(),
+                min_instances,
+                concurrency,
+                max_request_queue_size,
+                max_requests,
+                max_spawn_concurrency,
+                start_timeout,
+            },
+        );
+    (pool, proptest::collection::vec(group, 1..=3)).prop_map(|(pool, mut groups)| {
+        // Keep the minimums within the pool, as validation demands.
+        let mut room = pool.max_pool_size;
+        for (index, group) in groups.iter_mut().enumerate() {
+            group.name = format!("app{index}");
+            group.min_instances = group.min_instances.min(room);
+            room -= group.min_instances;
+        }
+        Config { pool, groups }
+    })
+}
+
+struct PoolModel;
+
+impl ReferenceStateMachine for PoolModel {
+    type State = Setup;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Setup> {
+        (config_strategy(), proptest::sample::select(&[1u32, 8][..]))
+            .prop_map(|(config, fault_weight)| Setup {
+                config,
+                fault_weight,
+                next_request: 1,
+            })
+            .boxed()
+    }
+
+    fn transitions(state: &Setup) -> BoxedStrategy<Step> {
+        let groups = state.config.groups.len() as u32;
+        let request = state.next_request;
+        let pick = any::<usize>;
+        let faults = state.fault_weight;
+        // Shrinking moves a step toward the first alternative: a short pause, nearly a no-op.
+        prop_oneof![
+            40 => (0u64..2_000).prop_map(|by_ms| Step::Advance { by_ms }),
+            60 => (0..groups).prop_map(move |group| Step::Arrive { group, request }),
+            50 => pick().prop_map(|pick| Step::Finish { pick }),
+            8 => pick().prop_map(|pick| Step::ClientGone { pick }),
+            40 => pick().prop_map(|pick| Step::Ready { pick }),
+            faults => pick().prop_map(|pick| Step::SpawnFail { pick }),
+            faults => pick().prop_map(|pick| Step::Crash { pick }),
+            30 => pick().prop_map(|pick| Step::Reap { pick }),
+            8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
+            20 => Just(Step::WakeAtDeadline),
+            4 => (0..groups).prop_map(|group| Step::Restart { group }),
+            5 => pick().prop_map(|pick| Step::Detach { pick }),
+            1 => Just(Step::Shutdown),
+            6 => (pick(), 0u8..5).prop_map(|(pick, kind)| Step::Late { pick, kind }),
+        ]
+        .boxed()
+    }
+
+    fn apply(mut state: Setup, step: &Step) -> Setup {
+        if let Step::Arrive { request, .. } = step {
+            state.next_request = state.next_request.max(request + 1);
+        }
+        state
+    }
+
+    fn preconditions(state: &Setup, step: &Step) -> bool {
+        let groups = state.config.groups.len() as u32;
+        match step {
+            // Request ids are the caller's to keep unique, even as shrinking reshapes steps.
+            Step::Arrive { group, request } => *group < groups && *request >= state.next_request,
+            Step::Restart { group } => *group < groups,
+            _ => true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The system under test: the engine, and the model of the world around it.
+
+#[derive(Debug)]
+struct ModelProcess {
+    group: GroupId,
+    /// The test reported it ready (the engine may have stopped it before).
+    ready: bool,
+    killed: Option<KillMode>,
+    sessions: BTreeSet<RequestId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ModelRequest {
+    Queued(GroupId),
+    InFlight(GroupId, ProcessId),
+}
+
+struct Harness {
+    engine: Engine,
+    config: Config,
+    now: Instant,
+    processes: BTreeMap<ProcessId, ModelProcess>,
+    exited: Vec<ProcessId>,
+    last_process: Option<ProcessId>,
+    requests: BTreeMap<RequestId, ModelRequest>,
+    ended: BTreeSet<RequestId>,
+    arrived: u64,
+    shutdown_requested: bool,
+    shutdown_complete: bool,
+    /// Every input with its instant, and the commands each gave: replayed for determinism.
+    log: Vec<(Instant, Input)>,
+    outputs: Vec<Vec<Command>>,
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let mut engine = Engine::new(config.clone(), Instant::ZERO).expect("valid config");
+        let commands: Vec<Command> = core::iter::from_fn(|| engine.poll_command()).collect();
+        let mut harness = Harness {
+            engine,
+            config,
+            now: Instant::ZERO,
+            processes: BTreeMap::new(),
+            exited: Vec::new(),
+            last_process: None,
+            requests: BTreeMap::new(),
+            ended: BTreeSet::new(),
+            arrived: 0,
+            shutdown_requested: false,
+            shutdown_complete: false,
+            log: Vec::new(),
+            outputs: vec![commands.clone()],
+        };
+        let mut owed_fails = BTreeMap::new();
+        for command in commands {
+            harness.observe(command, &mut owed_fails);
+        }
+        harness.check();
+        harness
+    }
+
+    fn step(&mut self, step: Step) {
+        let input = match step {
+            Step::Arrive { group, request } => Input::RequestArrived {
+                group: GroupId(group),
+                request: RequestId(request),
+            },
+            Step::Finish { pick } => match self.nth_request(pick, true) {
+                Some(request) => Input::RequestFinished { request },
+                None => Input::Tick,
+            },
+            Step::ClientGone { pick } => match self.nth_request(pick, false) {
+                Some(request) => Input::ClientGone { request },
+                None => Input::Tick,
+            },
+            Step::Ready { pick } => match self.nth_process(pick, |p| !p.ready) {
+                Some(process) => Input::ProcessReady { process },
+                None => Input::Tick,
+            },
+            Step::SpawnFail { pick } => match self.nth_process(pick, |p| !p.ready) {
+                Some(process) => Input::SpawnFailed {
+                    process,
+                    error: format!("exec of {process} failed"),
+                },
+                None => Input::Tick,
+            },
+            Step::Crash { pick } => match self.nth_process(pick, |_| true) {
+                Some(process) => exit(process),
+                None => Input::Tick,
+            },
+            Step::Reap { pick } => match self.nth_process(pick, |p| p.killed.is_some()) {
+                Some(process) => exit(process),
+                None => Input::Tick,
+            },
+            Step::Advance { by_ms } => {
+                self.now = self.now + Duration::from_millis(by_ms);
+                Input::Tick
+            }
+            Step::WakeAtDeadline => {
+                if let Some(deadline) = self.engine.poll_timeout() {
+                    self.now = self.now.max(deadline);
+                }
+                Input::Tick
+            }
+            Step::Restart { group } => Input::RestartGroup {
+                group: GroupId(group),
+            },
+            Step::Detach { pick } => match self.nth_process(pick, |_| true) {
+                Some(process) => Input::DetachProcess { process },
+                None => Input::Tick,
+            },
+            Step::Shutdown => Input::Shutdown,
+            Step::Late { pick, kind } => self.late_input(pick, kind),
+        };
+        self.feed(input);
+    }
+
+    fn late_input(&self, pick: usize, kind: u8) -> Input {
+        let request = (!self.ended.is_empty())
+            .then(|| *self.ended.iter().nth(pick % self.ended.len()).unwrap());
+        let process = (!self.exited.is_empty()).then(|| self.exited[pick % self.exited.len()]);
+        match (kind, request, process) {
+            (0, Some(request), _) => Input::RequestFinished { request },
+            (1, Some(request), _) => Input::ClientGone { request },
+            (2, _, Some(process)) => Input::ProcessReady { process },
+            (3, _, Some(process)) => exit(process),
+            (4, _, Some(process)) => Input::DetachProcess { process },
+            _ => Input::Tick,
+        }
+    }
+
+    fn nth_request(&self, pick: usize, in_flight_only: bool) -> Option<RequestId> {
+        let candidates: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| !in_flight_only || matches!(r, ModelRequest::InFlight(..)))
+            .map(|(id, _)| *id)
+            .collect();
+        (!candidates.is_empty()).then(|| candidates[pick % candidates.len()])
+    }
+
+    fn nth_process(
+        &self,
+        pick: usize,
+        wanted: impl Fn(&ModelProcess) -> bool,
+    ) -> Option<ProcessId> {
+        let candidates: Vec<ProcessId> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| wanted(p))
+            .map(|(id, _)| *id)
+            .collect();
+        (!candidates.is_empty()).then(|| candidates[pick % candidates.len()])
+    }
+
+    /// Hands one input to the engine, updates the model with what the input itself means, then
+    /// with every command it gave, checking each against the model.
+    fn feed(&mut self, input: Input) {
+        self.log.push((self.now, input.clone()));
+        self.engine.handle(self.now, input.clone());
+        let commands: Vec<Command> = core::iter::from_fn(|| self.engine.poll_command()).collect();
+        self.outputs.push(commands.clone());
+        // Requests the exited process held: each must fail in this very batch.
+        let mut owed_fails: BTreeMap<RequestId, ProcessId> = BTreeMap::new();
+        match input {
+            Input::RequestArrived { group, request } => {
+                assert!(!self.requests.contains_key(&request) && !self.ended.contains(&request));
+                self.arrived += 1;
+                self.requests.insert(request, ModelRequest::Queued(group));
+            }
+            Input::RequestFinished { request } => {
+                if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
+                    self.processes
+                        .get_mut(process)
+                        .unwrap()
+                        .sessions
+                        .remove(&request);
+                    self.end(request);
+                }
+            }
+            Input::ClientGone { request } => {
+                if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
+                    self.processes
+                        .get_mut(process)
+                        .unwrap()
+                        .sessions
+                        .remove(&request);
+                }
+                if self.requests.contains_key(&request) {
+                    self.end(request);
+                }
+            }
+            Input::ProcessReady { process } => {
+                if let Some(p) = self.processes.get_mut(&process) {
+                    p.ready = true;
+                }
+            }
+            Input::SpawnFailed { process, .. } | Input::ProcessExited { process, .. } => {
+                if let Some(p) = self.processes.remove(&process) {
+                    self.exited.push(process);
+                    owed_fails.extend(p.sessions.iter().map(|r| (*r, process)));
+                }
+            }
+            Input::Shutdown => self.shutdown_requested = true,
+            Input::Tick | Input::RestartGroup { .. } | Input::DetachProcess { .. } => {}
+        }
+        for command in commands {
+            self.observe(command, &mut owed_fails);
+        }
+        assert!(
+            owed_fails.is_empty(),
+            "requests of an exited process not failed: {owed_fails:?}"
+        );
+        self.check();
+    }
+
+    fn end(&mut self, request: RequestId) {
+        assert!(
+            self.requests.remove(&request).is_some(),
+            "{request} was not open"
+        );
+        assert!(self.ended.insert(request), "{request} ended twice");
+    }
+
+    fn queued_in(&self, group: GroupId) -> usize {
+        self.requests
+            .values()
+            .filter(|r| **r == ModelRequest::Queued(group))
+            .count()
+    }
+
+    fn observe(&mut self, command: Command, owed_fails: &mut BTreeMap<RequestId, ProcessId>) {
+        match command {
+            Command::Spawn { group, process } => {
+                assert!(
+                    !self.shutdown_requested,
+                    "spawned {process} during shutdown"
+                );
+                assert!(
+                    self.last_process.is_none_or(|last| process > last),
+                    "{process} reused or out of order"
+                );
+                assert!((group.0 as usize) < self.config.groups.len());
+                self.last_process = Some(process);
+                self.processes.insert(
+                    process,
+                    ModelProcess {
+                        group,
+                        ready: false,
+                        killed: None,
+                        sessions: BTreeSet::new(),
+                    },
+                );
+                assert!(
+                    self.processes.len() <= self.config.pool.max_pool_size,
+                    "{} live processes counted from spawns and exits",
+                    self.processes.len()
+                );
+            }
+            Command::Forward { request, process } => {
+                let Some(&ModelRequest::Queued(group)) = self.requests.get(&request) else {
+                    panic!("forwarded {request}, which is not waiting");
+                };
+                let concurrency = self.config.groups[group.0 as usize].concurrency as usize;
+                let p = self
+                    .processes
+                    .get_mut(&process)
+                    .unwrap_or_else(|| panic!("forwarded {request} to unknown {process}"));
+                assert_eq!(
+                    p.group, group,
+                    "forwarded {request} to another group's process"
+                );
+                assert!(p.ready, "forwarded {request} to {process}, never ready");
+                assert_eq!(p.killed, None, "forwarded {request} to killed {process}");
+                assert!(
+                    concurrency == 0 || p.sessions.len() < concurrency,
+                    "forwarded {request} to full {process}"
+                );
+                p.sessions.insert(request);
+                self.requests
+                    .insert(request, ModelRequest::InFlight(group, process));
+            }
+            Command::Reject { request, reason } => {
+                let Some(&ModelRequest::Queued(group)) = self.requests.get(&request) else {
+                    panic!("rejected {request}, which is not waiting");
+                };
+                match reason {
+                    RejectReason::ShuttingDown => assert!(self.shutdown_requested),
+                    RejectReason::QueueFull => {
+                        let limit = self.config.groups[group.0 as usize].max_request_queue_size;
+                        assert!(limit != 0 && self.queued_in(group) > limit);
+                    }
+                    RejectReason::SpawnFailing { error } => {
+                        assert!(!error.is_empty());
+                        let spawning = self
+                            .processes
+                            .values()
+                            .any(|p| p.group == group && !p.ready && p.killed.is_none());
+                        assert!(!spawning, "spawns are failing, yet one is under way");
+                    }
+                }
+                self.end(request);
+            }
+            Command::Fail { request, process } => {
+                assert_eq!(
+                    owed_fails.remove(&request),
+                    Some(process),
+                    "failed {request} that {process} did not hold when it exited"
+                );
+                self.end(request);
+            }
+            Command::Kill { process, mode } => {
+                let p = self
+                    .processes
+                    .get_mut(&process)
+                    .unwrap_or_else(|| panic!("killed unknown {process}"));
+                match mode {
+                    KillMode::Graceful => {
+                        assert_eq!(p.killed, None, "{process} killed twice");
+                        assert!(p.sessions.is_empty(), "{process} stopped while serving");
+                    }
+                    KillMode::Force => {
+                        assert_ne!(p.killed, Some(KillMode::Force), "{process} forced twice");
+                        // Only the shutdown deadline cuts requests off.
+                        assert!(p.sessions.is_empty() || self.shutdown_requested);
+                    }
+                }
+                p.killed = Some(mode);
+            }
+            Command::ShutdownComplete => {
+                assert!(self.shutdown_requested && !self.shutdown_complete);
+                assert!(self.processes.is_empty() && self.requests.is_empty());
+                self.shutdown_complete = true;
+            }
+        }
+    }
+
+    /// The engine's own invariants, and its counts against the model's.
+    fn check(&self) {
+        if let Err(violation) = self.engine.check_invariants() {
+            panic!("{violation}");
+        }
+        let in_flight = self
+            .requests
+            .values()
+            .filter(|r| matches!(r, ModelRequest::InFlight(..)))
+            .count();
+        let queued = self.requests.len() - in_flight;
+        let status = self.engine.status();
+        assert_eq!(status.process_count, self.processes.len());
+        assert_eq!(self.engine.busy_sessions(), in_flight);
+        assert_eq!(status.queued, queued);
+        let totals = status.totals;
+        assert_eq!(totals.arrived, self.arrived);
+        assert_eq!(
+            totals.served + totals.rejected + totals.failed + totals.cancelled,
+            self.ended.len() as u64
+        );
+        for group in &status.groups {
+            for p in &group.processes {
+                let model = &self.processes[&p.id];
+                assert_eq!(p.sessions as usize, model.sessions.len(), "{}", p.id);
+                if model.killed.is_some() {
+                    assert_eq!(p.state, ProcessState::Stopping, "{} was killed", p.id);
+                }
+            }
+        }
+    }
+
+    /// Liveness: no more faults; the OS and the clients do what they are told, promptly; time
+    /// passes. Everything must settle.
+    fn settle(&mut self) {
+        let groups = self.config.groups.clone();
+        let pool_full_of_minimums =
+            groups.iter().map(|g| g.min_instances).sum::<usize>() == self.config.pool.max_pool_size;
+        // The one wait that need not end: every slot holds some group's minimum.
+        let may_starve = move |group: GroupId| {
+            pool_full_of_minimums && groups[group.0 as usize].min_instances == 0
+        };
+        // With no faults, the longest wait is a backoff that began just before.
+        let served_by = self.now + self.config.pool.backoff_max + Duration::from_secs(1);
+        for round in 0.. {
+            assert!(round < 100_000, "the pool did not settle");
+            if self.now > served_by {
+                let late = self.requests.iter().find(|(_, r)| match r {
+                    ModelRequest::Queued(group) => !may_starve(*group),
+                    ModelRequest::InFlight(..) => true,
+                });
+                assert_eq!(late, None, "still waiting at {:?}", self.now);
+            }
+            let mut inputs = Vec::new();
+            for (id, p) in &self.processes {
+                if p.killed.is_some() {
+                    inputs.push(exit(*id));
+                } else if !p.ready {
+                    inputs.push(Input::ProcessReady { process: *id });
+                }
+            }
+            for (id, r) in &self.requests {
+                if let ModelRequest::InFlight(..) = r {
+                    inputs.push(Input::RequestFinished { request: *id });
+                }
+            }
+            if inputs.is_empty() {
+                match self.engine.poll_timeout() {
+                    Some(deadline) => {
+                        self.now = self.now.max(deadline);
+                        inputs.push(Input::Tick);
+                    }
+                    None => break,
+                }
+            }
+            for input in inputs {
+                self.feed(input);
+            }
+        }
+        let starving: Vec<RequestId> = self.requests.keys().copied().collect();
+        for request in starving {
+            let ModelRequest::Queued(group) = self.requests[&request] else {
+                panic!("{request} still in flight after settling");
+            };
+            let groups = &self.config.groups;
+            let pool_full_of_minimums = groups.iter().map(|g| g.min_instances).sum::<usize>()
+                == self.config.pool.max_pool_size;
+            assert!(
+                pool_full_of_minimums && groups[group.0 as usize].min_instances == 0,
+                "{request} of {group} still waits after settling"
+            );
+            self.feed(Input::ClientGone { request });
+        }
+        assert!(self.requests.is_empty());
+        let status = self.engine.status();
+        if self.shutdown_requested {
+            assert!(self.shutdown_complete, "shutdown did not complete");
+            assert_eq!(status.process_count, 0);
+            return;
+        }
+        for (group, config) in status.groups.iter().zip(&self.config.groups) {
+            let ready = group
+                .processes
+                .iter()
+                .filter(|p| p.state == ProcessState::Ready);
+            assert_eq!(ready.clone().count(), group.processes.len(), "{group:?}");
+            assert!(
+                ready.clone().all(|p| p.generation == group.generation),
+                "{group:?}"
+            );
+            if self.config.pool.pool_idle_time.is_zero() {
+                assert!(group.processes.len() >= config.min_instances, "{group:?}");
+            } else {
+                assert_eq!(group.processes.len(), config.min_instances, "{group:?}");
+            }
+        }
+    }
+
+    /// The same inputs at the same instants give the same commands.
+    fn replay(&self) {
+        let mut twin = Engine::new(self.config.clone(), Instant::ZERO).unwrap();
+        let mut outputs = vec![core::iter::from_fn(|| twin.poll_command()).collect::<Vec<_>>()];
+        for (now, input) in &self.log {
+            twin.handle(*now, input.clone());
+            outputs.push(core::iter::from_fn(|| twin.poll_command()).collect());
+        }
+        assert!(outputs == self.outputs, "a replay gave different commands");
+        assert_eq!(twin.status(), self.engine.status());
+    }
+}
+
+fn exit(process: ProcessId) -> Input {
+    Input::ProcessExited {
+        process,
+        description: "killed by signal 9".into(),
+    }
+}
+
+struct PoolTest;
+
+impl StateMachineTest for PoolTest {
+    type SystemUnderTest = Harness;
+    type Reference = PoolModel;
+
+    fn init_test(setup: &Setup) -> Harness {
+        Harness::new(setup.config.clone())
+    }
+
+    fn apply(mut harness: Harness, _: &Setup, step: Step) -> Harness {
+        harness.step(step);
+        harness
+    }
+
+    fn teardown(mut harness: Harness) {
+        harness.settle();
+        harness.replay();
+    }
+}

@@ -1,0 +1,183 @@
+//! Each invariant check can fail: break the engine on purpose (the `sabotage` feature), feed it
+//! the inputs that expose the break, and `check_invariants` must name the invariant broken.
+//!
+//! With a sabotage set, `handle` does not panic on a violation: these tests look for it.
+
+use core::time::Duration;
+use ferry_engine::{
+    Command, Config, Engine, GroupConfig, GroupId, Input, Instant, PoolConfig, ProcessId,
+    RequestId, Sabotage, Violation,
+};
+
+struct Sabotaged {
+    engine: Engine,
+    now: Instant,
+}
+
+impl Sabotaged {
+    /// An engine with ready `min_instances` processes, healthy so far, then broken.
+    fn new(
+        pool: PoolConfig,
+        group: GroupConfig,
+        sabotage: Sabotage,
+    ) -> (Sabotaged, Vec<ProcessId>) {
+        let config = Config {
+            pool,
+            groups: vec![group],
+        };
+        let mut engine = Engine::new(config, Instant::ZERO).unwrap();
+        let mut processes = Vec::new();
+        while let Some(command) = engine.poll_command() {
+            if let Command::Spawn { process, .. } = command {
+                processes.push(process);
+            }
+        }
+        for process in &processes {
+            engine.handle(Instant::ZERO, Input::ProcessReady { process: *process });
+            while engine.poll_command().is_some() {}
+        }
+        engine.sabotage(sabotage);
+        let sabotaged = Sabotaged {
+            engine,
+            now: Instant::ZERO,
+        };
+        assert_eq!(sabotaged.engine.check_invariants(), Ok(()));
+        (sabotaged, processes)
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Command> {
+        self.engine.handle(self.now, input);
+        core::iter::from_fn(|| self.engine.poll_command()).collect()
+    }
+
+    fn arrive(&mut self, request: u64) -> Vec<Command> {
+        self.input(Input::RequestArrived {
+            group: GroupId(0),
+            request: RequestId(request),
+        })
+    }
+
+    /// The invariant broken now, asserting it held before the last input.
+    fn broken(&self) -> u8 {
+        match self.engine.check_invariants() {
+            Err(Violation { invariant, detail }) => {
+                assert!(!detail.is_empty());
+                invariant
+            }
+            Ok(()) => panic!("the sabotage went unnoticed"),
+        }
+    }
+
+    fn healthy(&self) {
+        assert_eq!(self.engine.check_invariants(), Ok(()));
+    }
+}
+
+fn group(min_instances: usize, concurrency: u32) -> GroupConfig {
+    GroupConfig {
+        min_instances,
+        concurrency,
+        ..GroupConfig::default()
+    }
+}
+
+fn pool_of(max_pool_size: usize) -> PoolConfig {
+    PoolConfig {
+        max_pool_size,
+        ..PoolConfig::default()
+    }
+}
+
+#[test]
+fn ignoring_max_pool_size_breaks_invariant_1() {
+    let (mut pool, _) = Sabotaged::new(pool_of(1), group(1, 1), Sabotage::IgnoreMaxPoolSize);
+    pool.arrive(1);
+    pool.healthy();
+    pool.arrive(2); // queued: the sabotaged engine spawns into the full pool
+    assert_eq!(pool.broken(), 1);
+}
+
+#[test]
+fn ignoring_min_instances_breaks_invariant_2() {
+    let (mut pool, processes) =
+        Sabotaged::new(pool_of(6), group(2, 1), Sabotage::IgnoreMinInstances);
+    pool.input(Input::ProcessExited {
+        process: processes[1],
+        description: "killed by signal 9".into(),
+    });
+    assert_eq!(pool.broken(), 2);
+}
+
+#[test]
+fn forgetting_a_cancelled_request_breaks_invariant_3() {
+    let (mut pool, _) = Sabotaged::new(pool_of(1), group(1, 1), Sabotage::ForgetCancelledRequest);
+    pool.arrive(1);
+    pool.arrive(2);
+    pool.healthy();
+    pool.input(Input::ClientGone {
+        request: RequestId(2),
+    });
+    assert_eq!(pool.broken(), 3);
+}
+
+#[test]
+fn routing_to_the_busiest_process_breaks_invariant_4() {
+    let (mut pool, _) = Sabotaged::new(pool_of(6), group(2, 4), Sabotage::RouteToBusiest);
+    pool.arrive(1); // both idle: any choice is right
+    pool.healthy();
+    pool.arrive(2); // to the one with a session already
+    assert_eq!(pool.broken(), 4);
+}
+
+#[test]
+fn ignoring_the_queue_limit_breaks_invariant_5() {
+    let group = GroupConfig {
+        max_request_queue_size: 1,
+        ..group(1, 1)
+    };
+    let (mut pool, _) = Sabotaged::new(pool_of(1), group, Sabotage::IgnoreQueueLimit);
+    pool.arrive(1);
+    pool.arrive(2);
+    pool.healthy();
+    pool.arrive(3);
+    assert_eq!(pool.broken(), 5);
+}
+
+#[test]
+fn shutting_a_busy_process_down_for_idleness_breaks_invariant_5() {
+    let pool = PoolConfig {
+        pool_idle_time: Duration::from_secs(300),
+        ..pool_of(6)
+    };
+    let (mut pool, _) = Sabotaged::new(pool, group(1, 1), Sabotage::IdleShutdownWhileBusy);
+    pool.now = Instant::ZERO + Duration::from_secs(10);
+    pool.arrive(1);
+    pool.healthy();
+    // Its idle timer, set when it became ready, fires while it serves.
+    pool.now = Instant::ZERO + Duration::from_secs(300);
+    pool.input(Input::Tick);
+    assert_eq!(pool.broken(), 5);
+}
+
+#[test]
+fn never_shutting_idle_processes_down_breaks_invariant_6() {
+    let pool = PoolConfig {
+        pool_idle_time: Duration::from_secs(300),
+        ..pool_of(6)
+    };
+    let (mut pool, _) = Sabotaged::new(pool, group(0, 1), Sabotage::NeverIdleShutdown);
+    let commands = pool.arrive(1);
+    let Some(Command::Spawn { process, .. }) = commands.first().cloned() else {
+        panic!("{commands:?}")
+    };
+    pool.input(Input::ProcessReady { process });
+    pool.input(Input::RequestFinished {
+        request: RequestId(1),
+    });
+    pool.now = Instant::from_nanos(300_000_000_000 - 1);
+    pool.input(Input::Tick);
+    pool.healthy();
+    pool.now = Instant::ZERO + Duration::from_secs(300);
+    pool.input(Input::Tick);
+    assert_eq!(pool.broken(), 6);
+}
