@@ -113,7 +113,7 @@ impl StatusReport {
                 );
             }
             if let Some(error) = &group.last_spawn_error {
-                line(&mut out, format!("  Last spawn error: {error}"));
+                line(&mut out, format!("  Last error: {error}"));
             }
             for p in &group.processes {
                 let pid = p.pid.map_or("-".to_string(), |pid| pid.to_string());

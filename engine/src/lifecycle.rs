@@ -85,7 +85,7 @@ impl Engine {
                 let uptime = self
                     .now
                     .saturating_since(process.ready_at.unwrap_or(process.spawned_at));
-                let error = format!("an app process crashed ({description})");
+                let error = format!("an app process exited unexpectedly ({description})");
                 self.record_failure(group_id, error, Some(uptime));
             }
         }
