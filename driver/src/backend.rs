@@ -125,6 +125,7 @@ impl Server {
             Some(backend_key) => backend_key,
             None => match self.connect_backend(process) {
                 Ok(backend_key) => backend_key,
+                Err(_) if self.reap_if_exited(process) => return, // the engine fails it
                 Err(e) => {
                     return self.backend_failed_before_response(
                         key,
@@ -378,7 +379,12 @@ impl Server {
                 *backend = None;
             }
         }
-        if reused && !got_bytes && self.children.contains_key(&process) {
+        if self.reap_if_exited(process) {
+            // The process died under the request: the engine fails it (502 or a cut
+            // connection) and sends no more requests there.
+            return;
+        }
+        if reused && !got_bytes {
             // The app closed an idle keep-alive connection as we reused it: nothing reached
             // it, so sending again on a fresh connection is safe.
             return self.send_to_process(client_key, request, process, false);

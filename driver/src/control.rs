@@ -108,10 +108,14 @@ pub fn stop(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
             &format!("cannot reach the instance on port {}: {e}", found.info.port),
         );
     }
-    // Wait, bounded, for the server to finish in-flight requests and exit.
+    // Wait, bounded, for the server to finish in-flight requests and exit. Its instance
+    // directory goes just before it exits; a server that died without removing it is seen
+    // by its pid (an exited but unreaped process counts as gone).
     let deadline = Instant::now() + Duration::from_secs(120);
-    let pid = rustix::process::Pid::from_raw(found.info.pid as i32);
-    while pid.is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok()) {
+    let instance_dir = found.socket.parent().map(Path::to_path_buf);
+    while instance_dir.as_ref().is_some_and(|dir| dir.exists())
+        && crate::instance::process_alive(found.info.pid)
+    {
         if Instant::now() > deadline {
             return fail(
                 1,

@@ -89,13 +89,14 @@ pub fn find_instances(registry: &Path) -> Vec<Found> {
     found
 }
 
-fn process_alive(pid: u32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+/// Whether `pid` is a running process (not a zombie waiting to be reaped).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
-    // Signal 0 checks existence; EPERM means it exists under another user.
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        Err(e) => e == rustix::io::Errno::PERM,
-    }
+    // The state letter follows the command name, which may itself hold parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next());
+    state.is_some_and(|s| s != "Z" && s != "X")
 }

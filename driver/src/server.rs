@@ -56,7 +56,12 @@ pub struct Child {
     pub probe: Option<(std::time::Instant, Duration)>,
     /// Open keep-alive connections to it, not in use.
     pub idle_backends: Vec<usize>,
+    /// The last lines it printed while starting: why it failed to start, for the error page.
+    pub startup_output: VecDeque<String>,
 }
+
+/// Lines of a starting process's output kept for its spawn error.
+const STARTUP_OUTPUT_LINES: usize = 5;
 
 /// Settings of the proxy that are not the engine's.
 pub struct ProxySettings {
@@ -522,6 +527,7 @@ impl Server {
                 output_keys,
                 probe,
                 idle_backends: Vec::new(),
+                startup_output: VecDeque::new(),
             },
         );
     }
@@ -560,13 +566,32 @@ impl Server {
         let Some(pipe) = pipe else {
             return;
         };
-        let log = &mut self.log;
-        let open = pipe.drain(|line| log.line(&format!("App {pid} output: {line}")));
+        let mut lines = Vec::new();
+        let open = pipe.drain(|line| lines.push(line.to_string()));
         if !open {
             use std::os::fd::AsRawFd;
             let fd = pipe.fd.as_raw_fd();
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
+        if child.probe.is_some() {
+            for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+                if child.startup_output.len() == STARTUP_OUTPUT_LINES {
+                    child.startup_output.pop_front();
+                }
+                child
+                    .startup_output
+                    .push_back(line.chars().take(300).collect());
+            }
+        }
+        for line in lines {
+            self.log.line(&format!("App {pid} output: {line}"));
+        }
+    }
+
+    /// Sees to an exit the pidfd has not reported yet; true if the process is gone.
+    pub fn reap_if_exited(&mut self, id: ProcessId) -> bool {
+        self.process_exit_event(id);
+        !self.children.contains_key(&id)
     }
 
     fn process_exit_event(&mut self, id: ProcessId) {
@@ -583,6 +608,12 @@ impl Server {
         let pid = child.process.pid;
         self.log
             .line(&format!("App process {pid} exited ({description})"));
+        let description = if child.probe.is_some() && !child.startup_output.is_empty() {
+            let output: Vec<&str> = child.startup_output.iter().map(String::as_str).collect();
+            format!("{description}; its last output: {}", output.join(" | "))
+        } else {
+            description
+        };
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut SourceFd(&child.process.pidfd_raw()));
         self.entries.remove(child.exit_key);
