@@ -103,6 +103,7 @@ impl Engine {
             Input::RequestArrived { group, request } => self.request_arrived(group, request),
             Input::RequestFinished { request } => self.end_session(request, false),
             Input::ClientGone { request } => self.client_gone(request),
+            Input::ProcessRefused { request } => self.process_refused(request),
             Input::ProcessReady { process } => self.process_ready(process),
             Input::SpawnFailed { process, error } => self.spawn_failed(process, error),
             Input::ProcessExited {

@@ -32,6 +32,9 @@ pub(crate) struct Group {
     /// No spawn before this instant.
     pub backoff_until: Option<Instant>,
     pub last_spawn_error: Option<String>,
+    /// The latest failure was a process that could not start (not a crash after it was
+    /// ready): while nothing serves, waiting requests would likely wait for nothing.
+    pub starts_failing: bool,
 }
 
 impl Group {
@@ -51,6 +54,7 @@ impl Group {
             failure_streak: 0,
             backoff_until: None,
             last_spawn_error: None,
+            starts_failing: false,
         }
     }
 

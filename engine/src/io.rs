@@ -19,6 +19,10 @@ pub enum Input {
     /// The client of a queued or in-flight request went away. A queued request leaves the queue;
     /// an in-flight one ends its session now (the caller has dropped the connection to the app).
     ClientGone { request: RequestId },
+    /// The process an in-flight request was forwarded to refused the connection, so nothing
+    /// reached the app: the request goes back to the front of its queue, and the process —
+    /// dying, or broken — is stopped and counted as a failure.
+    ProcessRefused { request: RequestId },
     /// A spawned process accepts requests.
     ProcessReady { process: ProcessId },
     /// A spawn failed before any OS process remained (exec failed, say). For a process that

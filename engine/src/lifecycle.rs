@@ -45,6 +45,8 @@ impl Engine {
         });
         let process = &self.processes[&id];
         let group_id = process.group;
+        self.group_mut(group_id).starts_failing = false;
+        let process = &self.processes[&id];
         if process.generation < self.group(group_id).generation {
             self.group_mut(group_id).outdated_ready += 1;
         } else {
@@ -107,7 +109,12 @@ impl Engine {
     /// The first failure after the app proved stable is retried at once; each further one
     /// doubles the pause, from `backoff_initial` up to `backoff_max`. A crash of a process that
     /// had been up for `stable_uptime` is no failure streak at all: it is replaced at once.
-    fn record_failure(&mut self, group_id: GroupId, error: String, crash_uptime: Option<Duration>) {
+    pub(crate) fn record_failure(
+        &mut self,
+        group_id: GroupId,
+        error: String,
+        crash_uptime: Option<Duration>,
+    ) {
         let now = self.now;
         let stable_uptime = self.pool.stable_uptime;
         let crashed_stable = crash_uptime.is_some_and(|up| up >= stable_uptime);
@@ -124,6 +131,7 @@ impl Engine {
         let (initial, max) = (self.pool.backoff_initial, self.pool.backoff_max);
         let group = self.group_mut(group_id);
         group.last_spawn_error = Some(error.clone());
+        group.starts_failing = crash_uptime.is_none();
         if proven {
             // A pause set by the earlier failures no longer applies either.
             group.failure_streak = 0;
@@ -139,11 +147,12 @@ impl Engine {
         }
         let until = now + delay;
         group.backoff_until = Some(until);
-        let nothing_serves = group.active() == 0;
+        let reject_waiting = group.active() == 0 && group.starts_failing;
         self.timers.set(until, Timer::BackoffOver(group_id));
-        if nothing_serves {
+        if reject_waiting {
             // Waiting would mean waiting for the backoff and a spawn that is likely to fail
-            // again: say why at once instead.
+            // again: say why at once instead. (After crashes of processes that had started,
+            // requests wait: the next process will likely serve some before it goes.)
             while let Some(request) = self.group_mut(group_id).queue.pop_front() {
                 self.requests.remove(&request);
                 self.reject(

@@ -27,7 +27,7 @@ impl Engine {
             );
             return self.start_session(request, process);
         }
-        if group.active() == 0 && group.backing_off(now) {
+        if group.active() == 0 && group.backing_off(now) && group.starts_failing {
             let error = group.last_spawn_error.clone().unwrap_or_default();
             return self.reject(request, RejectReason::SpawnFailing { error });
         }
@@ -160,5 +160,52 @@ impl Engine {
         }
         self.requests.remove(&request);
         self.totals.cancelled += 1;
+    }
+
+    pub(crate) fn process_refused(&mut self, request: RequestId) {
+        let Some(Request {
+            group: group_id,
+            process: Some(process_id),
+        }) = self.requests.get(&request).copied()
+        else {
+            return;
+        };
+        self.update_process(process_id, |p| {
+            // The session never started for the app: it is undone, not counted.
+            p.sessions -= 1;
+            if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
+                p.in_flight.swap_remove(at);
+            }
+        });
+        let process = &self.processes[&process_id];
+        let uptime = self
+            .now
+            .saturating_since(process.ready_at.unwrap_or(process.spawned_at));
+        if matches!(process.state, ProcessState::Ready | ProcessState::Draining) {
+            // No new requests go there; sessions it still has may finish.
+            self.retire(process_id);
+            if self.processes[&process_id].state == ProcessState::Draining
+                && self.processes[&process_id].sessions == 0
+            {
+                self.stop_process(process_id, KillMode::Graceful);
+            }
+            let error = alloc::string::String::from("an app process refused a connection");
+            self.record_failure(group_id, error, Some(uptime));
+        }
+        if self.shutdown.is_some() {
+            self.requests.remove(&request);
+            return self.reject(request, RejectReason::ShuttingDown);
+        }
+        let limit = self.group(group_id).config.max_request_queue_size;
+        if limit != 0 && self.group(group_id).queue.len() >= limit {
+            self.requests.remove(&request);
+            return self.reject(request, RejectReason::QueueFull);
+        }
+        if let Some(entry) = self.requests.get_mut(&request) {
+            entry.process = None;
+        }
+        self.group_mut(group_id).queue.push_front(request);
+        self.dispatch(group_id);
+        self.mark_dirty(group_id);
     }
 }

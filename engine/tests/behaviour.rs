@@ -631,6 +631,47 @@ mod crashes {
     }
 }
 
+mod refused_connections {
+    use super::*;
+
+    #[test]
+    fn a_request_refused_by_its_process_goes_to_another_and_the_process_is_stopped() {
+        let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 1)]);
+        let first = forward_of(&pool.arrive(0, 1), 1).unwrap();
+        let other = if first == ps[0] { ps[1] } else { ps[0] };
+        let commands = pool.input(Input::ProcessRefused {
+            request: RequestId(1),
+        });
+        assert_eq!(
+            forwards(&commands),
+            vec![(1, other)],
+            "sent again, elsewhere"
+        );
+        assert_eq!(kills(&commands), vec![(first, KillMode::Graceful)]);
+        assert_eq!(fails(&commands), vec![]);
+        assert_eq!(pool.engine.totals().failed, 0);
+        assert_eq!(spawns(&commands).len(), 1, "replaced to keep min_instances");
+    }
+
+    #[test]
+    fn a_refused_request_waits_at_the_front_of_the_queue_when_no_process_is_free() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
+        pool.arrive(0, 1);
+        pool.arrive(0, 2);
+        pool.input(Input::ProcessRefused {
+            request: RequestId(1),
+        });
+        assert_eq!(pool.engine.queue_len(GroupId(0)), 2);
+        let commands = pool.exited(ps[0]);
+        let p2 = spawns(&commands)[0];
+        assert_eq!(
+            forwards(&pool.ready(p2)),
+            vec![(1, p2)],
+            "first in line again"
+        );
+    }
+}
+
 mod backoff {
     use super::*;
 
@@ -755,6 +796,30 @@ mod backoff {
         );
         assert_eq!(pool.status().groups[0].backoff_until, Some(at(secs(3))));
         assert_eq!(spawns(&untimed(&pool.run_until(at(secs(3))))).len(), 1);
+    }
+
+    #[test]
+    fn requests_wait_through_the_backoff_after_crashes_of_processes_that_had_started() {
+        let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
+        pool.now = at(secs(1));
+        let p2 = spawns(&pool.exited(ps[0]))[0];
+        pool.ready(p2);
+        pool.now = at(secs(2));
+        pool.arrive(0, 1);
+        let commands = pool.exited(p2);
+        assert_eq!(fails(&commands), vec![1]);
+        assert_eq!(
+            spawns(&commands),
+            vec![],
+            "the second early crash backs off"
+        );
+        assert_eq!(
+            pool.arrive(0, 2),
+            vec![],
+            "queued, not rejected: the app does start"
+        );
+        let p3 = spawns(&untimed(&pool.run_until(at(secs(3)))))[0];
+        assert_eq!(forwards(&pool.ready(p3)), vec![(2, p3)]);
     }
 
     #[test]

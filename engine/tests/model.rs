@@ -107,6 +107,10 @@ enum Step {
     Reap {
         pick: usize,
     },
+    /// The process of an in-flight request refused its connection.
+    Refuse {
+        pick: usize,
+    },
     Advance {
         by_ms: u64,
     },
@@ -227,6 +231,7 @@ impl ReferenceStateMachine for PoolModel {
             faults => pick().prop_map(|pick| Step::SpawnFail { pick }),
             faults => pick().prop_map(|pick| Step::Crash { pick }),
             30 => pick().prop_map(|pick| Step::Reap { pick }),
+            faults => pick().prop_map(|pick| Step::Refuse { pick }),
             8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
             20 => Just(Step::WakeAtDeadline),
             4 => (0..groups).prop_map(|group| Step::Restart { group }),
@@ -329,6 +334,10 @@ impl Harness {
             },
             Step::ClientGone { pick } => match self.nth_request(pick, false) {
                 Some(request) => Input::ClientGone { request },
+                None => Input::Tick,
+            },
+            Step::Refuse { pick } => match self.nth_request(pick, true) {
+                Some(request) => Input::ProcessRefused { request },
                 None => Input::Tick,
             },
             Step::Ready { pick } => match self.nth_process(pick, |p| !p.ready) {
@@ -446,6 +455,18 @@ impl Harness {
                 }
                 if self.requests.contains_key(&request) {
                     self.end(request);
+                }
+            }
+            Input::ProcessRefused { request } => {
+                if let Some(ModelRequest::InFlight(group, process)) =
+                    self.requests.get(&request).cloned()
+                {
+                    self.processes
+                        .get_mut(&process)
+                        .unwrap()
+                        .sessions
+                        .remove(&request);
+                    self.requests.insert(request, ModelRequest::Queued(group));
                 }
             }
             Input::ProcessReady { process } => {
