@@ -83,6 +83,9 @@ pub struct Backend {
     /// closed it meanwhile, so the request is retried once on a new connection.
     pub reused: bool,
     pub got_bytes: bool,
+    /// The connection is established: until then a failure means the process refused it,
+    /// and nothing of the request reached the app.
+    pub connected: bool,
     /// Reading stopped because the client's output buffer is full.
     pub paused: bool,
     /// The exchange became a tunnel (after a 101).
@@ -125,14 +128,7 @@ impl Server {
             Some(backend_key) => backend_key,
             None => match self.connect_backend(process) {
                 Ok(backend_key) => backend_key,
-                Err(_) if self.reap_if_exited(process) => return, // the engine fails it
-                Err(e) => {
-                    return self.backend_failed_before_response(
-                        key,
-                        request,
-                        &format!("cannot connect: {e}"),
-                    )
-                }
+                Err(_) => return self.bounce(request, process),
             },
         };
         let Some(Entry::Client(client)) = self.entries.get_mut(key) else {
@@ -182,6 +178,7 @@ impl Server {
             relay: None,
             reused: false,
             got_bytes: false,
+            connected: matches!(addr, BackendAddr::Unix(_)),
             paused: false,
             tunnel: false,
             body_file: None,
@@ -190,6 +187,11 @@ impl Server {
     }
 
     pub fn backend_event(&mut self, key: usize, event: &mio::event::Event) {
+        if let Some(backend) = self.backend(key) {
+            if event.is_writable() && !event.is_error() && !backend.connected {
+                backend.connected = backend.stream.take_error().is_none();
+            }
+        }
         if event.is_error() {
             let error = self.backend(key).and_then(|b| b.stream.take_error());
             let text = error.map_or("connection error".to_string(), |e| e.to_string());
@@ -370,6 +372,7 @@ impl Server {
         };
         let exchange = backend.exchange.take();
         let (reused, got_bytes, process) = (backend.reused, backend.got_bytes, backend.process);
+        let connected = backend.connected;
         self.close_backend(key);
         let Some((client_key, request)) = exchange else {
             return;
@@ -378,6 +381,9 @@ impl Server {
             if let Phase::Submitted { backend, .. } = &mut client.phase {
                 *backend = None;
             }
+        }
+        if !connected {
+            return self.bounce(request, process);
         }
         if self.reap_if_exited(process) {
             // The process died under the request: the engine fails it (502 or a cut
@@ -399,6 +405,17 @@ impl Server {
             return self.close_client(client_key);
         }
         self.backend_failed_before_response(client_key, request, why);
+    }
+
+    /// The process refused the connection: nothing reached the app, so the engine sends the
+    /// request elsewhere (and stops the process, which is dying or broken).
+    fn bounce(&mut self, request: RequestId, process: ProcessId) {
+        let pid = self.children.get(&process).map_or(0, |c| c.process.pid);
+        self.log.line(&format!(
+            "App process {pid} refused a connection; its request goes to another process"
+        ));
+        self.inputs.push_back(Input::ProcessRefused { request });
+        self.reap_if_exited(process);
     }
 
     fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {

@@ -126,6 +126,27 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
     }
 }
 
+/// A configuration error in the words of `ferry start`'s flags.
+fn flag_error(error: &ferry_engine::ConfigError) -> String {
+    use ferry_engine::ConfigError as E;
+    match error {
+        E::MinAboveMax {
+            min_instances,
+            max_pool_size,
+            ..
+        }
+        | E::MinSumAboveMax {
+            min_instances_total: min_instances,
+            max_pool_size,
+        } => format!(
+            "--min-instances ({min_instances}) must not be above --max-pool-size ({max_pool_size})"
+        ),
+        E::ZeroMaxPoolSize => "--max-pool-size must be at least 1".to_string(),
+        E::ZeroSpawnConcurrency { .. } => "--max-spawn-concurrency must be at least 1".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("ferry: {message}");
     ExitCode::from(code)
@@ -148,7 +169,7 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
     }
     let config = engine_config(&args, &app);
     if let Err(e) = config.validate() {
-        return fail(2, &e.to_string().replace('_', "-"));
+        return fail(2, &flag_error(&e));
     }
     let address = match args.address.parse::<std::net::IpAddr>() {
         Ok(ip) => std::net::SocketAddr::new(ip, args.port).to_string(),

@@ -8,26 +8,38 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The workspace's build output directory holding `ferry` and `ferry-testapp`.
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>
-    exe.parent().and_then(Path::parent).expect("target directory").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
 }
 
 pub fn ferry_bin() -> PathBuf {
-    std::env::var_os("FERRY_BIN").map(PathBuf::from).unwrap_or_else(|| bin_dir().join("ferry"))
+    std::env::var_os("FERRY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("ferry"))
 }
 
 pub fn testapp_bin() -> PathBuf {
-    std::env::var_os("FERRY_TESTAPP_BIN").map(PathBuf::from).unwrap_or_else(|| bin_dir().join("ferry-testapp"))
+    std::env::var_os("FERRY_TESTAPP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir().join("ferry-testapp"))
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Polls `condition` every few milliseconds until it returns `Some`, or panics naming `what`
@@ -50,14 +62,19 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut condition: impl FnMut() -> O
 /// A free loopback port (another process could take it before ferry binds it; tests accept
 /// that small race as every port-picking harness does).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `ferry start`, stopped and cleaned up when dropped.
 pub struct Ferry {
     pub child: Child,
     pub port: u16,
-    pub registry: tempdir::TempDir,
+    /// Shared when several instances run in one registry (see [`Ferry::start_in`]).
+    pub registry: Arc<tempdir::TempDir>,
     /// Every line ferry printed (stdout and log), for assertions and for failure reports.
     pub output: Arc<Mutex<Vec<String>>>,
 }
@@ -103,8 +120,17 @@ impl Ferry {
     /// Starts `ferry start <args>` on a free port with its own instance registry and waits
     /// until it accepts connections.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Ferry {
+        Ferry::start_in(Arc::new(tempdir::TempDir::new("ferry-e2e")), args, envs)
+    }
+
+    /// Like [`Ferry::start`], in the given instance registry (which other instances may
+    /// share).
+    pub fn start_in<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+    ) -> Ferry {
         let port = free_port();
-        let registry = tempdir::TempDir::new("ferry-e2e");
         let mut command = Command::new(ferry_bin());
         command
             .arg("start")
@@ -125,23 +151,46 @@ impl Ferry {
         let output = Arc::new(Mutex::new(Vec::new()));
         pump(child.stdout.take().unwrap(), output.clone());
         pump(child.stderr.take().unwrap(), output.clone());
-        let mut ferry = Ferry { child, port, registry, output };
-        wait_for("ferry to accept connections", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = ferry.child.try_wait() {
-                panic!("ferry exited early ({status}): {}", ferry.output_text());
-            }
-            TcpStream::connect(ferry.addr()).ok()
-        });
+        let mut ferry = Ferry {
+            child,
+            port,
+            registry,
+            output,
+        };
+        // The port listens a moment before the instance is registered, and the admin socket
+        // file exists a moment before it listens: wait until both accept connections, so that
+        // `ferry status` reaches the instance from the start.
+        let admin_socket = ferry.instance_dir().join("admin.sock");
+        wait_for(
+            "ferry to accept connections and register",
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(status)) = ferry.child.try_wait() {
+                    panic!("ferry exited early ({status}): {}", ferry.output_text());
+                }
+                let admin = std::os::unix::net::UnixStream::connect(&admin_socket).is_ok();
+                (admin && TcpStream::connect(ferry.addr()).is_ok()).then_some(())
+            },
+        );
         ferry
     }
 
     /// `ferry start` with the generic test app.
     pub fn start_testapp(args: &[&str], envs: &[(&str, &str)]) -> Ferry {
-        let command = testapp_bin().display().to_string();
-        let app_dir = repo_root().join("tests");
-        let mut all = vec![app_dir.to_str().unwrap(), "--app-start-command", &command];
-        all.extend_from_slice(args);
-        Ferry::start(&all, envs)
+        Ferry::start_in(
+            Arc::new(tempdir::TempDir::new("ferry-e2e")),
+            &testapp_args(args),
+            envs,
+        )
+    }
+
+    /// `ferry start` with the generic test app, in the given instance registry.
+    pub fn start_testapp_in(
+        registry: Arc<tempdir::TempDir>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Ferry {
+        Ferry::start_in(registry, &testapp_args(args), envs)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -162,15 +211,36 @@ impl Ferry {
             .expect("run ferry")
     }
 
+    /// Starts `ferry <args>` against this instance's registry without waiting for it (its
+    /// output is piped; read it with `wait_with_output`).
+    pub fn spawn_command(&self, args: &[&str]) -> Child {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--instance-registry-dir")
+            .arg(self.registry.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ferry")
+    }
+
     /// `ferry status --json`, parsed.
     pub fn status(&self) -> Value {
         let out = self.ferry_command(&["status", "--json"]);
-        assert!(out.status.success(), "ferry status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ferry status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status is JSON")
     }
 
     pub fn processes(&self) -> Vec<Value> {
-        self.status()["groups"][0]["processes"].as_array().cloned().unwrap_or_default()
+        self.status()["groups"][0]["processes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// PIDs of processes in the given state ("ready", "spawning", …).
@@ -192,10 +262,61 @@ impl Ferry {
         })
     }
 
+    /// PIDs of every app process the status lists, whatever its state.
+    pub fn all_pids(&self) -> Vec<u32> {
+        self.processes()
+            .iter()
+            .filter_map(|p| p["pid"].as_u64().map(|pid| pid as u32))
+            .collect()
+    }
+
+    /// The status's `totals` counter `name` (`spawns`, `crashes`, `idle_shutdowns`, …).
+    pub fn total(&self, name: &str) -> u64 {
+        let status = self.status();
+        status["totals"][name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("status has no totals.{name}: {status}"))
+    }
+
+    /// The first app group of the status.
+    pub fn group(&self) -> Value {
+        self.status()["groups"][0].clone()
+    }
+
+    /// The instance directory this server registered: `<registry>/ferry.<pid>`.
+    pub fn instance_dir(&self) -> PathBuf {
+        self.registry
+            .path()
+            .join(format!("ferry.{}", self.child.id()))
+    }
+
+    /// Waits (bounded) for ferry to exit on its own; returns its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        wait_for("ferry to exit", limit, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Waits until ferry has printed a line containing `needle` (its output is read by
+    /// background threads, so it can trail the event that caused it).
+    pub fn wait_output(&self, needle: &str, limit: Duration) {
+        let what = format!("ferry to print {needle:?}");
+        wait_for(&what, limit, || {
+            self.output
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+                .then_some(())
+        });
+    }
+
     /// Sends SIGINT (Ctrl-C) and waits for ferry to exit; returns its exit status.
     pub fn interrupt(&mut self) -> std::process::ExitStatus {
         signal(self.child.id(), rustix::process::Signal::INT);
-        wait_for("ferry to exit", Duration::from_secs(30), || self.child.try_wait().ok().flatten())
+        wait_for("ferry to exit", Duration::from_secs(30), || {
+            self.child.try_wait().ok().flatten()
+        })
     }
 }
 
@@ -216,6 +337,16 @@ impl Drop for Ferry {
     }
 }
 
+fn testapp_args(args: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        repo_root().join("tests").display().to_string(),
+        "--app-start-command".to_string(),
+        testapp_bin().display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, signal);
@@ -225,7 +356,12 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
 pub fn process_alive(pid: u32) -> bool {
     // A zombie is dead for our purposes: its state letter in /proc is Z.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        }
         Err(_) => false,
     }
 }
@@ -240,7 +376,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -259,7 +398,9 @@ impl HttpClient {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        Ok(HttpClient { stream: BufReader::new(stream) })
+        Ok(HttpClient {
+            stream: BufReader::new(stream),
+        })
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -269,6 +410,47 @@ impl HttpClient {
     pub fn get(&mut self, path: &str) -> std::io::Result<Response> {
         self.send_raw(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())?;
         self.read_response(false)
+    }
+
+    /// One HTTP/1.1 request with extra header lines and a Content-Length body (sent only
+    /// when `body` is not empty); reads its response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut message = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        for (name, value) in headers {
+            message.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            message.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        message.push_str("\r\n");
+        let mut bytes = message.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_raw(&bytes)?;
+        self.read_response(method == "HEAD")
+    }
+
+    /// Everything the server sends until it closes the connection.
+    pub fn read_to_end(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut rest = Vec::new();
+        self.stream.read_to_end(&mut rest)?;
+        Ok(rest)
+    }
+
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        self.stream
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .expect("set read timeout");
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.get_ref()
     }
 
     pub fn read_response(&mut self, head_request: bool) -> std::io::Result<Response> {
@@ -293,11 +475,18 @@ impl HttpClient {
                 headers.push((name.trim().to_string(), value.trim().to_string()));
             }
         }
-        let mut response = Response { status, headers, body: Vec::new() };
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if head_request || status == 204 || status == 304 || status < 200 {
             return Ok(response);
         }
-        if response.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
             loop {
                 line.clear();
                 self.stream.read_line(&mut line)?;
@@ -318,7 +507,9 @@ impl HttpClient {
                 response.body.extend_from_slice(&chunk[..size]);
             }
         } else if let Some(length) = response.header("content-length") {
-            let length: usize = length.parse().map_err(|_| std::io::Error::other("bad content-length"))?;
+            let length: usize = length
+                .parse()
+                .map_err(|_| std::io::Error::other("bad content-length"))?;
             response.body = vec![0; length];
             self.stream.read_exact(&mut response.body)?;
         } else {
@@ -331,4 +522,691 @@ impl HttpClient {
 /// One GET on a fresh connection.
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     HttpClient::connect(addr)?.get(path)
+}
+
+/// The outcome of one request a test client sent: a response, or how the exchange broke.
+pub type Outcome = Result<Response, String>;
+
+/// The pid in a `/pid` or `/sleep` response body.
+pub fn pid_of(response: &Response) -> Option<u32> {
+    response.text().trim().parse().ok()
+}
+
+/// GETs of `paths`, each on its own connection from its own thread, all released at once.
+/// Returns the outcomes in the order of `paths`.
+pub fn concurrent_gets(addr: SocketAddr, paths: &[String]) -> Vec<Outcome> {
+    let barrier = Arc::new(Barrier::new(paths.len()));
+    let handles: Vec<JoinHandle<Outcome>> = paths
+        .iter()
+        .map(|path| {
+            let (barrier, path) = (barrier.clone(), path.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    get(addr, &path).map_err(|e| e.to_string())
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect()
+}
+
+/// A client thread that keeps sending GET `path` (one at a time, on a keep-alive connection
+/// it reopens when it breaks) until stopped, recording every outcome in order.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
+    done: Arc<AtomicUsize>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, path: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicUsize::new(0));
+        let (thread_stop, thread_outcomes, thread_done, path) = (
+            stop.clone(),
+            outcomes.clone(),
+            done.clone(),
+            path.to_string(),
+        );
+        let handle = std::thread::spawn(move || {
+            let mut client: Option<HttpClient> = None;
+            while !thread_stop.load(Ordering::SeqCst) {
+                let outcome = match client.as_mut() {
+                    Some(c) => c.get(&path).map_err(|e| e.to_string()),
+                    None => match HttpClient::connect(addr) {
+                        Ok(c) => client.insert(c).get(&path).map_err(|e| e.to_string()),
+                        Err(e) => Err(format!("connect: {e}")),
+                    },
+                };
+                let reusable = outcome.as_ref().is_ok_and(|r| {
+                    !r.header("connection")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                });
+                if !reusable {
+                    client = None;
+                }
+                thread_outcomes.lock().unwrap().push(outcome);
+                thread_done.fetch_add(1, Ordering::SeqCst);
+                // Pacing, so that the load stays modest next to tests running in parallel.
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
+        Load {
+            stop,
+            outcomes,
+            done,
+            handle: Some(handle),
+        }
+    }
+
+    /// Requests completed (answered or failed) so far.
+    pub fn completed(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` requests beyond those completed now have completed.
+    pub fn wait_more(&self, more: usize, limit: Duration) {
+        let target = self.completed() + more;
+        wait_for(
+            &format!("{target} requests of the client load"),
+            limit,
+            || (self.completed() >= target).then_some(()),
+        )
+    }
+
+    /// Stops the client and returns every outcome, in order.
+    pub fn stop(mut self) -> Vec<Outcome> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.handle.take() {
+            handle.join().expect("load thread");
+        }
+        std::mem::take(&mut *self.outcomes.lock().unwrap())
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A finished `ferry` command run without a server of the harness.
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `ferry <args>` with `--instance-registry-dir registry`, waiting (bounded) for it to
+/// exit. A command that does not exit in `limit` is killed and the test fails.
+pub fn run_ferry(args: &[&str], registry: &Path, limit: Duration) -> Finished {
+    let mut child = Command::new(ferry_bin())
+        .args(args)
+        .arg("--instance-registry-dir")
+        .arg(registry)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferry");
+    let (stdout, stderr) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let readers = [
+        collect(child.stdout.take().unwrap(), stdout.clone()),
+        collect(child.stderr.take().unwrap(), stderr.clone()),
+    ];
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ferry") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`ferry {}` did not exit within {limit:?}; it printed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&stdout.lock().unwrap()),
+                String::from_utf8_lossy(&stderr.lock().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let text =
+        |bytes: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&bytes.lock().unwrap()).into_owned();
+    Finished {
+        status,
+        stdout: text(&stdout),
+        stderr: text(&stderr),
+    }
+}
+
+fn collect(mut stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+/// Standard base64 with padding, to compare with the test app's `body_b64`.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP exchanges and a recording app, for corpus.rs and hardening.rs.
+
+/// A generic app in Python (standard library only) that records every request it receives,
+/// whatever its target, as one JSON line in the file named by its first argument:
+/// `{"method","target","version","headers":[[name,value],..],"body_b64"}` (raw bytes as latin-1
+/// strings), written before it answers. It answers `200 ok`, except on these paths:
+/// `/garbage` (bytes that are not HTTP, then close), `/cut` (a head with Content-Length: 100,
+/// 10 body bytes, then close), `/upgrade` with `Upgrade: echo` (101, then
+/// it echoes what it gets in upper case), `/refuse-upgrade` (200 `not upgraded`, whatever the
+/// request asks).
+pub const RECORDING_APP_PY: &str = r#"import base64, json, os, socket, sys, threading
+
+RECORDS = sys.argv[1]
+LOCK = threading.Lock()
+
+
+def record(method, target, version, headers, body):
+    line = json.dumps({
+        "method": method.decode("latin-1"),
+        "target": target.decode("latin-1"),
+        "version": version.decode("latin-1"),
+        "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in headers],
+        "body_b64": base64.b64encode(body).decode("ascii"),
+    }) + "\n"
+    with LOCK:
+        fd = os.open(RECORDS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("ascii"))
+        finally:
+            os.close(fd)
+
+
+def respond(conn, status, body):
+    head = "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % (status, len(body))
+    conn.sendall(head.encode("ascii") + body)
+
+
+def serve(conn):
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf += data
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        method, target, version = parts[0], b" ".join(parts[1:-1]), parts[-1]
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            # ferry writes "name: value": drop exactly the space it adds, keep anything else.
+            headers.append((name, value[1:] if value.startswith(b" ") else value))
+        lower = {n.lower(): v for n, v in headers}
+        length = int(lower.get(b"content-length", b"0"))
+        while len(buf) < length:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf += data
+        body, buf = buf[:length], buf[length:]
+        record(method, target, version, headers, body)
+        path = target.split(b"?")[0]
+        if path == b"/cut":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            return
+        if path == b"/garbage":
+            conn.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            return
+        if path == b"/upgrade" and lower.get(b"upgrade", b"").lower() == b"echo":
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+            data = buf
+            while True:
+                if data:
+                    conn.sendall(data.upper())
+                data = conn.recv(65536)
+                if not data:
+                    return
+        if path == b"/refuse-upgrade":
+            respond(conn, "200 OK", b"not upgraded")
+        elif b"transfer-encoding" in lower:
+            # ferry sends bodies de-chunked: this request cannot be framed; say so and stop.
+            respond(conn, "500 Internal Server Error", b"Transfer-Encoding reached the app")
+            return
+        else:
+            respond(conn, "200 OK", b"ok")
+
+
+def serve_closing(conn):
+    try:
+        serve(conn)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def main():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(os.environ["PORT"])))
+    listener.listen(128)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve_closing, args=(conn,), daemon=True).start()
+
+
+main()
+"#;
+
+/// One request as the recording app received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub method: Vec<u8>,
+    pub target: Vec<u8>,
+    pub version: Vec<u8>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Record {
+    /// The value of the first field named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// [`RECORDING_APP_PY`] in a directory of its own, with its record file.
+pub struct RecordingApp {
+    pub dir: tempdir::TempDir,
+    pub record_file: PathBuf,
+}
+
+impl Default for RecordingApp {
+    fn default() -> Self {
+        RecordingApp::new()
+    }
+}
+
+impl RecordingApp {
+    pub fn new() -> RecordingApp {
+        let dir = tempdir::TempDir::new("ferry-recorder");
+        std::fs::write(dir.path().join("recorder.py"), RECORDING_APP_PY)
+            .expect("write the recording app");
+        let record_file = dir.path().join("records.jsonl");
+        std::fs::write(&record_file, "").expect("create the record file");
+        RecordingApp { dir, record_file }
+    }
+
+    /// `ferry start` arguments that serve this app (APP_DIR, --app-start-command), then `extra`.
+    pub fn ferry_args(&self, extra: &[&str]) -> Vec<String> {
+        let script = self.dir.path().join("recorder.py");
+        let mut args = vec![
+            self.dir.path().display().to_string(),
+            "--app-start-command".to_string(),
+            format!(
+                "python3 '{}' '{}'",
+                script.display(),
+                self.record_file.display()
+            ),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// `ferry start` serving this app, in a registry of its own.
+    pub fn start_ferry(&self, extra: &[&str]) -> Ferry {
+        Ferry::start_in(
+            Arc::new(tempdir::TempDir::new("ferry-e2e")),
+            &self.ferry_args(extra),
+            &[],
+        )
+    }
+
+    /// Every request recorded so far, in arrival order.
+    pub fn records(&self) -> Vec<Record> {
+        let text = std::fs::read_to_string(&self.record_file).expect("read the record file");
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let json: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("record {line:?}: {e}"));
+                let text = |key: &str| {
+                    latin1_bytes(
+                        json[key]
+                            .as_str()
+                            .unwrap_or_else(|| panic!("{key} in {line}")),
+                    )
+                };
+                Record {
+                    method: text("method"),
+                    target: text("target"),
+                    version: text("version"),
+                    headers: json["headers"]
+                        .as_array()
+                        .expect("headers")
+                        .iter()
+                        .map(|pair| {
+                            (
+                                latin1_bytes(pair[0].as_str().unwrap()),
+                                latin1_bytes(pair[1].as_str().unwrap()),
+                            )
+                        })
+                        .collect(),
+                    body: base64_decode(json["body_b64"].as_str().expect("body_b64")),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Bytes from a string whose characters stand for bytes (latin-1), as Python's
+/// `bytes.decode("latin-1")` makes them.
+pub fn latin1_bytes(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("a latin-1 character"))
+        .collect()
+}
+
+/// Standard base64 (padding optional) to bytes.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let sextet = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let symbols: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(symbols.len() * 3 / 4);
+    for group in symbols.chunks(4) {
+        let bits =
+            group.iter().fold(0u32, |acc, &c| (acc << 6) | sextet(c)) << (6 * (4 - group.len()));
+        out.extend_from_slice(&bits.to_be_bytes()[1..group.len()]);
+    }
+    out
+}
+
+/// A response as read off a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The response says the server closes the connection after it.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    }
+}
+
+/// One client connection driven byte by byte: whatever bytes a test wants to send (broken
+/// requests included), and responses parsed from what comes back. A reset by the server
+/// counts as its close (Linux still delivers what arrived before it).
+pub struct RawConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    /// The server reset the connection (rather than closing it with a FIN).
+    pub reset: bool,
+}
+
+impl RawConn {
+    /// Connects with TCP_NODELAY and a 10 s read timeout (every wait in a test is bounded).
+    pub fn connect(addr: SocketAddr) -> RawConn {
+        let stream = TcpStream::connect(addr).expect("connect to ferry");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        RawConn {
+            stream,
+            buf: Vec::new(),
+            reset: false,
+        }
+    }
+
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("read timeout");
+    }
+
+    /// Writes `bytes` in one go, as far as the server takes them (it may refuse and close
+    /// before the end). Returns how many were written.
+    pub fn send(&mut self, bytes: &[u8]) -> usize {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.write(&bytes[written..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n,
+            }
+        }
+        written
+    }
+
+    /// Writes `bytes` one byte per write (TCP_NODELAY, so one segment each), stopping as soon
+    /// as the server has answered or closed, or a write fails. Returns how many were written.
+    pub fn send_bytewise(&mut self, bytes: &[u8]) -> usize {
+        for (i, byte) in bytes.iter().enumerate() {
+            if self.server_spoke() || self.stream.write_all(std::slice::from_ref(byte)).is_err() {
+                return i;
+            }
+        }
+        bytes.len()
+    }
+
+    /// Whether the server has sent something or closed, without waiting.
+    pub fn server_spoke(&self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        self.stream.set_nonblocking(true).expect("non-blocking");
+        let spoke = !matches!(self.stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).expect("blocking");
+        spoke
+    }
+
+    /// Ends the sending direction (the server reads end of file).
+    pub fn half_close(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// Reads more into the buffer; `Ok(false)` at the server's close.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    self.reset = true;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads until `n` bytes are buffered; false if the server closed first.
+    fn fill_to(&mut self, n: usize) -> std::io::Result<bool> {
+        while self.buf.len() < n {
+            if !self.fill()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads one response (an interim 1xx one too). `Ok(None)`: the server closed before a
+    /// response began. A response cut short is an error naming what arrived.
+    pub fn read_response(&mut self) -> std::io::Result<Option<RawResponse>> {
+        let head_end = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            if !self.fill()? {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let partial = String::from_utf8_lossy(&self.buf).into_owned();
+                return Err(std::io::Error::other(format!(
+                    "closed within a response head: {partial:?}"
+                )));
+            }
+        };
+        let head: Vec<u8> = self.buf.drain(..head_end).collect();
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = head.trim_end().split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let status: u16 = status_line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.to_string(), value.trim().to_string()))
+            .collect();
+        let mut response = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status < 200 || status == 204 || status == 304 {
+            return Ok(Some(response));
+        }
+        let cut = |what: &str| std::io::Error::other(format!("response {status} cut short {what}"));
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let line_end = loop {
+                    if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        break end;
+                    }
+                    if !self.fill()? {
+                        return Err(cut("in a chunk size"));
+                    }
+                };
+                let line = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                self.buf.drain(..line_end + 2);
+                let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| {
+                    std::io::Error::other(format!("bad chunk size line {line:?}"))
+                })?;
+                if size == 0 {
+                    // Trailers, then the empty line.
+                    loop {
+                        let end = loop {
+                            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                                break end;
+                            }
+                            if !self.fill()? {
+                                return Err(cut("in the trailers"));
+                            }
+                        };
+                        self.buf.drain(..end + 2);
+                        if end == 0 {
+                            return Ok(Some(response));
+                        }
+                    }
+                }
+                if !self.fill_to(size + 2)? {
+                    return Err(cut("in a chunk"));
+                }
+                response.body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+            }
+        } else if let Some(length) = response.header("content-length") {
+            let length: usize = length
+                .parse()
+                .map_err(|_| std::io::Error::other("bad Content-Length"))?;
+            if !self.fill_to(length)? {
+                let got = self.buf.len();
+                return Err(cut(&format!("after {got} of {length} body bytes")));
+            }
+            response.body = self.buf.drain(..length).collect();
+        } else {
+            while self.fill()? {}
+            response.body = std::mem::take(&mut self.buf);
+        }
+        Ok(Some(response))
+    }
+
+    /// Exactly `n` bytes (after any response already read), e.g. from an upgraded connection.
+    pub fn read_bytes(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        if !self.fill_to(n)? {
+            let got = String::from_utf8_lossy(&self.buf).into_owned();
+            return Err(std::io::Error::other(format!("closed after {got:?}, before {n} bytes")));
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Everything the server sends until it closes the connection (an error if the read
+    /// timeout passes first).
+    pub fn read_to_end(&mut self) -> std::io::Result<Vec<u8>> {
+        while self.fill()? {}
+        Ok(std::mem::take(&mut self.buf))
+    }
 }
