@@ -169,7 +169,7 @@ impl Server {
             token_of(backend_key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        entry.insert(Entry::Backend(Backend {
+        entry.insert(Entry::Backend(Box::new(Backend {
             stream,
             process,
             exchange: None,
@@ -182,7 +182,7 @@ impl Server {
             paused: false,
             tunnel: false,
             body_file: None,
-        }));
+        })));
         Ok(backend_key)
     }
 

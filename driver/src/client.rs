@@ -65,7 +65,7 @@ impl Server {
         {
             return;
         }
-        entry.insert(Entry::Client(Client {
+        entry.insert(Entry::Client(Box::new(Client {
             stream,
             peer: peer.ip(),
             inbuf: Vec::new(),
@@ -76,7 +76,7 @@ impl Server {
             response_started: false,
             deadline: None,
             eof: false,
-        }));
+        })));
         self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
     }
 

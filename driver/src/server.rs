@@ -33,8 +33,8 @@ pub fn token_of(key: usize) -> Token {
 
 /// What a token stands for.
 pub enum Entry {
-    Client(Client),
-    Backend(Backend),
+    Client(Box<Client>),
+    Backend(Box<Backend>),
     /// The pidfd of an app process: readable once it exits.
     ProcessExit(ProcessId),
     ProcessOutput(ProcessId, OutputStream),

@@ -43,7 +43,7 @@ impl Server {
         }
         let done = client.eof || backend.out.pending() > TUNNEL_BACKLOG_MAX_BYTES;
         if backend.out.flush_to(&mut backend.stream).is_err() || done {
-            return self.close_tunnel(request, client_key, backend_key);
+            self.close_tunnel(request, client_key, backend_key);
         }
     }
 
@@ -72,7 +72,7 @@ impl Server {
         }
         let flushed = client.out.flush_to(&mut client.stream).is_ok();
         if closed || !flushed || client.out.pending() > TUNNEL_BACKLOG_MAX_BYTES {
-            return self.close_tunnel(request, client_key, backend_key);
+            self.close_tunnel(request, client_key, backend_key);
         }
     }
 
