@@ -24,6 +24,9 @@ use std::time::Duration;
 pub const LISTENER: Token = Token(0);
 pub const ADMIN: Token = Token(1);
 pub const SIGNALS: Token = Token(2);
+/// How long responses already written may take to reach slow clients after shutdown.
+const FINAL_FLUSH_TIME: Duration = Duration::from_secs(5);
+
 /// Tokens from here on index `Server::entries`.
 const FIRST_ENTRY: usize = 16;
 
@@ -330,8 +333,23 @@ impl Server {
     fn run(&mut self) -> ExitCode {
         let mut events = Events::with_capacity(1024);
         self.run_commands();
-        while !self.shutdown_complete {
-            let timeout = self.next_timeout();
+        let mut flush_deadline = None;
+        loop {
+            if self.shutdown_complete {
+                // The last responses may still sit in slow clients' buffers: give them a
+                // bounded moment to go out before the process exits.
+                let deadline = *flush_deadline
+                    .get_or_insert_with(|| std::time::Instant::now() + FINAL_FLUSH_TIME);
+                if !self.clients_have_output() || std::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+            let timeout = match flush_deadline {
+                Some(deadline) => {
+                    Some(deadline.saturating_duration_since(std::time::Instant::now()))
+                }
+                None => self.next_timeout(),
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.log.line(&format!("poll failed: {e}"));
@@ -352,6 +370,13 @@ impl Server {
         }
         println!("Stopping web server... done!");
         ExitCode::SUCCESS
+    }
+
+    fn clients_have_output(&self) -> bool {
+        self.entries.iter().any(|(_, entry)| match entry {
+            Entry::Client(client) => !client.out.is_empty(),
+            _ => false,
+        })
     }
 
     fn next_timeout(&self) -> Option<Duration> {
