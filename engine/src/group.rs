@@ -35,6 +35,9 @@ pub(crate) struct Group {
     /// The latest failure was a process that could not start (not a crash after it was
     /// ready): while nothing serves, waiting requests would likely wait for nothing.
     pub starts_failing: bool,
+    /// When the latest failure happened: only a process ready since then proves the app
+    /// healthy again.
+    pub last_failure_at: Option<Instant>,
 }
 
 impl Group {
@@ -55,6 +58,7 @@ impl Group {
             backoff_until: None,
             last_spawn_error: None,
             starts_failing: false,
+            last_failure_at: None,
         }
     }
 

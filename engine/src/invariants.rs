@@ -2,7 +2,7 @@
 //! debug builds; the property tests and the simulator's swarm call the same function.
 
 use crate::engine::Engine;
-use crate::ids::{GroupId, ProcessId};
+use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::process::ProcessState;
 use alloc::format;
 use alloc::string::String;
@@ -37,7 +37,8 @@ impl Engine {
     ///
     /// 1. Live processes (spawning, ready, draining, stopping) never exceed `max_pool_size`.
     /// 2. Outside backoff and shutdown, each group has at least `min_instances` live
-    ///    processes — unless the pool is full, when it waits for room like any other need.
+    ///    processes — unless the pool is full, when it waits for room like any other need,
+    ///    or its spawns are failing, when it probes with one spawn at a time.
     /// 3. Every request ends exactly once: each one not yet ended is either in its group's
     ///    queue or in exactly one process's sessions, and
     ///    arrived = served + rejected + failed + cancelled + not yet ended.
@@ -68,11 +69,20 @@ impl Engine {
         for (index, group) in self.groups.iter().enumerate() {
             let name = GroupId(index as u32);
             let min = group.config.min_instances;
-            let exempt = self.shutdown.is_some() || group.backing_off(self.now) || pool_full;
+            // A probe spawning, or one that failed and is being put down (its exit counts
+            // as the failure that decides the next attempt).
+            let probing = group.failure_streak > 0 && group.spawning + group.stopping > 0;
+            let exempt =
+                self.shutdown.is_some() || group.backing_off(self.now) || probing || pool_full;
             ensure(exempt || group.live() >= min, 2, || {
                 format!(
-                    "{name} has {} live processes, min_instances {min}",
-                    group.live()
+                    "{name} has {} live processes, min_instances {min} (failure streak {}, \
+                     backoff until {:?}, pool {}/{})",
+                    group.live(),
+                    group.failure_streak,
+                    group.backoff_until,
+                    self.processes.len(),
+                    self.pool.max_pool_size
                 )
             })?;
             let limit = group.config.max_request_queue_size;
@@ -131,13 +141,10 @@ impl Engine {
         let mut queued = 0;
         for (request, entry) in &self.requests {
             match entry.process {
-                None => {
-                    queued += 1;
-                    let in_queue = self.group(entry.group).queue.contains(request);
-                    ensure(in_queue, 3, || {
-                        format!("{request} is queued but in no queue")
-                    })?;
-                }
+                // Each queued request is in its group's queue exactly once: every queue entry
+                // is checked below to be a queued request of that group, with no repeats,
+                // and the counts must match.
+                None => queued += 1,
                 Some(process) => {
                     let holds = self
                         .processes
@@ -153,6 +160,23 @@ impl Engine {
         ensure(queued == queue_total, 3, || {
             format!("{queue_total} queue entries for {queued} queued requests")
         })?;
+        for (index, group) in self.groups.iter().enumerate() {
+            let mut entries: alloc::vec::Vec<RequestId> = group.queue.iter().copied().collect();
+            entries.sort_unstable();
+            let repeated = entries.windows(2).any(|pair| pair[0] == pair[1]);
+            ensure(!repeated, 3, || {
+                format!("group {index} queues a request twice")
+            })?;
+            for request in &entries {
+                let queued_here = self
+                    .requests
+                    .get(request)
+                    .is_some_and(|r| r.process.is_none() && r.group.0 as usize == index);
+                ensure(queued_here, 3, || {
+                    format!("group {index} queues {request}, which is not waiting there")
+                })?;
+            }
+        }
         for (id, p) in &self.processes {
             self.check_sessions(*id, p.sessions as usize, p.in_flight.len())?;
         }

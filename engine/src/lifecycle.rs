@@ -5,6 +5,7 @@ use crate::engine::{Engine, ShutdownState};
 use crate::ids::{GroupId, ProcessId};
 use crate::io::{Command, KillMode, RejectReason};
 use crate::process::{Process, ProcessState};
+use crate::time::Instant;
 use crate::timers::Timer;
 use alloc::format;
 use alloc::string::String;
@@ -118,12 +119,18 @@ impl Engine {
         let now = self.now;
         let stable_uptime = self.pool.stable_uptime;
         let crashed_stable = crash_uptime.is_some_and(|up| up >= stable_uptime);
+        // Old processes that were fine before the failures prove nothing about the new ones
+        // (a broken deploy next to healthy old processes must still back off).
+        let since = self
+            .group(group_id)
+            .last_failure_at
+            .unwrap_or(Instant::ZERO);
         let proven = crashed_stable
             || self.group(group_id).processes.iter().any(|id| {
                 let p = &self.processes[id];
                 p.state == ProcessState::Ready
                     && p.ready_at
-                        .is_some_and(|at| now.saturating_since(at) >= stable_uptime)
+                        .is_some_and(|at| at >= since && now.saturating_since(at) >= stable_uptime)
             });
         if !crashed_stable {
             self.totals.spawn_failures += u64::from(crash_uptime.is_none());
@@ -131,6 +138,7 @@ impl Engine {
         let (initial, max) = (self.pool.backoff_initial, self.pool.backoff_max);
         let group = self.group_mut(group_id);
         group.last_spawn_error = Some(error.clone());
+        group.last_failure_at = Some(now);
         group.starts_failing = crash_uptime.is_none();
         if proven {
             // A pause set by the earlier failures no longer applies either.

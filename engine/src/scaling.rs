@@ -79,7 +79,14 @@ impl Engine {
             .config
             .max_spawn_concurrency
             .saturating_sub(group.spawning);
-        let wanted = for_min.max(other.min(concurrency_left));
+        // While spawns fail, one attempt at a time probes whether the app starts again.
+        let wanted = if group.failure_streak > 0 {
+            for_min
+                .max(other)
+                .min(1usize.saturating_sub(group.spawning))
+        } else {
+            for_min.max(other.min(concurrency_left))
+        };
         let room = self.pool.max_pool_size.saturating_sub(self.processes.len());
         #[cfg(feature = "sabotage")]
         let room = if self.sabotage == Some(crate::Sabotage::IgnoreMaxPoolSize) {

@@ -860,21 +860,38 @@ mod backoff {
         assert_eq!(pool.status().groups[0].backoff_until, None);
     }
 
-    #[test]
-    fn backoff_resets_once_a_process_has_been_ready_for_stable_uptime() {
+    /// Two failures next to `ps[0]`, healthy since the start: the new code is broken.
+    fn failing_next_to_a_healthy_process() -> (Pool, Vec<ProcessId>) {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 1)]);
-        // p1 stays up; the other slot fails repeatedly, first within stable_uptime of p1.
-        let mut failing = ps[1];
-        pool.now = at(secs(1));
-        let mut next = spawns(&pool.exited(failing));
-        failing = next[0];
-        next = spawns(&pool.spawn_failed(failing, "boom"));
-        assert_eq!(next, vec![], "second failure backs off");
-        let spawned = spawns(&untimed(&pool.run_until(at(secs(2)))));
-        failing = spawned[0];
-        // p1 has been ready 10 s by now: the failures before no longer count.
-        pool.now = at(secs(10));
-        assert_eq!(spawns(&pool.spawn_failed(failing, "boom")).len(), 1);
+        pool.now = at(secs(20));
+        let replacement = spawns(&pool.exited(ps[1]))[0];
+        let retry = spawns(&pool.spawn_failed(replacement, "boom"));
+        assert_eq!(retry.len(), 1, "the first failure is retried at once");
+        assert_eq!(spawns(&pool.spawn_failed(retry[0], "boom")), vec![]);
+        (pool, ps)
+    }
+
+    #[test]
+    fn failures_next_to_an_old_healthy_process_still_back_off() {
+        let (pool, _) = failing_next_to_a_healthy_process();
+        assert_eq!(pool.status().groups[0].backoff_until, Some(at(secs(21))));
+    }
+
+    #[test]
+    fn backoff_resets_once_a_process_started_after_the_failures_has_been_ready_for_stable_uptime() {
+        let (mut pool, _) = failing_next_to_a_healthy_process();
+        let recovered = spawns(&untimed(&pool.run_until(at(secs(21)))))[0];
+        pool.ready(recovered);
+        pool.now = at(secs(32));
+        pool.arrive(0, 1);
+        pool.arrive(0, 2);
+        let extra = spawns(&pool.arrive(0, 3))[0];
+        let commands = pool.spawn_failed(extra, "boom");
+        assert_eq!(
+            spawns(&commands).len(),
+            1,
+            "the streak starts over: retried at once"
+        );
         assert_eq!(pool.status().groups[0].backoff_until, None);
     }
 }

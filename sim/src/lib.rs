@@ -120,3 +120,20 @@ pub fn run_cli(options: &SimOptions, out: &mut dyn Write, err: &mut dyn Write) -
         1
     }
 }
+
+/// Test-only: runs every simulation of this process on an engine broken on purpose, so that
+/// tests can watch the swarm catch, shrink and replay a real violation.
+#[cfg(feature = "sabotage")]
+pub mod sabotage {
+    use std::sync::Mutex;
+
+    static CURRENT: Mutex<Option<ferry_engine::Sabotage>> = Mutex::new(None);
+
+    pub fn set(sabotage: Option<ferry_engine::Sabotage>) {
+        *CURRENT.lock().unwrap() = sabotage;
+    }
+
+    pub fn current() -> Option<ferry_engine::Sabotage> {
+        *CURRENT.lock().unwrap()
+    }
+}

@@ -120,8 +120,13 @@ pub struct Simulation<'a> {
 
 impl<'a> Simulation<'a> {
     pub fn new(scenario: &'a Scenario, seed: u64, check_invariants: bool) -> Simulation<'a> {
-        let engine = Engine::new(scenario.engine_config(), Instant::ZERO)
+        #[allow(unused_mut)]
+        let mut engine = Engine::new(scenario.engine_config(), Instant::ZERO)
             .expect("scenarios are validated before they run");
+        #[cfg(feature = "sabotage")]
+        if let Some(sabotage) = crate::sabotage::current() {
+            engine.sabotage(sabotage);
+        }
         let duration = scenario.duration.0;
         let sources: Vec<Source> = scenario
             .traffic
@@ -748,7 +753,9 @@ impl<'a> Simulation<'a> {
         }
         // Debug builds of the engine check every invariant inside `handle` already (a broken
         // one panics, which `deliver` turns into a violation): checking twice only costs time.
-        if self.check_invariants && !cfg!(debug_assertions) {
+        // A sabotaged engine does not panic: its violations are for the checker to find.
+        let engine_checks_itself = cfg!(debug_assertions) && !cfg!(feature = "sabotage");
+        if self.check_invariants && !engine_checks_itself {
             if let Err(violation) = self.engine.check_invariants() {
                 self.violate(format!("engine {violation}"));
             }
