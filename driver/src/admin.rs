@@ -18,6 +18,9 @@ pub struct AdminConn {
     inbuf: Vec<u8>,
     out: OutBuf,
     answered: bool,
+    /// The caller is root or the server's user. Others get a refusal once they have sent
+    /// their command (answering earlier would make their write fail and hide the refusal).
+    allowed: bool,
 }
 
 fn caller_allowed(stream: &UnixStream) -> bool {
@@ -37,20 +40,14 @@ impl Server {
                 Ok((stream, _)) => {
                     let entry = self.entries.vacant_entry();
                     let key = entry.key();
+                    let allowed = caller_allowed(&stream);
                     let mut conn = AdminConn {
                         stream,
                         inbuf: Vec::new(),
                         out: OutBuf::default(),
                         answered: false,
+                        allowed,
                     };
-                    if !caller_allowed(&conn.stream) {
-                        self.log
-                            .line("Refused an admin connection from another user");
-                        conn.out.buffer().extend_from_slice(
-                            b"refused: only root and the server's user may use this socket\n",
-                        );
-                        conn.answered = true;
-                    }
                     if self
                         .poll
                         .registry()
@@ -76,6 +73,9 @@ impl Server {
         let Some(Entry::Admin(conn)) = self.entries.get_mut(key) else {
             return;
         };
+        if !conn.allowed {
+            return self.refuse_admin(key);
+        }
         let mut gone = false;
         if !conn.answered {
             match read_into(&mut conn.stream, &mut conn.inbuf, ADMIN_REQUEST_MAX_BYTES) {
@@ -99,6 +99,40 @@ impl Server {
             return;
         };
         if conn.answered && (conn.out.flush_to(&mut conn.stream).is_err() || conn.out.is_empty()) {
+            self.close_admin(key);
+        }
+    }
+
+    /// Another user's connection: the refusal goes out at once and the write side closes, so
+    /// the caller reads the refusal and an end; whatever it sends is read and dropped until
+    /// it hangs up, so its own write does not fail before it can read the answer.
+    fn refuse_admin(&mut self, key: usize) {
+        let Some(Entry::Admin(conn)) = self.entries.get_mut(key) else {
+            return;
+        };
+        if !conn.answered {
+            conn.answered = true;
+            conn.out.buffer().extend_from_slice(
+                b"refused: only root and the server's user may use this socket\n",
+            );
+            self.log
+                .line("Refused an admin connection from another user");
+        }
+        let Some(Entry::Admin(conn)) = self.entries.get_mut(key) else {
+            return;
+        };
+        if conn.out.flush_to(&mut conn.stream).is_err() {
+            return self.close_admin(key);
+        }
+        if conn.out.is_empty() {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        }
+        conn.inbuf.clear();
+        let ended = matches!(
+            read_into(&mut conn.stream, &mut conn.inbuf, ADMIN_REQUEST_MAX_BYTES),
+            ReadResult::Eof | ReadResult::Failed
+        );
+        if ended || conn.inbuf.contains(&b'\n') {
             self.close_admin(key);
         }
     }

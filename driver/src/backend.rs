@@ -400,9 +400,10 @@ impl Server {
             self.inputs.push_back(Input::RequestFinished { request });
             self.requests.remove(&request);
             if let Some(client) = self.client(client_key) {
+                // What went out so far still goes; then the close tells the client it was cut.
                 client.phase = Phase::Closing;
             }
-            return self.close_client(client_key);
+            return self.flush_client(client_key);
         }
         self.backend_failed_before_response(client_key, request, why);
     }

@@ -185,6 +185,8 @@ impl Server {
                 } else if client.reader.in_body() {
                     self.set_deadline(key, Some(now + body_timeout));
                 }
+                // A `100 Continue` may wait in the output.
+                self.flush_client(key);
             }
             ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
             ReadOutcome::Ready(parsed) => {
@@ -374,9 +376,10 @@ impl Server {
         }
         let client = self.client(key).expect("client exists");
         if client.response_started {
+            // What went out so far still goes; then the close tells the client it was cut.
             client.phase = Phase::Closing;
             self.requests.remove(&request);
-            return self.close_client(key);
+            return self.flush_client(key);
         }
         let answer = Answer::to(client.pending.as_ref(), true);
         let reason = "the app process handling this request died";

@@ -1186,7 +1186,8 @@ impl RawConn {
                 let got = self.buf.len();
                 return Err(cut(&format!("after {got} of {length} body bytes")));
             }
-            response.body = self.buf.drain(..length).collect();
+            let rest = self.buf.split_off(length);
+            response.body = std::mem::replace(&mut self.buf, rest);
         } else {
             while self.fill()? {}
             response.body = std::mem::take(&mut self.buf);
@@ -1198,9 +1199,11 @@ impl RawConn {
     pub fn read_bytes(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
         if !self.fill_to(n)? {
             let got = String::from_utf8_lossy(&self.buf).into_owned();
-            return Err(std::io::Error::other(format!("closed after {got:?}, before {n} bytes")));
+            let message = format!("closed after {got:?}, before {n} bytes");
+            return Err(std::io::Error::other(message));
         }
-        Ok(self.buf.drain(..n).collect())
+        let rest = self.buf.split_off(n);
+        Ok(std::mem::replace(&mut self.buf, rest))
     }
 
     /// Everything the server sends until it closes the connection (an error if the read

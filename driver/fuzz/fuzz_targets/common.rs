@@ -21,13 +21,21 @@ pub fn plan(data: &[u8]) -> Option<Plan<'_>> {
     let mut left = input.len();
     let mut i = 0;
     while left > 0 {
-        let size = if cuts.is_empty() { 1 } else { usize::from(cuts[i % cuts.len()] % 32) + 1 };
+        let size = if cuts.is_empty() {
+            1
+        } else {
+            usize::from(cuts[i % cuts.len()] % 32) + 1
+        };
         let size = size.min(left);
         pieces.push(size);
         left -= size;
         i += 1;
     }
-    Some(Plan { flags: control >> 4, input, pieces })
+    Some(Plan {
+        flags: control >> 4,
+        input,
+        pieces,
+    })
 }
 
 /// Limits generous enough for anything ferry itself writes (it adds a few fields to what it

@@ -61,18 +61,37 @@ fn run(input: &[u8], pieces: &[usize], limits: Limits) -> Connection {
                     break;
                 }
                 let head = match parser.parse(&buf) {
-                    Err(error) => return Connection { forwarded, end: End::Refused(error) },
+                    Err(error) => {
+                        return Connection {
+                            forwarded,
+                            end: End::Refused(error),
+                        }
+                    }
                     Ok(None) => break,
                     Ok(Some(head)) => head.clone(),
                 };
-                assert!(head.head_len > 0 && head.head_len <= buf.len(), "head_len {}", head.head_len);
+                assert!(
+                    head.head_len > 0 && head.head_len <= buf.len(),
+                    "head_len {}",
+                    head.head_len
+                );
                 let head_bytes: Vec<u8> = buf.drain(..head.head_len).collect();
                 let reader = BodyReader::for_request(head.framing, &limits);
-                body = Some(Body { head, head_bytes, reader, payload: Vec::new() });
+                body = Some(Body {
+                    head,
+                    head_bytes,
+                    reader,
+                    payload: Vec::new(),
+                });
             }
             let state = body.as_mut().expect("a head is in");
             let progress = match state.reader.feed_into(&buf, &mut state.payload) {
-                Err(error) => return Connection { forwarded, end: End::Refused(error) },
+                Err(error) => {
+                    return Connection {
+                        forwarded,
+                        end: End::Refused(error),
+                    }
+                }
                 Ok(progress) => progress,
             };
             assert!(progress.consumed <= buf.len());
@@ -81,10 +100,16 @@ fn run(input: &[u8], pieces: &[usize], limits: Limits) -> Connection {
                 break;
             }
             let state = body.take().expect("a head is in");
-            assert!(state.payload.len() as u64 <= limits.max_body_size, "body over the limit");
+            assert!(
+                state.payload.len() as u64 <= limits.max_body_size,
+                "body over the limit"
+            );
             forwarded.push(forward_checked(&state));
             if !state.head.keep_alive {
-                return Connection { forwarded, end: End::Clean };
+                return Connection {
+                    forwarded,
+                    end: End::Clean,
+                };
             }
             parser.reset();
         }
@@ -117,7 +142,11 @@ fn forward_checked(state: &Body) -> Vec<u8> {
     let target = match head.target_form {
         TargetForm::Absolute { path_and_query, .. } => {
             let path = path_and_query.get(buf);
-            if path.starts_with(b"/") { path.to_vec() } else { [b"/", path].concat() }
+            if path.starts_with(b"/") {
+                path.to_vec()
+            } else {
+                [b"/", path].concat()
+            }
         }
         TargetForm::Origin | TargetForm::Asterisk => head.target(buf).to_vec(),
     };
@@ -126,15 +155,28 @@ fn forward_checked(state: &Body) -> Vec<u8> {
         BodyFraming::None => BodyFraming::None,
         _ => BodyFraming::Length(state.payload.len() as u64),
     };
-    assert_eq!(again.framing, expected, "{:?}", String::from_utf8_lossy(&forward));
+    assert_eq!(
+        again.framing,
+        expected,
+        "{:?}",
+        String::from_utf8_lossy(&forward)
+    );
     assert_eq!(again.upgrade, head.upgrade);
     let names: Vec<&[u8]> = again.headers(&forward).map(|(name, _)| name).collect();
-    assert!(!names.iter().any(|n| n.eq_ignore_ascii_case(b"transfer-encoding")));
+    assert!(!names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(b"transfer-encoding")));
     let mut reader = BodyReader::for_request(again.framing, &limits);
     let mut body = Vec::new();
-    let progress = reader.feed_into(&forward[again.head_len..], &mut body).expect("the body reads");
+    let progress = reader
+        .feed_into(&forward[again.head_len..], &mut body)
+        .expect("the body reads");
     assert!(progress.done, "the forwarded body is complete");
-    assert_eq!(again.head_len + progress.consumed, forward.len(), "nothing follows the forwarded request");
+    assert_eq!(
+        again.head_len + progress.consumed,
+        forward.len(),
+        "nothing follows the forwarded request"
+    );
     assert_eq!(body, state.payload);
     forward
 }
@@ -143,7 +185,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(plan) = common::plan(data) else {
         return;
     };
-    let limits = if plan.flags & 1 == 0 { Limits::default() } else { common::small_limits() };
+    let limits = if plan.flags & 1 == 0 {
+        Limits::default()
+    } else {
+        common::small_limits()
+    };
     let whole = run(plan.input, &[plan.input.len()], limits);
     let split = run(plan.input, &plan.pieces, limits);
     assert_eq!(whole, split, "pieces {:?}", plan.pieces);
