@@ -23,9 +23,15 @@ fn wsgi_loader_unit_tests_pass() {
         .output()
         .expect("run python3 -m unittest");
     let report = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the loader's unit tests failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "the loader's unit tests failed:\n{report}"
+    );
     // With CI's virtual environment, Flask is there and its test must really run.
     if std::env::var_os("CI").is_some() {
-        assert!(!report.contains("flask is not installed"), "the Flask test was skipped in CI:\n{report}");
+        assert!(
+            !report.contains("flask is not installed"),
+            "the Flask test was skipped in CI:\n{report}"
+        );
     }
 }

@@ -1,0 +1,264 @@
+//! Started processes and temporary directories, each owned by a guard that cleans up on drop
+//! (also while unwinding from a panic), plus small /proc helpers.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a process gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when the guard is dropped.
+pub struct Guard {
+    name: String,
+    child: Child,
+    done: bool,
+}
+
+impl Guard {
+    /// Starts `cmd`. The child also gets SIGTERM if the bench itself dies (PR_SET_PDEATHSIG),
+    /// so even a `kill -9` of the bench leaves no server behind.
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Guard, String> {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, kill) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::kill(libc::getpid(), libc::SIGTERM);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({:?}): {e}", cmd.get_program()))?;
+        Ok(Guard {
+            name: name.to_string(),
+            child,
+            done: false,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.done = true;
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Reads the child's piped stdout and stderr to the end and reaps it.
+    pub fn output(mut self) -> io::Result<std::process::Output> {
+        use std::io::Read;
+        let err_pipe = self.child.stderr.take();
+        let err_reader = thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = err_pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let mut stdout = Vec::new();
+        if let Some(mut pipe) = self.child.stdout.take() {
+            pipe.read_to_end(&mut stdout)?;
+        }
+        let stderr = err_reader.join().unwrap_or_default();
+        let status = self.child.wait()?;
+        self.done = true;
+        Ok(std::process::Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// SIGTERM, a grace period, then SIGKILL; always reaps.
+    pub fn stop(&mut self) {
+        if self.done || self.exited().is_some() {
+            return;
+        }
+        signal(self.pid(), libc::SIGTERM);
+        if self.wait_timeout(STOP_GRACE).is_none() {
+            eprintln!(
+                "ferry-bench: {} did not stop after SIGTERM; killing it",
+                self.name
+            );
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn signal(pid: u32, sig: i32) -> bool {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
+}
+
+/// A directory removed (recursively) when the guard is dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> io::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("{prefix}.{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+        }
+        fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("FERRY_BENCH_KEEP_TMP").is_some() {
+            eprintln!("ferry-bench: keeping {}", self.path.display());
+            return;
+        }
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A process identified by pid and start time, so a recycled pid is never mistaken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcId {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcId {
+    pub fn of(pid: u32) -> Option<ProcId> {
+        Some(ProcId {
+            pid,
+            start: stat(pid)?.start,
+        })
+    }
+
+    pub fn alive(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z')
+    }
+
+    /// SIGKILL if it is still this process.
+    pub fn kill(&self) {
+        if self.alive() {
+            signal(self.pid, libc::SIGKILL);
+        }
+    }
+}
+
+pub struct Stat {
+    pub comm: String,
+    pub state: char,
+    pub ppid: u32,
+    pub start: u64,
+}
+
+/// Fields of /proc/PID/stat.
+pub fn stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // rest[0] is field 3 (state); starttime is field 22.
+    Some(Stat {
+        comm,
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        start: rest.get(19)?.parse().ok()?,
+    })
+}
+
+fn all_pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every live descendant of `roots` (not the roots themselves).
+pub fn descendants(roots: &[u32]) -> Vec<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for pid in all_pids() {
+        if let Some(s) = stat(pid) {
+            if s.state != 'Z' {
+                children.entry(s.ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<u32> = roots.to_vec();
+    while let Some(pid) = stack.pop() {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(child);
+            stack.push(child);
+        }
+    }
+    out
+}
+
+/// Live descendants of `roots` whose command name is `comm`.
+pub fn descendants_named(roots: &[u32], comm: &str) -> Vec<u32> {
+    descendants(roots)
+        .into_iter()
+        .filter(|&pid| stat(pid).is_some_and(|s| s.comm == comm))
+        .collect()
+}
+
+/// Processes whose command line mentions `needle` (e.g. a run directory).
+pub fn mentioning(needle: &Path) -> Vec<u32> {
+    let needle = needle.to_string_lossy().into_owned();
+    let me = std::process::id();
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}

@@ -1,0 +1,702 @@
+//! Starting each server under test on loopback, one function per server.
+//!
+//! Every server runs in its own directory under the bench's temporary directory, with its
+//! config written from the templates in bench/templates/. A [`Running`] stops everything it
+//! started when dropped.
+
+use crate::net::{free_port, wait_http_ok, wait_listening};
+use crate::procs::{self, Guard, ProcId};
+use std::cell::Cell;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const HAPROXY_CFG: &str = include_str!("../templates/haproxy.cfg");
+const NGINX_CONF: &str = include_str!("../templates/nginx.conf");
+/// The WSGI app used when examples/hello-wsgi/passenger_wsgi.py is missing.
+pub const FALLBACK_WSGI_APP: &str = include_str!("../templates/passenger_wsgi.py");
+
+/// How long a server may take to come up (Passenger's Ruby front end is the slow one).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every server setup needs.
+pub struct Ctx {
+    /// The bench's temporary directory; each server gets a directory inside.
+    pub root: PathBuf,
+    pub ferry: PathBuf,
+    pub testapp: PathBuf,
+    /// App processes behind each proxy.
+    pub apps: usize,
+    /// The WSGI startup file every WSGI server loads.
+    pub wsgi_file: PathBuf,
+    seq: Cell<u32>,
+}
+
+impl Ctx {
+    pub fn new(
+        root: PathBuf,
+        ferry: PathBuf,
+        testapp: PathBuf,
+        apps: usize,
+        wsgi_file: PathBuf,
+    ) -> Ctx {
+        Ctx {
+            root,
+            ferry,
+            testapp,
+            apps,
+            wsgi_file,
+            seq: Cell::new(0),
+        }
+    }
+
+    /// A fresh directory for one run of one server.
+    pub fn run_dir(&self, name: &str) -> Result<PathBuf, String> {
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        let dir = self.root.join(format!("{n:03}-{name}"));
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// wrk straight at one testapp.
+    Direct,
+    Ferry {
+        concurrency: u32,
+    },
+    Haproxy,
+    Nginx,
+    Passenger,
+    FerryWsgi,
+    PassengerWsgi,
+    Gunicorn,
+}
+
+impl Server {
+    pub fn label(&self) -> String {
+        match self {
+            Server::Direct => "direct (1 testapp)".into(),
+            Server::Ferry { concurrency } => format!("ferry --concurrency {concurrency}"),
+            Server::Haproxy => "HAProxy".into(),
+            Server::Nginx => "nginx".into(),
+            Server::Passenger => "Passenger".into(),
+            Server::FerryWsgi => "ferry (wsgi loader)".into(),
+            Server::PassengerWsgi => "Passenger (wsgi)".into(),
+            Server::Gunicorn => "gunicorn (sync)".into(),
+        }
+    }
+
+    /// Short name for --servers and directory names.
+    pub fn key(&self) -> String {
+        match self {
+            Server::Direct => "direct".into(),
+            Server::Ferry { concurrency } => format!("ferry-c{concurrency}"),
+            Server::Haproxy => "haproxy".into(),
+            Server::Nginx => "nginx".into(),
+            Server::Passenger => "passenger".into(),
+            Server::FerryWsgi => "ferry-wsgi".into(),
+            Server::PassengerWsgi => "passenger-wsgi".into(),
+            Server::Gunicorn => "gunicorn".into(),
+        }
+    }
+
+    /// Which processes the RSS column covers.
+    pub fn rss_note(&self) -> &'static str {
+        match self {
+            Server::Direct => "",
+            Server::Ferry { .. } | Server::FerryWsgi => "ferry's pid",
+            Server::Haproxy => "haproxy",
+            Server::Nginx => "master + worker",
+            Server::Passenger | Server::PassengerWsgi => "core + watchdog",
+            Server::Gunicorn => "arbiter only",
+        }
+    }
+
+    /// Why this server cannot run here, if it cannot.
+    pub fn missing(&self) -> Option<String> {
+        let need: &[&str] = match self {
+            Server::Direct | Server::Ferry { .. } => &[],
+            Server::Haproxy => &["haproxy"],
+            Server::Nginx => &["nginx"],
+            Server::Passenger => &["passenger"],
+            Server::FerryWsgi => &["python3"],
+            Server::PassengerWsgi => &["passenger", "python3"],
+            Server::Gunicorn => &["gunicorn"],
+        };
+        let absent: Vec<&str> = need
+            .iter()
+            .copied()
+            .filter(|b| which(b).is_none())
+            .collect();
+        (!absent.is_empty()).then(|| format!("{} not installed", absent.join(", ")))
+    }
+
+    pub fn start(&self, ctx: &Ctx) -> Result<Running, String> {
+        let dir = ctx.run_dir(&self.key())?;
+        let mut running = match self {
+            Server::Direct => start_direct(ctx, &dir),
+            Server::Ferry { concurrency } => start_ferry(ctx, &dir, *concurrency),
+            Server::Haproxy => start_haproxy(ctx, &dir),
+            Server::Nginx => start_nginx(ctx, &dir),
+            Server::Passenger => start_passenger(ctx, &dir),
+            Server::FerryWsgi => start_ferry_wsgi(ctx, &dir),
+            Server::PassengerWsgi => start_passenger_wsgi(ctx, &dir),
+            Server::Gunicorn => start_gunicorn(ctx, &dir),
+        }?;
+        running.label = self.label();
+        Ok(running)
+    }
+}
+
+/// The full path of `program` on $PATH (plus the sbin directories, where haproxy and nginx
+/// live).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file());
+    found
+}
+
+/// A server under test, stopped with everything it started when dropped.
+pub struct Running {
+    pub label: String,
+    pub port: u16,
+    /// The processes whose memory is reported (the proxy's own, never the apps').
+    pub proxy_pids: Vec<u32>,
+    pub dir: PathBuf,
+    /// Passenger's core, whose children are the app processes.
+    pub passenger_core: Option<u32>,
+    /// Processes started here, in start order; stopped in reverse order.
+    guards: Vec<Guard>,
+    /// Daemons that are not our children (Passenger's watchdog and core).
+    extra: Vec<ProcId>,
+}
+
+impl Running {
+    fn new(port: u16, dir: &Path, guards: Vec<Guard>) -> Running {
+        Running {
+            label: String::new(),
+            port,
+            proxy_pids: Vec::new(),
+            dir: dir.to_path_buf(),
+            passenger_core: None,
+            guards,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut roots: Vec<u32> = self.guards.iter().map(Guard::pid).collect();
+        roots.extend(self.extra.iter().map(|p| p.pid));
+        let mut tracked: Vec<ProcId> = procs::descendants(&roots)
+            .into_iter()
+            .filter_map(ProcId::of)
+            .collect();
+        tracked.extend(self.extra.iter().copied());
+        while let Some(mut guard) = self.guards.pop() {
+            guard.stop();
+        }
+        // What the stopped processes started should go with them; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while tracked.iter().any(ProcId::alive) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        for p in tracked.iter().filter(|p| p.alive()) {
+            eprintln!(
+                "ferry-bench: process {} outlived {}; killing it",
+                p.pid, self.label
+            );
+            p.kill();
+        }
+        for pid in procs::mentioning(&self.dir) {
+            if let Some(p) = ProcId::of(pid) {
+                p.kill();
+            }
+        }
+    }
+}
+
+fn log_file(path: &Path) -> Result<(Stdio, Stdio), String> {
+    let f = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let g = f.try_clone().map_err(|e| e.to_string())?;
+    Ok((Stdio::from(f), Stdio::from(g)))
+}
+
+/// The last lines of a log, for error messages.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn with_log<T>(r: Result<T, String>, log: &Path) -> Result<T, String> {
+    r.map_err(|e| format!("{e}\n--- {} ---\n{}", log.display(), tail(log, 15)))
+}
+
+/// Starts `n` testapps on fresh ports and waits until each listens.
+fn start_testapps(
+    ctx: &Ctx,
+    dir: &Path,
+    n: usize,
+    guards: &mut Vec<Guard>,
+) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for i in 0..n {
+        let port = free_port()?;
+        let log = dir.join(format!("testapp-{i}.log"));
+        let (out, err) = log_file(&log)?;
+        let mut cmd = Command::new(&ctx.testapp);
+        cmd.env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut guard = Guard::spawn(&format!("testapp {i}"), &mut cmd)?;
+        with_log(
+            wait_listening(port, &mut guard, Duration::from_secs(10)),
+            &log,
+        )?;
+        guards.push(guard);
+        ports.push(port);
+    }
+    Ok(ports)
+}
+
+fn start_direct(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let mut guards = Vec::new();
+    let ports = start_testapps(ctx, dir, 1, &mut guards)?;
+    Ok(Running::new(ports[0], dir, guards))
+}
+
+fn ferry_command(ctx: &Ctx, dir: &Path, app: &Path, port: u16, args: &[String]) -> Command {
+    let mut cmd = Command::new(&ctx.ferry);
+    cmd.arg("start")
+        .arg(app)
+        .args(["--port", &port.to_string(), "--address", "127.0.0.1"])
+        .arg("--instance-registry-dir")
+        .arg(dir.join("registry"))
+        .arg("--log-file")
+        .arg(dir.join("ferry.log"))
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Starts ferry and waits until `processes` app processes are ready.
+fn run_ferry(
+    ctx: &Ctx,
+    dir: &Path,
+    app: &Path,
+    args: &[String],
+    processes: usize,
+) -> Result<Running, String> {
+    let port = free_port()?;
+    let out_log = dir.join("ferry.out");
+    let (out, err) = log_file(&out_log)?;
+    let mut cmd = ferry_command(ctx, dir, app, port, args);
+    cmd.stdout(out).stderr(err);
+    let mut guard = Guard::spawn("ferry", &mut cmd)?;
+    let log = dir.join("ferry.log");
+    let registry = dir.join("registry");
+    let ready = wait_listening(port, &mut guard, START_TIMEOUT).and_then(|()| {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = guard.exited() {
+                return Err(format!("ferry exited ({status})"));
+            }
+            if let Ok(s) = FerryStatus::query(&registry) {
+                if s.ready >= processes {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "ferry's {processes} app processes not ready in time"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    with_log(ready, &log)?;
+    let pid = guard.pid();
+    let mut running = Running::new(port, dir, vec![guard]);
+    running.proxy_pids = vec![pid];
+    Ok(running)
+}
+
+fn start_ferry(ctx: &Ctx, dir: &Path, concurrency: u32) -> Result<Running, String> {
+    let command = ctx.testapp.to_string_lossy().into_owned();
+    let concurrency = concurrency.to_string();
+    ferry_generic(
+        ctx,
+        dir,
+        &command,
+        ctx.apps,
+        ctx.apps,
+        &["--concurrency", &concurrency],
+    )
+}
+
+/// ferry serving the generic app `command` with a pool of `min`..=`max` processes and an
+/// unlimited request queue; returns once `min` processes are ready.
+pub fn ferry_generic(
+    ctx: &Ctx,
+    dir: &Path,
+    command: &str,
+    min: usize,
+    max: usize,
+    extra: &[&str],
+) -> Result<Running, String> {
+    let app = dir.join("app");
+    fs::create_dir_all(&app).map_err(|e| e.to_string())?;
+    let (min_s, max_s) = (min.to_string(), max.to_string());
+    let mut args: Vec<String> = [
+        "--app-start-command",
+        command,
+        "--min-instances",
+        &min_s,
+        "--max-pool-size",
+        &max_s,
+        "--max-request-queue-size",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_ferry(ctx, dir, &app, &args, min)
+}
+
+/// Copies the WSGI startup file into a fresh app directory.
+fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
+    let app = dir.join("app");
+    fs::create_dir_all(&app).map_err(|e| e.to_string())?;
+    fs::copy(&ctx.wsgi_file, app.join("passenger_wsgi.py"))
+        .map_err(|e| format!("cannot copy {}: {e}", ctx.wsgi_file.display()))?;
+    Ok(app)
+}
+
+fn start_ferry_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let app = wsgi_app_dir(ctx, dir)?;
+    let n = ctx.apps.to_string();
+    let args: Vec<String> = [
+        "--min-instances",
+        &n,
+        "--max-pool-size",
+        &n,
+        "--max-request-queue-size",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    run_ferry(ctx, dir, &app, &args, ctx.apps)
+}
+
+fn fill(template: &str, dir: &Path, port: u16, servers: &str) -> String {
+    template
+        .replace("{{DIR}}", &dir.to_string_lossy())
+        .replace("{{PORT}}", &port.to_string())
+        .replace("{{SERVERS}}", servers)
+}
+
+fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let mut guards = Vec::new();
+    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
+    let servers: String = app_ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("    server app{i} 127.0.0.1:{p}\n"))
+        .collect();
+    let port = free_port()?;
+    let cfg = dir.join("haproxy.cfg");
+    fs::write(&cfg, fill(HAPROXY_CFG, dir, port, &servers)).map_err(|e| e.to_string())?;
+    let log = dir.join("haproxy.log");
+    let (out, err) = log_file(&log)?;
+    let mut cmd = Command::new(which("haproxy").ok_or("haproxy not found")?);
+    cmd.arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let mut guard = Guard::spawn("haproxy", &mut cmd)?;
+    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
+    let pid = guard.pid();
+    guards.push(guard);
+    let mut running = Running::new(port, dir, guards);
+    running.proxy_pids = vec![pid];
+    Ok(running)
+}
+
+fn start_nginx(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let mut guards = Vec::new();
+    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
+    let servers: String = app_ports
+        .iter()
+        .map(|p| format!("        server 127.0.0.1:{p};\n"))
+        .collect();
+    let port = free_port()?;
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, fill(NGINX_CONF, dir, port, &servers)).map_err(|e| e.to_string())?;
+    let log = dir.join("nginx.out");
+    let (out, err) = log_file(&log)?;
+    let mut cmd = Command::new(which("nginx").ok_or("nginx not found")?);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let mut guard = Guard::spawn("nginx", &mut cmd)?;
+    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
+    let master = guard.pid();
+    guards.push(guard);
+    let mut running = Running::new(port, dir, guards);
+    running.proxy_pids = vec![master];
+    running
+        .proxy_pids
+        .extend(procs::descendants_named(&[master], "nginx"));
+    Ok(running)
+}
+
+/// `passenger start` with the builtin engine; waits until its core has `apps` listening
+/// children (counted by `ready`).
+fn run_passenger(
+    dir: &Path,
+    app: &Path,
+    (min, max): (usize, usize),
+    args: &[&str],
+    ready: impl Fn(u32, &Path) -> usize,
+) -> Result<Running, String> {
+    let port = free_port()?;
+    let registry = dir.join("registry");
+    fs::create_dir_all(&registry).map_err(|e| e.to_string())?;
+    let out_log = dir.join("passenger.out");
+    let log = dir.join("passenger.log");
+    let (out, err) = log_file(&out_log)?;
+    let mut cmd = Command::new(which("passenger").ok_or("passenger not found")?);
+    cmd.arg("start")
+        .arg(app)
+        .args(["--engine", "builtin", "--address", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--max-pool-size", &max.to_string()])
+        .args(["--min-instances", &min.to_string()])
+        .args(["--max-request-queue-size", "0"])
+        .args(["--environment", "production"])
+        .arg("--instance-registry-dir")
+        .arg(&registry)
+        .arg("--log-file")
+        .arg(&log)
+        .arg("--pid-file")
+        .arg(dir.join("passenger.pid"))
+        .args([
+            "--disable-security-update-check",
+            "--disable-anonymous-telemetry",
+            "--no-install-runtime",
+            "--no-compile-runtime",
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let mut guard = Guard::spawn("passenger", &mut cmd)?;
+    let mut running = Running::new(port, dir, Vec::new());
+    // The daemons are recorded as soon as they are known, so a failure below still stops them.
+    let result = (|| {
+        with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
+        let (watchdog, core) = passenger_pids(&registry)?;
+        running.extra = [watchdog, core]
+            .into_iter()
+            .filter_map(ProcId::of)
+            .collect();
+        running.proxy_pids = vec![core, watchdog];
+        running.passenger_core = Some(core);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while ready(core, &log) < min {
+            if Instant::now() >= deadline {
+                return with_log(
+                    Err(format!("Passenger did not start {min} app processes")),
+                    &log,
+                );
+            }
+            // Passenger spawns up to --min-instances only once traffic arrives.
+            let _ = crate::net::http_status(port, "/");
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    })();
+    running.guards.push(guard);
+    result.map(|()| running)
+}
+
+/// Passenger's watchdog and core pids from its instance registry directory.
+pub fn passenger_pids(registry: &Path) -> Result<(u32, u32), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = fs::read_dir(registry).ok().and_then(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("core.pid").is_file())
+                .find_map(|p| {
+                    let read = |name: &str| -> Option<u32> {
+                        fs::read_to_string(p.join(name)).ok()?.trim().parse().ok()
+                    };
+                    Some((read("watchdog.pid")?, read("core.pid")?))
+                })
+        });
+        if let Some(pids) = found {
+            return Ok(pids);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no Passenger instance found in {}",
+                registry.display()
+            ));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_passenger(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let command = ctx.testapp.to_string_lossy().into_owned();
+    passenger_generic(dir, &command, ctx.apps, ctx.apps, &[])
+}
+
+/// Passenger's testapps: (spawned, ready) pids. Spawned: `ferry-testapp` children of its
+/// core. Ready: those whose startup line (`ferry-testapp listening on ...`, printed once the
+/// socket listens) Passenger has copied into its log. (Scanning /proc/net/tcp instead is too
+/// slow once tens of thousands of TIME_WAIT sockets pile up during a run.)
+pub fn passenger_testapps(core: u32, log: &Path) -> (Vec<u32>, Vec<u32>) {
+    let spawned = procs::descendants_named(&[core], "ferry-testapp");
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let ready = spawned
+        .iter()
+        .copied()
+        .filter(|pid| text.contains(&format!("App {pid} output: ferry-testapp listening on")))
+        .collect();
+    (spawned, ready)
+}
+
+/// Passenger (builtin engine) serving the generic app `command` with a pool of
+/// `min`..=`max` processes; returns once `min` testapps listen.
+pub fn passenger_generic(
+    dir: &Path,
+    command: &str,
+    min: usize,
+    max: usize,
+    extra: &[&str],
+) -> Result<Running, String> {
+    let app = dir.join("app");
+    fs::create_dir_all(&app).map_err(|e| e.to_string())?;
+    let mut args = vec!["--app-start-command", command];
+    args.extend_from_slice(extra);
+    run_passenger(dir, &app, (min, max), &args, |core, log| {
+        passenger_testapps(core, log).1.len()
+    })
+}
+
+fn start_passenger_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let app = wsgi_app_dir(ctx, dir)?;
+    let python = which("python3").ok_or("python3 not found")?;
+    let python = python.to_string_lossy().into_owned();
+    run_passenger(
+        dir,
+        &app,
+        (ctx.apps, ctx.apps),
+        &["--app-type", "wsgi", "--python", &python],
+        |core, _| procs::descendants(&[core]).len(),
+    )
+}
+
+fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let app = wsgi_app_dir(ctx, dir)?;
+    let port = free_port()?;
+    let log = dir.join("gunicorn.log");
+    let (out, err) = log_file(&log)?;
+    let mut cmd = Command::new(which("gunicorn").ok_or("gunicorn not found")?);
+    cmd.args(["--workers", &ctx.apps.to_string(), "--worker-class", "sync"])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .arg("--chdir")
+        .arg(&app)
+        .arg("passenger_wsgi:application")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let mut guard = Guard::spawn("gunicorn", &mut cmd)?;
+    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while procs::descendants(&[guard.pid()]).len() < ctx.apps {
+        if Instant::now() >= deadline {
+            return with_log(
+                Err(format!("gunicorn did not start {} workers", ctx.apps)),
+                &log,
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let pid = guard.pid();
+    let mut running = Running::new(port, dir, vec![guard]);
+    running.proxy_pids = vec![pid];
+    Ok(running)
+}
+
+/// The part of `ferry status --json` the bench uses, read straight from the admin socket
+/// (what `ferry status --json` does, without starting a process per poll).
+#[derive(Clone, Debug, Default)]
+pub struct FerryStatus {
+    /// App processes in the pool, spawning ones included.
+    pub processes: usize,
+    pub ready: usize,
+    /// (pid, state) of each process.
+    pub pids: Vec<(u32, String)>,
+}
+
+impl FerryStatus {
+    pub fn query(registry: &Path) -> Result<FerryStatus, String> {
+        let socket = fs::read_dir(registry)
+            .map_err(|e| format!("no registry {}: {e}", registry.display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("admin.sock"))
+            .find(|p| p.exists())
+            .ok_or("no ferry instance registered")?;
+        let mut stream = UnixStream::connect(&socket).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        stream.write_all(b"status\n").map_err(|e| e.to_string())?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&reply)
+            .map_err(|e| format!("bad status reply: {e}: {}", String::from_utf8_lossy(&reply)))?;
+        let mut s = FerryStatus::default();
+        for group in v["groups"].as_array().into_iter().flatten() {
+            for p in group["processes"].as_array().into_iter().flatten() {
+                let state = p["state"].as_str().unwrap_or("").to_string();
+                s.processes += 1;
+                if state == "ready" {
+                    s.ready += 1;
+                }
+                if let Some(pid) = p["pid"].as_u64() {
+                    s.pids.push((pid as u32, state));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
