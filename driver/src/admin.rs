@@ -78,7 +78,12 @@ impl Server {
         }
         let mut gone = false;
         if !conn.answered {
-            match read_into(&mut conn.stream, &mut conn.inbuf, ADMIN_REQUEST_MAX_BYTES) {
+            match read_into(
+                &mut conn.stream,
+                &mut conn.inbuf,
+                ADMIN_REQUEST_MAX_BYTES,
+                true,
+            ) {
                 ReadResult::Open | ReadResult::Full => {}
                 ReadResult::Eof | ReadResult::Failed => gone = true,
             }
@@ -129,7 +134,12 @@ impl Server {
         }
         conn.inbuf.clear();
         let ended = matches!(
-            read_into(&mut conn.stream, &mut conn.inbuf, ADMIN_REQUEST_MAX_BYTES),
+            read_into(
+                &mut conn.stream,
+                &mut conn.inbuf,
+                ADMIN_REQUEST_MAX_BYTES,
+                true
+            ),
             ReadResult::Eof | ReadResult::Failed
         );
         if ended || conn.inbuf.contains(&b'\n') {

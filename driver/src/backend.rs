@@ -5,7 +5,7 @@ use crate::app::BackendAddr;
 use crate::buffers::{read_into, OutBuf, ReadResult};
 use crate::client::Phase;
 use crate::exchange::{RelayOutcome, ResponseRelay};
-use crate::server::{token_of, Entry, Server};
+use crate::server::{token_of, Entry, Flush, Server};
 use ferry_engine::{Input, ProcessId, RequestId};
 use mio::net::{TcpStream, UnixStream};
 use mio::Interest;
@@ -153,7 +153,7 @@ impl Server {
         backend.got_bytes = false;
         self.flush_backend(backend_key);
         // An idle connection gets no new event for bytes the app sent meanwhile (a close).
-        self.read_backend(backend_key);
+        self.read_backend(backend_key, false);
     }
 
     fn connect_backend(&mut self, process: ProcessId) -> std::io::Result<usize> {
@@ -198,14 +198,20 @@ impl Server {
             return self.backend_broken(key, &text);
         }
         if event.is_writable() {
-            self.flush_backend(key);
+            self.flush_backend_now(key);
         }
         if event.is_readable() || event.is_read_closed() {
-            self.read_backend(key);
+            self.read_backend(key, event.is_read_closed());
         }
     }
 
+    /// Writes the request to the app at the end of this round of events (see
+    /// `Server::flush_pending`).
     fn flush_backend(&mut self, key: usize) {
+        self.pending_flushes.push(Flush::Backend(key));
+    }
+
+    pub fn flush_backend_now(&mut self, key: usize) {
         let Some(backend) = self.backend(key) else {
             return;
         };
@@ -237,7 +243,7 @@ impl Server {
 
     /// Reads the app's response and relays it to the client, as far as the client's buffer
     /// allows.
-    fn read_backend(&mut self, key: usize) {
+    fn read_backend(&mut self, key: usize, drain: bool) {
         let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
             return;
         };
@@ -251,7 +257,7 @@ impl Server {
             // Idle: the app closing it is the only news there can be.
             let mut probe = Vec::new();
             if !matches!(
-                read_into(&mut backend.stream, &mut probe, 1),
+                read_into(&mut backend.stream, &mut probe, 1, true),
                 ReadResult::Open
             ) || !probe.is_empty()
             {
@@ -270,7 +276,12 @@ impl Server {
         if backend.paused {
             return; // resumed when the client drains
         }
-        let result = read_into(&mut backend.stream, &mut backend.inbuf, BACKEND_READ_BYTES);
+        let result = read_into(
+            &mut backend.stream,
+            &mut backend.inbuf,
+            BACKEND_READ_BYTES,
+            drain,
+        );
         backend.got_bytes |= !backend.inbuf.is_empty();
         let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
             Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
@@ -293,7 +304,7 @@ impl Server {
                 self.flush_client(client_key);
                 if matches!(result, ReadResult::Full) {
                     // Edge-triggered: the app may have more that no new event will announce.
-                    self.read_backend(key);
+                    self.read_backend(key, drain);
                 }
             }
             RelayOutcome::Done { reusable } => {
@@ -329,7 +340,7 @@ impl Server {
             .backend(key)
             .is_some_and(|b| b.paused && b.exchange.is_some())
         {
-            self.read_backend(key);
+            self.read_backend(key, true);
         }
     }
 

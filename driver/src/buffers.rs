@@ -163,17 +163,29 @@ pub enum ReadResult {
 }
 
 /// Reads what the socket has, up to `max_buffered` bytes in `buf`.
+///
+/// With `drain` false it stops after a read that did not fill the space it was given: the
+/// socket is then most likely empty, and edge-triggered readiness reports any byte that
+/// arrives later, so the read that would only say "would block" is saved. Pass `drain` true
+/// where the end of the stream must be seen now (the event said the peer closed its side)
+/// or where no event may follow (reading again after a pause).
 pub fn read_into(
     source: &mut impl std::io::Read,
     buf: &mut Vec<u8>,
     max_buffered: usize,
+    drain: bool,
 ) -> ReadResult {
     let mut chunk = [0u8; 16 * 1024];
     while buf.len() < max_buffered {
         let room = chunk.len().min(max_buffered - buf.len());
         match source.read(&mut chunk[..room]) {
             Ok(0) => return ReadResult::Eof,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < room && !drain {
+                    return ReadResult::Open;
+                }
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadResult::Open,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(_) => return ReadResult::Failed,

@@ -7,7 +7,7 @@ use crate::buffers::{read_into, OutBuf, ReadResult};
 use crate::exchange::{
     write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader,
 };
-use crate::server::{token_of, Entry, Server};
+use crate::server::{token_of, Entry, Flush, Server};
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
 use mio::Interest;
@@ -46,6 +46,9 @@ pub struct Client {
     pub response_started: bool,
     pub deadline: Option<Instant>,
     pub eof: bool,
+    /// Reading stopped at the pipelining limit: bytes may wait in the socket with no event
+    /// to announce them.
+    pub stalled: bool,
 }
 
 impl Server {
@@ -76,6 +79,7 @@ impl Server {
             response_started: false,
             deadline: None,
             eof: false,
+            stalled: false,
         })));
         self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
     }
@@ -102,15 +106,15 @@ impl Server {
 
     pub fn client_event(&mut self, key: usize, event: &mio::event::Event) {
         if event.is_writable() {
-            self.flush_client(key);
+            self.flush_client_now(key);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read_client(key);
+            self.read_client(key, event.is_read_closed() || event.is_error());
         }
     }
 
     /// Reads what the client sent and acts on it.
-    pub fn read_client(&mut self, key: usize) {
+    pub fn read_client(&mut self, key: usize, drain: bool) {
         loop {
             let Some(client) = self.client(key) else {
                 return;
@@ -119,7 +123,7 @@ impl Server {
                 Phase::Reading => client.reader.buffer_limit(),
                 _ => PIPELINE_BUFFER_MAX_BYTES,
             };
-            let result = read_into(&mut client.stream, &mut client.inbuf, limit);
+            let result = read_into(&mut client.stream, &mut client.inbuf, limit, drain);
             match result {
                 ReadResult::Open | ReadResult::Full => {}
                 ReadResult::Eof => client.eof = true,
@@ -129,6 +133,7 @@ impl Server {
                 return self.tunnel_from_client(key, backend, matches!(result, ReadResult::Full));
             }
             if let Phase::Submitted { .. } = client.phase {
+                client.stalled = matches!(result, ReadResult::Full);
                 if client.eof {
                     // Gone while its request waited or ran: free the queue slot or the process.
                     self.client_gone(key);
@@ -203,7 +208,13 @@ impl Server {
         }
     }
 
+    /// Writes the client's output at the end of this round of events (see
+    /// `Server::flush_pending`).
     pub fn flush_client(&mut self, key: usize) {
+        self.pending_flushes.push(Flush::Client(key));
+    }
+
+    pub fn flush_client_now(&mut self, key: usize) {
         let send_timeout = self.settings.send_timeout;
         let Some(client) = self.client(key) else {
             return;
@@ -252,9 +263,16 @@ impl Server {
         client.reader.reset();
         self.set_deadline(key, Some(Instant::now() + keep_alive_timeout));
         self.flush_client(key);
-        // Pipelined bytes may already hold the next request; and reading may have stopped
-        // at the pipelining limit, so read again.
-        self.read_client(key);
+        // Pipelined bytes may already hold the next request, and reading may have stopped at
+        // the pipelining limit.
+        let Some(stalled) = self.client(key).map(|c| std::mem::take(&mut c.stalled)) else {
+            return; // the flush found it gone
+        };
+        if stalled {
+            self.read_client(key, true);
+        } else {
+            self.advance_client(key);
+        }
     }
 
     /// The client went away or its connection broke: tell the engine, free everything.

@@ -50,6 +50,13 @@ pub enum OutputStream {
     Stderr,
 }
 
+/// A connection whose output is to be written at the end of the current round of events.
+#[derive(Clone, Copy)]
+pub enum Flush {
+    Client(usize),
+    Backend(usize),
+}
+
 /// An app process the engine knows, with the OS resources that go with it.
 pub struct Child {
     pub process: AppProcess,
@@ -105,6 +112,10 @@ pub struct Server {
     /// Where request bodies and response backlogs too large for memory go: the instance
     /// directory, private to the server's user and removed at exit.
     pub spill_dir: std::sync::Arc<std::path::Path>,
+    /// Output written during this round of events, sent at its end: one write per
+    /// connection per round, and the app processes it wakes run after ferry has handled
+    /// everything that was ready, not in the middle of it.
+    pub pending_flushes: Vec<Flush>,
     /// Client connections with a deadline, by deadline.
     pub deadlines: std::collections::BTreeSet<(std::time::Instant, usize)>,
 }
@@ -292,6 +303,7 @@ impl Server {
             stopping: false,
             shutdown_complete: false,
             deadlines: Default::default(),
+            pending_flushes: Vec::new(),
             spill_dir: std::sync::Arc::from(instance_path.as_path()),
         };
         server.banner(&args);
@@ -367,9 +379,25 @@ impl Server {
             }
             self.on_timers();
             self.run_commands();
+            self.flush_pending();
         }
         println!("Stopping web server... done!");
         ExitCode::SUCCESS
+    }
+
+    /// Writes every output of this round; writing can cause more (a response completing
+    /// frees a process for a queued request), so until there is none.
+    fn flush_pending(&mut self) {
+        while !self.pending_flushes.is_empty() {
+            let flushes = std::mem::take(&mut self.pending_flushes);
+            for flush in flushes {
+                match flush {
+                    Flush::Client(key) => self.flush_client_now(key),
+                    Flush::Backend(key) => self.flush_backend_now(key),
+                }
+            }
+            self.run_commands();
+        }
     }
 
     fn clients_have_output(&self) -> bool {
@@ -593,9 +621,11 @@ impl Server {
                 .line(&format!("App process {} is ready", child.process.pid));
             self.inputs.push_back(Input::ProcessReady { process: id });
         } else if let Some((_, pause)) = child.probe {
+            // Probing often costs one loopback connect; probing late delays the pool's
+            // growth by up to the pause.
             child.probe = Some((
                 std::time::Instant::now() + pause,
-                (pause * 2).min(Duration::from_millis(100)),
+                (pause * 2).min(Duration::from_millis(10)),
             ));
         }
     }

@@ -38,7 +38,12 @@ impl Server {
             {
                 break;
             }
-            result = read_into(&mut client.stream, &mut client.inbuf, TUNNEL_READ_BYTES);
+            result = read_into(
+                &mut client.stream,
+                &mut client.inbuf,
+                TUNNEL_READ_BYTES,
+                true,
+            );
             client.eof |= matches!(result, ReadResult::Eof | ReadResult::Failed);
         }
         let done = client.eof || backend.out.pending() > TUNNEL_BACKLOG_MAX_BYTES;
@@ -61,7 +66,12 @@ impl Server {
         };
         let mut closed = false;
         loop {
-            let result = read_into(&mut backend.stream, &mut backend.inbuf, TUNNEL_READ_BYTES);
+            let result = read_into(
+                &mut backend.stream,
+                &mut backend.inbuf,
+                TUNNEL_READ_BYTES,
+                true,
+            );
             client.out.buffer().append(&mut backend.inbuf);
             closed |= matches!(result, ReadResult::Eof | ReadResult::Failed);
             if !matches!(result, ReadResult::Full)
