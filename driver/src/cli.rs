@@ -66,7 +66,7 @@ pub struct StartArgs {
     )]
     pub concurrency: u32,
     /// Processes started at once while the pool grows.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 6)]
     pub max_spawn_concurrency: usize,
     /// Seconds an app process may take to start listening.
     #[arg(long, default_value_t = 90)]

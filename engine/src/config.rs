@@ -59,9 +59,12 @@ pub struct GroupConfig {
     pub max_requests: u64,
     /// Processes of this group being spawned at once.
     ///
-    /// Three, because spawning is usually CPU-bound (interpreter start, imports): on a small
-    /// box more parallel spawns slow each other down, while Passenger's one-at-a-time needs five
-    /// spawn times to grow a pool from 1 to 6, where three at a time need two.
+    /// Six, the default pool size: a burst grows the default pool from 1 to 6 in one startup
+    /// time, where Passenger's one-at-a-time needs five. Most of a startup is waiting
+    /// (imports from disk, connecting to databases), so parallel spawns overlap well; apps
+    /// whose startup is CPU-bound on a small box can lower it. It never causes a storm:
+    /// spawns only follow demand (waiting requests), and while spawns fail the group probes
+    /// with one at a time.
     pub max_spawn_concurrency: usize,
     /// A process not ready this long after its spawn is killed and counted as a failed spawn.
     pub start_timeout: Duration,
@@ -75,7 +78,7 @@ impl Default for GroupConfig {
             concurrency: 1,
             max_request_queue_size: 100,
             max_requests: 0,
-            max_spawn_concurrency: 3,
+            max_spawn_concurrency: 6,
             start_timeout: Duration::from_secs(90),
         }
     }

@@ -71,14 +71,20 @@ impl Engine {
             let min = group.config.min_instances;
             // A probe spawning, or one that failed and is being put down (its exit counts
             // as the failure that decides the next attempt).
-            let probing = group.failure_streak > 0 && group.spawning + group.stopping > 0;
+            let probing = group.starts_failing && group.spawning + group.stopping > 0;
             let exempt =
                 self.shutdown.is_some() || group.backing_off(self.now) || probing || pool_full;
             ensure(exempt || group.live() >= min, 2, || {
                 format!(
-                    "{name} has {} live processes, min_instances {min} (failure streak {}, \
+                    "{name} has {} live processes, min_instances {min} (spawning {}, ready {}, \
+                     draining {}, stopping {}, starts failing {}, failure streak {}, \
                      backoff until {:?}, pool {}/{})",
                     group.live(),
+                    group.spawning,
+                    group.ready,
+                    group.draining,
+                    group.stopping,
+                    group.starts_failing,
                     group.failure_streak,
                     group.backoff_until,
                     self.processes.len(),

@@ -191,6 +191,7 @@ impl Engine {
             }
             let error = alloc::string::String::from("an app process refused a connection");
             self.record_failure(group_id, error, Some(uptime));
+            self.mark_dirty(group_id);
         }
         if self.shutdown.is_some() {
             self.requests.remove(&request);

@@ -80,7 +80,7 @@ impl Engine {
             .max_spawn_concurrency
             .saturating_sub(group.spawning);
         // While spawns fail, one attempt at a time probes whether the app starts again.
-        let wanted = if group.failure_streak > 0 {
+        let wanted = if group.starts_failing {
             for_min
                 .max(other)
                 .min(1usize.saturating_sub(group.spawning))
