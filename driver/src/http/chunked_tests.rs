@@ -43,11 +43,14 @@ fn assert_refused(status: u16, inputs: &[&[u8]]) {
 
 #[test]
 fn decodes_chunks_and_stops_where_the_body_ends() {
-    let input = b"5\r\nhello\r\n6\r\n world\r\n000\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+    let input = b"5\r\nhello\r\n6\r\n world\r\n000\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n";
     let result = decoded(input);
     assert_eq!(result.data, b"hello world");
     assert!(result.done);
-    assert_eq!(&input[result.consumed..], b"GET /next HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        &input[result.consumed..],
+        b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    );
     assert!(result.trailers.is_empty());
 }
 

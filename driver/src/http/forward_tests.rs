@@ -64,7 +64,10 @@ fn a_request_without_body_gets_no_content_length() {
         out,
         "GET / HTTP/1.1\r\nX-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: http\r\n\r\n"
     );
-    let out = forwarded(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0);
+    let out = forwarded(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        0,
+    );
     assert!(out.ends_with("Content-Length: 0\r\n\r\n"), "{out}");
 }
 
@@ -93,15 +96,10 @@ fn an_upgrade_keeps_its_upgrade_fields() {
 
 #[test]
 fn the_client_ip_may_be_ipv6() {
-    let head = request(b"GET / HTTP/1.1\r\n\r\n");
+    let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let head = request(input);
     let mut out = Vec::new();
-    write_request_head(
-        &head,
-        b"GET / HTTP/1.1\r\n\r\n",
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-        0,
-        &mut out,
-    );
+    write_request_head(&head, input, IpAddr::V6(Ipv6Addr::LOCALHOST), 0, &mut out);
     assert!(String::from_utf8(out)
         .unwrap()
         .contains("X-Forwarded-For: ::1\r\n"));

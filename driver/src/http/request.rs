@@ -10,8 +10,9 @@
 //!   501: ferry re-frames bodies with Content-Length, so it would have to decode the coding,
 //!   and forwarding still-compressed bytes without their label would corrupt the body.
 //! - CONNECT is 501: ferry is a reverse proxy, not a tunnel to arbitrary hosts.
-//! - A missing Host in HTTP/1.1 is accepted, as gunicorn does: it frames nothing and routes
-//!   nothing in ferry, and the app can still refuse it. A repeated or malformed Host is 400.
+//! - An HTTP/1.1 request must name its Host exactly once (RFC 9112 §3.2: a server MUST answer
+//!   400 otherwise); a missing, repeated or malformed Host is 400. (gunicorn accepts a missing
+//!   one; the corpus deviations list those cases.)
 //! - Content-Type may appear once, like Host: duplicates let a WAF and an app read different
 //!   types.
 //! - Fields whose name contains `_` are dropped, as nginx and gunicorn do: CGI-style apps map
@@ -194,6 +195,7 @@ mod errors {
         HttpError::bad_request("chunked must be the final transfer coding, applied once");
     pub const UNSUPPORTED_TE: HttpError = HttpError::new(501, "unsupported transfer coding");
     pub const DUPLICATE_HOST: HttpError = HttpError::bad_request("more than one Host");
+    pub const MISSING_HOST: HttpError = HttpError::bad_request("HTTP/1.1 request without Host");
     pub const BAD_HOST: HttpError = HttpError::bad_request("invalid Host");
     pub const DUPLICATE_CONTENT_TYPE: HttpError =
         HttpError::bad_request("more than one Content-Type");
@@ -553,6 +555,9 @@ impl RequestParser {
     fn finish(&mut self, end: usize) -> Result<(), HttpError> {
         let seen = self.seen;
         let http11 = self.head.version == Version::Http11;
+        if http11 && !seen.host {
+            return Err(errors::MISSING_HOST);
+        }
         self.head.framing = if seen.transfer_encoding {
             if !seen.chunked_last {
                 return Err(errors::CHUNKED_NOT_LAST);
