@@ -311,10 +311,10 @@ impl Server {
     }
 
     fn banner(&self, args: &StartArgs) {
-        let shown_host = if args.address == "0.0.0.0" {
-            "0.0.0.0".to_string()
-        } else {
-            args.address.clone()
+        // An IPv6 address needs brackets in a URL.
+        let shown_host = match args.address.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => args.address.clone(),
         };
         let log_target = args
             .log_file
