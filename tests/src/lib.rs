@@ -943,35 +943,8 @@ impl RecordingApp {
     }
 }
 
-/// Bytes from a string whose characters stand for bytes (latin-1), as Python's
-/// `bytes.decode("latin-1")` makes them.
-pub fn latin1_bytes(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).expect("a latin-1 character"))
-        .collect()
-}
-
-/// Standard base64 (padding optional) to bytes.
-pub fn base64_decode(text: &str) -> Vec<u8> {
-    let sextet = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        }
-    };
-    let symbols: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(symbols.len() * 3 / 4);
-    for group in symbols.chunks(4) {
-        let bits =
-            group.iter().fold(0u32, |acc, &c| (acc << 6) | sextet(c)) << (6 * (4 - group.len()));
-        out.extend_from_slice(&bits.to_be_bytes()[1..group.len()]);
-    }
-    out
-}
+/// Latin-1 text to bytes and base64 decoding, shared with the corpus support.
+pub use ferry::http::corpus::{base64_decode, latin1_bytes};
 
 /// A response as read off a raw connection.
 #[derive(Debug, Clone)]

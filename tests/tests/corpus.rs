@@ -20,202 +20,25 @@
 //!
 //! gunicorn accepts HTTP/1.1 requests without Host, which ferry refuses (RFC 9112 §3.2). So
 //! that this refusal hides nothing a case was written to test, a case with such requests is
-//! also sent with a Host line added to each of them ([`with_host`]) and judged on that: a case
-//! gunicorn refuses must still be refused, and a case that then matches gunicorn is listed as
-//! differing only by the Host rule ([`HOST_RULE`]).
+//! also sent with a Host line added to each of them ([`ferry::http::corpus::with_host`]) and
+//! judged on that: a case gunicorn refuses must still be refused, and a case that then
+//! matches gunicorn is listed as differing only by the Host rule
+//! ([`ferry::http::corpus::HOST_RULE`]). The corpus, the lists and that judging are shared
+//! with the parser's corpus test (`ferry::http::corpus`, the driver's `corpus` feature).
 
-use ferry_e2e::{latin1_bytes, repo_root, wait_for, RawConn, Record, RecordingApp};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use ferry::http::corpus::{
+    failure, load_cases, read_deviations, unknown_deviations, verdict, Case, Expectation,
+    ParsedRequest,
+};
+use ferry_e2e::{repo_root, wait_for, RawConn, Record, RecordingApp};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// The corpus sits next to the repository: `<repo>/../shared/corpora/gunicorn-requests`.
-fn corpus_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/gunicorn-requests");
-    assert!(
-        dir.join("manifest.json").is_file(),
-        "gunicorn request corpus not found at {}: this test needs ../shared/corpora/\
-         gunicorn-requests (with manifest.json) next to the repository root",
-        dir.display()
-    );
-    dir
-}
-
-/// A request as gunicorn parsed it (names upper-cased, as it reports them).
-#[derive(Debug, Clone)]
-struct Parsed {
-    method: Vec<u8>,
-    target: Vec<u8>,
-    version: (u64, u64),
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
-    body: Vec<u8>,
-}
-
-#[derive(Clone)]
-enum Expectation {
-    Reject { gunicorn_error: String },
-    Forward(Vec<Parsed>),
-}
-
-#[derive(Clone)]
-struct Case {
-    name: String,
-    bytes: Vec<u8>,
-    expectation: Expectation,
-}
-
-fn load_cases() -> Vec<Case> {
-    let dir = corpus_dir();
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("manifest.json")).expect("read manifest.json"),
-    )
-    .expect("manifest.json is JSON");
-    let text = |value: &Value| latin1_bytes(value.as_str().expect("a string"));
-    manifest["cases"]
-        .as_array()
-        .expect("manifest has a cases array")
-        .iter()
-        .map(|case| {
-            let name = case["name"].as_str().expect("case name").to_string();
-            let file = dir.join(case["file"].as_str().expect("case file"));
-            let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            let expectation = match case["expect"].as_str() {
-                Some("reject") => Expectation::Reject {
-                    gunicorn_error: case["gunicorn_error"].as_str().unwrap_or("").to_string(),
-                },
-                Some("forward") => Expectation::Forward(
-                    case["requests"]
-                        .as_array()
-                        .expect("requests")
-                        .iter()
-                        .map(|request| Parsed {
-                            method: text(&request["method"]),
-                            target: text(&request["target"]),
-                            version: (
-                                request["version"][0].as_u64().expect("major version"),
-                                request["version"][1].as_u64().expect("minor version"),
-                            ),
-                            headers: request["headers"]
-                                .as_array()
-                                .expect("headers")
-                                .iter()
-                                .map(|pair| (text(&pair[0]).to_ascii_uppercase(), text(&pair[1])))
-                                .collect(),
-                            body: ferry_e2e::base64_decode(
-                                request["body_b64"].as_str().expect("body_b64"),
-                            ),
-                        })
-                        .collect(),
-                ),
-                other => panic!("{name}: unknown expectation {other:?}"),
-            };
-            Case {
-                name,
-                bytes,
-                expectation,
-            }
-        })
-        .collect()
-}
-
-/// How the deviations list's reason begins for a case that differs only because an HTTP/1.1
-/// request of it has no Host.
-const HOST_RULE: &str = "HTTP/1.1 request without Host is 400";
-
-/// The Host field line [`with_host`] adds.
-const ADDED_HOST: (&[u8], &[u8]) = (b"Host", b"corpus.test");
-
-/// The case with a Host line added right after the request line of each HTTP/1.1 request
-/// that has none (for a refused case, its first request, if that head has no Host line), and
-/// the app expected to see that Host; `None` if there is no such request, or a request line
-/// gunicorn reports is not found in the bytes as such.
-fn with_host(case: &Case) -> Option<Case> {
-    let (name, value) = ADDED_HOST;
-    let line = [name, b": ", value, b"\r\n"].concat();
-    let mut bytes = case.bytes.clone();
-    let mut expectation = case.expectation.clone();
-    // Offsets just after the CRLF of each request line that gets the Host line.
-    let mut sites = Vec::new();
-    match &mut expectation {
-        Expectation::Forward(requests) => {
-            let mut pos = 0;
-            for request in requests.iter_mut() {
-                let (major, minor) = request.version;
-                let request_line = [
-                    &request.method[..],
-                    b" ",
-                    &request.target,
-                    format!(" HTTP/{major}.{minor}\r\n").as_bytes(),
-                ]
-                .concat();
-                let at = pos + find(&bytes[pos..], &request_line)?;
-                pos = at + request_line.len();
-                if request.version == (1, 1) && !request.headers.iter().any(|(n, _)| n == b"HOST") {
-                    sites.push(pos);
-                    request
-                        .headers
-                        .insert(0, (name.to_ascii_uppercase(), value.to_vec()));
-                }
-            }
-        }
-        Expectation::Reject { .. } => {
-            let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
-            let head = &bytes[start..];
-            let head = &head[..find(head, b"\r\n\r\n").map_or(head.len(), |end| end + 2)];
-            let line_end = find(head, b"\r\n")?;
-            let names_host = head
-                .split(|&b| b == b'\n')
-                .any(|l| l.len() >= 5 && l[..5].eq_ignore_ascii_case(b"host:"));
-            if head[..line_end].ends_with(b" HTTP/1.1") && !names_host {
-                sites.push(start + line_end + 2);
-            }
-        }
-    }
-    for site in sites.iter().rev() {
-        bytes.splice(site..site, line.iter().copied());
-    }
-    (!sites.is_empty()).then(|| Case {
-        name: case.name.clone(),
-        bytes,
-        expectation,
-    })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
-
-/// How a case compares with gunicorn.
-enum Verdict {
-    Matches,
-    /// Only because ferry refuses HTTP/1.1 requests without Host: with one added, it matches.
-    DiffersByHostRule,
-    Differs(String),
-}
-
-/// `<case name> <reason>` lines; `#` comments and blank lines skipped.
-fn read_deviations(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (name, reason) = line.split_once(' ').unwrap_or((line, ""));
-            assert!(
-                !reason.trim().is_empty(),
-                "{}: deviation {name} needs a one-line reason",
-                path.display()
-            );
-            (name.to_string(), reason.trim().to_string())
-        })
-        .collect()
-}
+/// The deviations lists, as failure messages name them.
+const DEVIATIONS_LISTS: &str =
+    "driver/src/http/corpus_deviations.txt or tests/corpus_deviations.txt";
 
 /// Fields ferry never forwards (hop-by-hop ones, Expect, forwarding claims, `Proxy`), and the
 /// framing fields it replaces with its own Content-Length.
@@ -265,7 +88,7 @@ struct AtTheApp {
     forwarded_host: Option<Vec<u8>>,
 }
 
-fn at_the_app(parsed: &Parsed) -> AtTheApp {
+fn at_the_app(parsed: &ParsedRequest) -> AtTheApp {
     let connection_options: Vec<Vec<u8>> = parsed
         .headers
         .iter()
@@ -329,13 +152,7 @@ fn at_the_app(parsed: &Parsed) -> AtTheApp {
 }
 
 fn show(bytes: &[u8]) -> String {
-    const SHOWN: usize = 80;
-    let escaped = bytes[..bytes.len().min(SHOWN)].escape_ascii().to_string();
-    if bytes.len() > SHOWN {
-        format!("{escaped}...({} bytes)", bytes.len())
-    } else {
-        escaped
-    }
+    ferry::http::corpus::show(bytes, 80)
 }
 
 fn show_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> String {
@@ -553,11 +370,6 @@ fn check(case: &Case, outcome: &Outcome) -> Result<(), String> {
 #[test]
 fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
     let cases = load_cases();
-    assert!(
-        cases.len() > 100,
-        "the corpus looks truncated: {} cases",
-        cases.len()
-    );
     let parser_deviations =
         read_deviations(&repo_root().join("driver/src/http/corpus_deviations.txt"));
     let proxy_deviations = read_deviations(&repo_root().join("tests/corpus_deviations.txt"));
@@ -570,13 +382,16 @@ fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
             "{name}: listed in tests/corpus_deviations.txt and in the parser's list; keep one"
         ));
     }
-    for name in parser_deviations.keys().chain(proxy_deviations.keys()) {
-        if !cases.iter().any(|case| &case.name == name) {
-            failures.push(format!(
-                "{name}: listed as a deviation but not in the corpus"
-            ));
-        }
-    }
+    failures.extend(unknown_deviations(
+        &cases,
+        parser_deviations.keys(),
+        "driver/src/http/corpus_deviations.txt",
+    ));
+    failures.extend(unknown_deviations(
+        &cases,
+        proxy_deviations.keys(),
+        "tests/corpus_deviations.txt",
+    ));
 
     let app = RecordingApp::new();
     // Short head and body timeouts: a case that leaves a request unfinished gets its 408 soon.
@@ -620,36 +435,11 @@ fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
         check(case, &outcome)
     };
     for case in &cases {
-        let plain = run(case, &mut failures);
-        let verdict = match with_host(case) {
-            None => plain.map_or_else(Verdict::Differs, |()| Verdict::Matches),
-            Some(hosted) => match (run(&hosted, &mut failures), plain) {
-                (Err(difference), _) => Verdict::Differs(format!("(Host line added) {difference}")),
-                (Ok(()), Ok(())) => Verdict::Matches,
-                (Ok(()), Err(_)) => Verdict::DiffersByHostRule,
-            },
-        };
+        let verdict = verdict(case, |case| run(case, &mut failures));
         let listed = parser_deviations
             .get(&case.name)
             .or_else(|| proxy_deviations.get(&case.name));
-        let for_host = listed.is_some_and(|reason| reason.starts_with(HOST_RULE));
-        let failure = match (verdict, listed) {
-            (Verdict::Matches, None) => None,
-            (Verdict::Matches, Some(_)) => {
-                Some("listed as a deviation but matches gunicorn now; remove the line".into())
-            }
-            (Verdict::DiffersByHostRule, _) if for_host => None,
-            (Verdict::DiffersByHostRule, _) => Some(format!(
-                "differs from gunicorn only by refusing an HTTP/1.1 request without Host; list \
-                 it as \"{HOST_RULE} (RFC 9112 §3.2)\""
-            )),
-            (Verdict::Differs(difference), _) if for_host => Some(format!(
-                "listed for the Host rule, but differs with a Host line too: {difference}"
-            )),
-            (Verdict::Differs(_), Some(_)) => None,
-            (Verdict::Differs(difference), None) => Some(difference),
-        };
-        if let Some(failure) = failure {
+        if let Some(failure) = failure(verdict, listed.map(String::as_str), DEVIATIONS_LISTS) {
             failures.push(format!("{}: {failure}", case.name));
         }
     }

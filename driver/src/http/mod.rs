@@ -57,6 +57,9 @@ mod response_tests;
 #[cfg(test)]
 mod forward_tests;
 
+#[cfg(any(test, feature = "corpus"))]
+pub mod corpus;
+
 #[cfg(test)]
 mod corpus_tests;
 
