@@ -11,7 +11,7 @@ use crate::server::{token_of, Entry, Flush, Server};
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
 use mio::Interest;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Bytes buffered from a client beyond the request being handled (pipelining) before ferry
@@ -35,7 +35,6 @@ pub enum Phase {
 
 pub struct Client {
     pub stream: TcpStream,
-    pub peer: IpAddr,
     pub inbuf: Vec<u8>,
     pub out: OutBuf,
     pub reader: RequestReader,
@@ -70,7 +69,6 @@ impl Server {
         }
         entry.insert(Entry::Client(Box::new(Client {
             stream,
-            peer: peer.ip(),
             inbuf: Vec::new(),
             out: OutBuf::spilling_to(self.spill_dir.clone()),
             reader: RequestReader::new(self.settings.limits, peer.ip(), self.spill_dir.clone()),
