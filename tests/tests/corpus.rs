@@ -368,6 +368,7 @@ fn check(case: &Case, outcome: &Outcome) -> Result<(), String> {
 }
 
 #[test]
+#[ignore = "needs FERRY_GUNICORN_CORPUS, the corpus directory; run with --ignored"]
 fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
     let cases = load_cases();
     let parser_deviations =

@@ -16,12 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// The corpus lives outside the repository, next to it: `/work/shared/...` locally and
-/// `../shared/...` relative to the repository root in CI.
-const CORPUS_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/corpora/gunicorn-requests"
-);
+/// The environment variable that names the corpus directory. The corpus is not part of the
+/// repository, so the corpus tests are `#[ignore]`d by default and run with `--ignored` when
+/// this is set (`.ci/run` sets it when `../shared/corpora/gunicorn-requests` exists).
+pub const CORPUS_ENV: &str = "FERRY_GUNICORN_CORPUS";
 
 /// A request as parsed: what gunicorn reports for a case, or what ferry's parser made of it.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,16 +83,22 @@ pub enum Expectation {
     Forward(Vec<ParsedRequest>),
 }
 
-/// The corpus directory; panics, saying where it should be, if it is missing.
+/// The corpus directory named by [`CORPUS_ENV`]; panics, saying what to set, if it is not
+/// given or holds no corpus: a corpus test that runs must have its corpus.
 pub fn corpus_dir() -> PathBuf {
-    let dir = Path::new(CORPUS_DIR);
+    let Some(dir) = std::env::var_os(CORPUS_ENV) else {
+        panic!(
+            "{CORPUS_ENV} is not set: point it at a directory holding gunicorn's request corpus \
+             (manifest.json and its cases), e.g. {CORPUS_ENV}=../shared/corpora/gunicorn-requests"
+        );
+    };
+    let dir = PathBuf::from(dir);
     assert!(
         dir.join("manifest.json").is_file(),
-        "gunicorn request corpus not found at {} (expected ../shared/corpora/gunicorn-requests \
-         next to the repository root, with manifest.json); it is required for this test",
+        "{CORPUS_ENV}={} holds no gunicorn request corpus (no manifest.json there)",
         dir.display()
     );
-    dir.to_path_buf()
+    dir
 }
 
 /// Every case of the manifest, in its order; panics if the corpus looks truncated.
