@@ -137,7 +137,10 @@ impl Server {
         let Some(pending) = &client.pending else {
             return;
         };
-        let relay = ResponseRelay::new(pending, self.settings.limits);
+        let mut relay = ResponseRelay::new(pending, self.settings.limits);
+        if self.stopping {
+            relay.close_after();
+        }
         client.phase = Phase::Submitted {
             request,
             backend: Some(backend_key),
@@ -334,6 +337,19 @@ impl Server {
         }
     }
 
+    /// Ferry is stopping: every response not yet begun tells its client the connection
+    /// closes after it (a client that found out only from the close would take it for a
+    /// failure of its next request).
+    pub fn close_after_responses(&mut self) {
+        for (_, entry) in self.entries.iter_mut() {
+            if let Entry::Backend(backend) = entry {
+                if let Some(relay) = &mut backend.relay {
+                    relay.close_after();
+                }
+            }
+        }
+    }
+
     /// The client drained its output: read more of the app's response.
     pub fn resume_backend(&mut self, key: usize) {
         if self
@@ -434,8 +450,9 @@ impl Server {
         self.log
             .line(&format!("The app gave no valid response: {why}"));
         self.inputs.push_back(Input::RequestFinished { request });
+        let stopping = self.stopping;
         if let Some(client) = self.client(client_key) {
-            let answer = crate::exchange::Answer::to(client.pending.as_ref(), true);
+            let answer = crate::exchange::Answer::to(client.pending.as_ref(), !stopping);
             let detail = "the app did not send a valid response";
             crate::exchange::write_error(client.out.buffer(), 502, detail, answer);
             self.finish_exchange(client_key, !answer.close);

@@ -373,6 +373,7 @@ impl Server {
     /// The app process died during the request: 502, or a cut connection if the response had
     /// begun.
     pub fn fail_request(&mut self, request: RequestId) {
+        let stopping = self.stopping;
         let Some(key) = self.requests.get(&request).copied() else {
             return;
         };
@@ -397,7 +398,7 @@ impl Server {
             self.requests.remove(&request);
             return self.flush_client(key);
         }
-        let answer = Answer::to(client.pending.as_ref(), true);
+        let answer = Answer::to(client.pending.as_ref(), !stopping);
         let reason = "the app process handling this request died";
         write_error(client.out.buffer(), 502, reason, answer);
         self.finish_exchange(key, !answer.close);

@@ -233,6 +233,13 @@ impl ResponseRelay {
         self.head_sent
     }
 
+    /// The client connection closes after this response (ferry is stopping): its head, if
+    /// not sent yet, says `Connection: close`.
+    pub fn close_after(&mut self) {
+        self.client.keep_alive = false;
+        self.close_client = true;
+    }
+
     /// Whether the client connection stays open after this response.
     pub fn client_keep_alive(&self) -> bool {
         !self.close_client

@@ -483,6 +483,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.inputs.push_back(Input::Shutdown);
+        self.close_after_responses();
         self.close_idle_clients();
     }
 

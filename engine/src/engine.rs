@@ -60,6 +60,8 @@ pub(crate) struct Request {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ShutdownState {
     pub complete_sent: bool,
+    /// When waiting requests are rejected and every process is asked to stop.
+    pub deadline: Instant,
 }
 
 impl Engine {

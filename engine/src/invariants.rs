@@ -49,6 +49,9 @@ impl Engine {
     /// 6. In a group with more ready processes than `min_instances`, no ready process has been
     ///    idle for `pool_idle_time`: the engine asks to be woken at each deadline.
     ///
+    /// 11. During a shutdown a request waits only for a process that can still serve it: its
+    ///     group has a ready or starting process, and `shutdown_timeout` has not run out.
+    ///
     /// The seventh, determinism, is a property of the whole engine and is tested by running
     /// the same inputs twice.
     pub fn check_invariants(&self) -> Result<(), Violation> {
@@ -100,6 +103,19 @@ impl Engine {
                 4,
                 || format!("{name} has queued requests while a process has room"),
             )?;
+            if let Some(shutdown) = &self.shutdown {
+                let servable = group.ready + group.spawning > 0 && self.now < shutdown.deadline;
+                ensure(group.queue.is_empty() || servable, 11, || {
+                    format!(
+                        "{name} keeps {} requests waiting during shutdown with {} ready and {} \
+                         starting processes, {:?} before the deadline",
+                        group.queue.len(),
+                        group.ready,
+                        group.spawning,
+                        shutdown.deadline.saturating_since(self.now)
+                    )
+                })?;
+            }
             let (mut counts, mut outdated) = ([0usize; 4], 0);
             for id in &group.processes {
                 let p = &self.processes[id];

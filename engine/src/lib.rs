@@ -67,6 +67,8 @@ pub enum Sabotage {
     IgnoreQueueLimit,
     /// Shut a process down when its idle timer fires even if it is busy (invariant 5).
     IdleShutdownWhileBusy,
+    /// Keep queued requests waiting past the shutdown deadline (invariant 11).
+    KeepQueueAfterShutdownDeadline,
 }
 
 #[cfg(feature = "sabotage")]

@@ -343,38 +343,81 @@ impl Engine {
             }
             Timer::BackoffOver(group_id) => self.mark_dirty(group_id),
             Timer::ShutdownDeadline => {
+                // Time is up: waiting requests are told, and every process is asked to stop.
+                // The ask is a SIGTERM; a process still there `kill_timeout` later gets the
+                // SIGKILL (`Timer::KillTimeout`), so none is killed without a chance to exit.
+                self.reject_queued_at_shutdown(None);
                 let ids: Vec<ProcessId> = self.processes.keys().copied().collect();
                 for id in ids {
-                    self.stop_process(id, KillMode::Force);
+                    self.stop_process(id, KillMode::Graceful);
                 }
             }
         }
     }
 
+    /// Stops taking new requests; queued ones are still served while `shutdown_timeout`
+    /// allows, by the processes that are ready or starting (see [`Engine::wind_down`]).
     pub(crate) fn begin_shutdown(&mut self) {
         if self.shutdown.is_some() {
             return;
         }
+        let deadline = self.now + self.pool.shutdown_timeout;
         self.shutdown = Some(ShutdownState {
             complete_sent: false,
+            deadline,
         });
-        self.timers.set(
-            self.now + self.pool.shutdown_timeout,
-            Timer::ShutdownDeadline,
-        );
+        self.timers.set(deadline, Timer::ShutdownDeadline);
         for group_id in (0..self.groups.len()).map(|i| GroupId(i as u32)) {
             self.group_mut(group_id).replacements_owed = 0;
+        }
+        self.wind_down();
+    }
+
+    /// During a shutdown, after every input: a group's queued requests keep its ready and
+    /// starting processes; once its queue is empty, idle and starting processes stop and
+    /// busy ones drain. Requests that can no longer be served (no process left that could
+    /// take them, or the deadline passed) are rejected: nothing waits for nothing.
+    pub(crate) fn wind_down(&mut self) {
+        let Some(shutdown) = self.shutdown else {
+            return;
+        };
+        let deadline_passed = self.now >= shutdown.deadline;
+        for group_id in (0..self.groups.len()).map(|i| GroupId(i as u32)) {
+            let group = self.group(group_id);
+            if group.queue.is_empty() && group.ready + group.spawning == 0 {
+                continue;
+            }
+            if deadline_passed || group.ready + group.spawning == 0 {
+                self.reject_queued_at_shutdown(Some(group_id));
+            }
+            if !self.group(group_id).queue.is_empty() {
+                continue;
+            }
+            let members: Vec<ProcessId> = self.group(group_id).processes.iter().copied().collect();
+            for id in members {
+                match self.processes[&id].state {
+                    ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
+                    ProcessState::Ready => self.retire(id),
+                    ProcessState::Draining | ProcessState::Stopping => {}
+                }
+            }
+        }
+    }
+
+    /// Rejects the queued requests of `group` (of every group with `None`) as shutting down.
+    fn reject_queued_at_shutdown(&mut self, group: Option<GroupId>) {
+        let groups = match group {
+            Some(group) => group.0..group.0 + 1,
+            None => 0..self.groups.len() as u32,
+        };
+        for group_id in groups.map(GroupId) {
+            #[cfg(feature = "sabotage")]
+            if self.sabotage == Some(crate::Sabotage::KeepQueueAfterShutdownDeadline) {
+                return;
+            }
             while let Some(request) = self.group_mut(group_id).queue.pop_front() {
                 self.requests.remove(&request);
                 self.reject(request, RejectReason::ShuttingDown);
-            }
-        }
-        let ids: Vec<ProcessId> = self.processes.keys().copied().collect();
-        for id in ids {
-            match self.processes[&id].state {
-                ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
-                ProcessState::Ready => self.retire(id),
-                ProcessState::Draining | ProcessState::Stopping => {}
             }
         }
     }

@@ -193,10 +193,8 @@ impl Engine {
             self.record_failure(group_id, error, Some(uptime));
             self.mark_dirty(group_id);
         }
-        if self.shutdown.is_some() {
-            self.requests.remove(&request);
-            return self.reject(request, RejectReason::ShuttingDown);
-        }
+        // During a shutdown too it waits for another process (`wind_down` rejects it if
+        // none is left to serve it).
         let limit = self.group(group_id).config.max_request_queue_size;
         if limit != 0 && self.group(group_id).queue.len() >= limit {
             self.requests.remove(&request);

@@ -9,6 +9,7 @@ impl Engine {
     /// Runs after every input: spawns what the groups need, frees pool slots for groups that
     /// are blocked by a full pool, and reports the end of a shutdown.
     pub(crate) fn maintain(&mut self) {
+        self.wind_down();
         if let Some(shutdown) = &mut self.shutdown {
             if !shutdown.complete_sent && self.processes.is_empty() && self.requests.is_empty() {
                 shutdown.complete_sent = true;

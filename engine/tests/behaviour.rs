@@ -1170,12 +1170,17 @@ mod shutdown {
     use super::*;
 
     #[test]
-    fn shutdown_rejects_queued_and_new_requests_with_shutting_down() {
-        let (mut pool, _) = Pool::started(pool_of(1), vec![group(1, 1)]);
+    fn shutdown_serves_queued_requests_and_rejects_new_ones() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
         pool.arrive(0, 1);
         pool.arrive(0, 2);
         let commands = pool.input(Input::Shutdown);
-        assert_eq!(rejects(&commands), vec![(2, RejectReason::ShuttingDown)]);
+        assert_eq!(
+            rejects(&commands),
+            vec![],
+            "request 2 waits, it is not refused"
+        );
+        assert_eq!(kills(&commands), vec![]);
         assert_eq!(
             pool.arrive(0, 3),
             vec![Command::Reject {
@@ -1183,6 +1188,61 @@ mod shutdown {
                 reason: RejectReason::ShuttingDown
             }]
         );
+        // The busy process takes the queued request when it is free, then stops.
+        assert_eq!(forwards(&pool.finish(1)), vec![(2, ps[0])]);
+        assert_eq!(kills(&pool.finish(2)), vec![(ps[0], KillMode::Graceful)]);
+        assert_eq!(pool.exited(ps[0]), vec![Command::ShutdownComplete]);
+    }
+
+    #[test]
+    fn shutdown_keeps_a_spawning_process_that_queued_requests_wait_for() {
+        let (mut pool, commands) = Pool::start(pool_of(6), vec![group(0, 1)]);
+        assert_eq!(spawns(&commands), vec![]);
+        let p1 = spawns(&pool.arrive(0, 1))[0];
+        let commands = pool.input(Input::Shutdown);
+        assert_eq!(kills(&commands), vec![]);
+        assert_eq!(rejects(&commands), vec![]);
+        assert_eq!(forwards(&pool.ready(p1)), vec![(1, p1)]);
+        assert_eq!(kills(&pool.finish(1)), vec![(p1, KillMode::Graceful)]);
+        assert_eq!(pool.exited(p1), vec![Command::ShutdownComplete]);
+    }
+
+    #[test]
+    fn shutdown_rejects_queued_requests_once_no_process_can_serve_them() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
+        pool.arrive(0, 1);
+        pool.arrive(0, 2);
+        pool.input(Input::Shutdown);
+        // The only process crashes: nothing replaces it during a stop, so request 2 is told.
+        let commands = pool.exited(ps[0]);
+        assert_eq!(fails(&commands), vec![1]);
+        assert_eq!(rejects(&commands), vec![(2, RejectReason::ShuttingDown)]);
+        assert!(commands.contains(&Command::ShutdownComplete));
+    }
+
+    #[test]
+    fn the_shutdown_deadline_rejects_waiting_requests_and_sends_sigterm_before_sigkill() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
+        pool.arrive(0, 1);
+        pool.arrive(0, 2);
+        pool.input(Input::Shutdown);
+        let timed = pool.run_until(at(secs(100)));
+        let kill = |process, mode| Command::Kill { process, mode };
+        let reject = Command::Reject {
+            request: RequestId(2),
+            reason: RejectReason::ShuttingDown,
+        };
+        // Request 1 ran past shutdown_timeout (30 s): SIGTERM, and SIGKILL only after
+        // kill_timeout (10 s) more.
+        assert_eq!(
+            timed,
+            vec![
+                (at(secs(30)), reject),
+                (at(secs(30)), kill(ps[0], KillMode::Graceful)),
+                (at(secs(40)), kill(ps[0], KillMode::Force)),
+            ]
+        );
+        assert_eq!(fails(&pool.exited(ps[0])), vec![1]);
     }
 
     #[test]
@@ -1221,7 +1281,7 @@ mod shutdown {
     }
 
     #[test]
-    fn shutdown_forces_every_process_after_shutdown_timeout() {
+    fn shutdown_forces_every_process_only_after_sigterm_and_kill_timeout() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 1)]);
         pool.arrive(0, 1);
         let commands = pool.input(Input::Shutdown);
@@ -1231,14 +1291,16 @@ mod shutdown {
             "p2 is idle"
         );
         let timed = pool.run_until(at(secs(100)));
-        let forced = |process| Command::Kill {
-            process,
-            mode: KillMode::Force,
-        };
-        // p2 ignored its signal for kill_timeout; p1's request ran past shutdown_timeout.
+        let kill = |process, mode| Command::Kill { process, mode };
+        // p2 ignored its signal for kill_timeout; p1's request ran past shutdown_timeout, so
+        // p1 is asked to stop then, and made to kill_timeout later.
         assert_eq!(
             timed,
-            vec![(at(secs(10)), forced(ps[1])), (at(secs(30)), forced(ps[0]))]
+            vec![
+                (at(secs(10)), kill(ps[1], KillMode::Force)),
+                (at(secs(30)), kill(ps[0], KillMode::Graceful)),
+                (at(secs(40)), kill(ps[0], KillMode::Force)),
+            ]
         );
         assert_eq!(fails(&pool.exited(ps[0])), vec![1]);
         assert_eq!(pool.exited(ps[1]), vec![Command::ShutdownComplete]);

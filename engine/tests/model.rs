@@ -289,6 +289,10 @@ struct Harness {
     ended: BTreeSet<RequestId>,
     arrived: u64,
     shutdown_requested: bool,
+    /// When the engine's shutdown deadline passes: `shutdown_timeout` after the request.
+    shutdown_deadline: Option<Instant>,
+    /// The request arriving in the current input, if one is.
+    arriving: Option<RequestId>,
     shutdown_complete: bool,
     /// Every input with its instant, and the commands each gave: replayed for determinism.
     log: Vec<(Instant, Input)>,
@@ -310,6 +314,8 @@ impl Harness {
             ended: BTreeSet::new(),
             arrived: 0,
             shutdown_requested: false,
+            shutdown_deadline: None,
+            arriving: None,
             shutdown_complete: false,
             log: Vec::new(),
             outputs: vec![commands.clone()],
@@ -434,6 +440,7 @@ impl Harness {
                 assert!(!self.requests.contains_key(&request) && !self.ended.contains(&request));
                 self.arrived += 1;
                 self.requests.insert(request, ModelRequest::Queued(group));
+                self.arriving = Some(request);
             }
             Input::RequestFinished { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
@@ -480,17 +487,27 @@ impl Harness {
                     owed_fails.extend(p.sessions.iter().map(|r| (*r, process)));
                 }
             }
-            Input::Shutdown => self.shutdown_requested = true,
+            Input::Shutdown => {
+                if !self.shutdown_requested {
+                    self.shutdown_deadline = Some(self.now + self.config.pool.shutdown_timeout);
+                }
+                self.shutdown_requested = true;
+            }
             Input::Tick | Input::RestartGroup { .. } | Input::DetachProcess { .. } => {}
         }
         for command in commands {
             self.observe(command, &mut owed_fails);
         }
+        self.arriving = None;
         assert!(
             owed_fails.is_empty(),
             "requests of an exited process not failed: {owed_fails:?}"
         );
         self.check();
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.shutdown_deadline.is_some_and(|at| self.now >= at)
     }
 
     fn end(&mut self, request: RequestId) {
@@ -564,7 +581,21 @@ impl Harness {
                     panic!("rejected {request}, which is not waiting");
                 };
                 match reason {
-                    RejectReason::ShuttingDown => assert!(self.shutdown_requested),
+                    RejectReason::ShuttingDown => {
+                        assert!(self.shutdown_requested);
+                        // A request that waited when the stop began is served while time
+                        // allows: refused only at the deadline, or when no process is left
+                        // that could serve it (none starting; the model cannot tell a
+                        // draining process from a ready one).
+                        let starting = self
+                            .processes
+                            .values()
+                            .any(|p| p.group == group && !p.ready && p.killed.is_none());
+                        assert!(
+                            self.arriving == Some(request) || self.deadline_passed() || !starting,
+                            "{request} refused during shutdown while a process starts for it"
+                        );
+                    }
                     RejectReason::QueueFull => {
                         let limit = self.config.groups[group.0 as usize].max_request_queue_size;
                         assert!(limit != 0 && self.queued_in(group) > limit);
@@ -589,6 +620,7 @@ impl Harness {
                 self.end(request);
             }
             Command::Kill { process, mode } => {
+                let deadline_passed = self.deadline_passed();
                 let p = self
                     .processes
                     .get_mut(&process)
@@ -596,12 +628,21 @@ impl Harness {
                 match mode {
                     KillMode::Graceful => {
                         assert_eq!(p.killed, None, "{process} killed twice");
-                        assert!(p.sessions.is_empty(), "{process} stopped while serving");
+                        // Only the shutdown deadline cuts requests off.
+                        assert!(
+                            p.sessions.is_empty() || deadline_passed,
+                            "{process} stopped while serving"
+                        );
                     }
                     KillMode::Force => {
                         assert_ne!(p.killed, Some(KillMode::Force), "{process} forced twice");
-                        // Only the shutdown deadline cuts requests off.
-                        assert!(p.sessions.is_empty() || self.shutdown_requested);
+                        // SIGTERM comes first, except for a process that never started
+                        // (its start timed out).
+                        assert!(
+                            p.killed == Some(KillMode::Graceful) || !p.ready,
+                            "{process} forced without being asked to stop first"
+                        );
+                        assert!(p.sessions.is_empty() || deadline_passed);
                     }
                 }
                 p.killed = Some(mode);

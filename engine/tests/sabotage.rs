@@ -181,3 +181,19 @@ fn never_shutting_idle_processes_down_breaks_invariant_6() {
     pool.input(Input::Tick);
     assert_eq!(pool.broken(), 6);
 }
+
+#[test]
+fn keeping_requests_waiting_past_the_shutdown_deadline_breaks_invariant_11() {
+    let (mut pool, _) = Sabotaged::new(
+        pool_of(1),
+        group(1, 1),
+        Sabotage::KeepQueueAfterShutdownDeadline,
+    );
+    pool.arrive(1);
+    pool.arrive(2);
+    pool.input(Input::Shutdown);
+    pool.healthy(); // request 2 may wait for the busy process until the deadline
+    pool.now = Instant::ZERO + PoolConfig::default().shutdown_timeout;
+    pool.input(Input::Tick);
+    assert_eq!(pool.broken(), 11);
+}
