@@ -6,6 +6,7 @@
 //! observed through /proc (its core's `ferry-testapp` children: spawned) and its log (the
 //! testapp's startup line, printed once it listens: ready).
 
+use crate::peers;
 use crate::procs::{self, Guard};
 use crate::servers::{self, Ctx, FerryStatus};
 use crate::table::median;
@@ -207,7 +208,7 @@ pub fn ferry_burst(ctx: &Ctx, extra: &[&str]) -> Result<Burst, String> {
 /// per process, like ferry's default `--concurrency 1`.
 pub fn passenger_burst(ctx: &Ctx) -> Result<Burst, String> {
     let dir = ctx.run_dir("passenger-burst")?;
-    let running = servers::passenger_generic(
+    let running = peers::passenger_generic(
         &dir,
         &delayed_testapp(ctx, STARTUP_DELAY_MS),
         1,
@@ -223,7 +224,7 @@ pub fn passenger_burst(ctx: &Ctx) -> Result<Burst, String> {
     let t0 = Instant::now();
     let load = start_burst_load(running.port)?;
     while t0.elapsed() < DYNAMICS_TIMEOUT {
-        let (spawned, ready) = servers::passenger_testapps(core, &log);
+        let (spawned, ready) = peers::passenger_testapps(core, &log);
         burst.polls += 1;
         let now = ms_since(t0);
         if spawned.len() > 1 && burst.first_spawn_ms.is_none() {
@@ -277,7 +278,7 @@ pub fn ferry_crash(ctx: &Ctx, trials: usize) -> Result<Crash, String> {
             .collect();
         let wall0 = epoch_ms(SystemTime::now());
         let t0 = Instant::now();
-        procs::signal(victim, libc::SIGKILL);
+        procs::signal(victim, rustix::process::Signal::KILL);
         let (mut spawned, mut ready) = (None, None);
         while t0.elapsed() < DYNAMICS_TIMEOUT && ready.is_none() {
             if let Ok(s) = FerryStatus::query(&registry) {
@@ -318,21 +319,21 @@ pub fn passenger_crash(ctx: &Ctx, trials: usize) -> Result<Crash, String> {
     let dir = ctx.run_dir("passenger-crash")?;
     let command = ctx.testapp.to_string_lossy().into_owned();
     let pool = crash_pool(trials);
-    let running = servers::passenger_generic(&dir, &command, pool, pool, &[])?;
+    let running = peers::passenger_generic(&dir, &command, pool, pool, &[])?;
     let core = running
         .passenger_core
         .ok_or("Passenger's core pid unknown")?;
     let log = dir.join("passenger.log");
     thread::sleep(STABLE_UPTIME + Duration::from_millis(500));
-    let originals = servers::passenger_testapps(core, &log).1;
+    let originals = peers::passenger_testapps(core, &log).1;
     let mut crash = Crash::default();
     for &victim in originals.iter().take(trials) {
-        let known = servers::passenger_testapps(core, &log).0;
+        let known = peers::passenger_testapps(core, &log).0;
         let t0 = Instant::now();
-        procs::signal(victim, libc::SIGKILL);
+        procs::signal(victim, rustix::process::Signal::KILL);
         let (mut spawned, mut ready) = (None, None);
         while t0.elapsed() < DYNAMICS_TIMEOUT && ready.is_none() {
-            let (now_spawned, now_listening) = servers::passenger_testapps(core, &log);
+            let (now_spawned, now_listening) = peers::passenger_testapps(core, &log);
             let now = ms_since(t0);
             if now_spawned.iter().any(|p| !known.contains(p)) {
                 spawned.get_or_insert(now);

@@ -1,11 +1,12 @@
 //! Started processes and temporary directories, each owned by a guard that cleans up on drop
 //! (also while unwinding from a panic), plus small /proc helpers.
 
+use rustix::process::Signal;
 use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,15 +25,14 @@ impl Guard {
     /// Starts `cmd`. The child also gets SIGTERM if the bench itself dies (PR_SET_PDEATHSIG),
     /// so even a `kill -9` of the bench leaves no server behind.
     pub fn spawn(name: &str, cmd: &mut Command) -> Result<Guard, String> {
-        let parent = std::process::id() as libc::pid_t;
+        let parent = rustix::process::getpid();
         // SAFETY: only async-signal-safe calls (prctl, getppid, kill) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    libc::kill(libc::getpid(), libc::SIGTERM);
+                rustix::process::set_parent_process_death_signal(Some(Signal::TERM))?;
+                // The bench died before the prctl took effect: nobody would stop this child.
+                if rustix::process::getppid() != Some(parent) {
+                    let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::TERM);
                 }
                 Ok(())
             });
@@ -110,7 +110,7 @@ impl Guard {
         if self.done || self.exited().is_some() {
             return;
         }
-        signal(self.pid(), libc::SIGTERM);
+        signal(self.pid(), Signal::TERM);
         if self.wait_timeout(STOP_GRACE).is_none() {
             eprintln!(
                 "ferry-bench: {} did not stop after SIGTERM; killing it",
@@ -129,34 +129,34 @@ impl Drop for Guard {
     }
 }
 
-pub fn signal(pid: u32, sig: i32) -> bool {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
+/// Sends `signal` to `pid`; false if there is no such process (or no right to signal it).
+pub fn signal(pid: u32, signal: Signal) -> bool {
+    rustix::process::Pid::from_raw(pid as i32)
+        .is_some_and(|pid| rustix::process::kill_process(pid, signal).is_ok())
 }
 
-/// A directory removed (recursively) when the guard is dropped.
-pub struct TempDir {
-    pub path: PathBuf,
-}
+/// The run's temporary directory, removed when dropped unless FERRY_BENCH_KEEP_TMP is set.
+pub struct RunDir(tempfile::TempDir);
 
-impl TempDir {
-    pub fn new(prefix: &str) -> io::Result<TempDir> {
-        let path = std::env::temp_dir().join(format!("{prefix}.{}", std::process::id()));
-        if path.exists() {
-            fs::remove_dir_all(&path)?;
-        }
-        fs::create_dir_all(&path)?;
-        Ok(TempDir { path })
+impl RunDir {
+    pub fn new() -> io::Result<RunDir> {
+        tempfile::Builder::new()
+            .prefix("ferry-bench.")
+            .tempdir()
+            .map(RunDir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
-impl Drop for TempDir {
+impl Drop for RunDir {
     fn drop(&mut self) {
         if std::env::var_os("FERRY_BENCH_KEEP_TMP").is_some() {
-            eprintln!("ferry-bench: keeping {}", self.path.display());
-            return;
+            eprintln!("ferry-bench: keeping {}", self.path().display());
+            self.0.disable_cleanup(true);
         }
-        let _ = fs::remove_dir_all(&self.path);
     }
 }
 
@@ -182,7 +182,7 @@ impl ProcId {
     /// SIGKILL if it is still this process.
     pub fn kill(&self) {
         if self.alive() {
-            signal(self.pid, libc::SIGKILL);
+            signal(self.pid, Signal::KILL);
         }
     }
 }

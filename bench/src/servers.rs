@@ -4,7 +4,10 @@
 //! config written from the templates in bench/templates/. A [`Running`] stops everything it
 //! started when dropped.
 
-use crate::net::{free_port, wait_http_ok, wait_listening};
+use crate::net::{free_port, wait_listening};
+use crate::peers::{
+    start_gunicorn, start_haproxy, start_nginx, start_passenger, start_passenger_wsgi,
+};
 use crate::procs::{self, Guard, ProcId};
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -15,13 +18,11 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HAPROXY_CFG: &str = include_str!("../templates/haproxy.cfg");
-const NGINX_CONF: &str = include_str!("../templates/nginx.conf");
 /// The WSGI app used when examples/hello-wsgi/passenger_wsgi.py is missing.
 pub const FALLBACK_WSGI_APP: &str = include_str!("../templates/passenger_wsgi.py");
 
 /// How long a server may take to come up (Passenger's Ruby front end is the slow one).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What every server setup needs.
 pub struct Ctx {
@@ -178,13 +179,13 @@ pub struct Running {
     /// Passenger's core, whose children are the app processes.
     pub passenger_core: Option<u32>,
     /// Processes started here, in start order; stopped in reverse order.
-    guards: Vec<Guard>,
+    pub(crate) guards: Vec<Guard>,
     /// Daemons that are not our children (Passenger's watchdog and core).
-    extra: Vec<ProcId>,
+    pub(crate) extra: Vec<ProcId>,
 }
 
 impl Running {
-    fn new(port: u16, dir: &Path, guards: Vec<Guard>) -> Running {
+    pub(crate) fn new(port: u16, dir: &Path, guards: Vec<Guard>) -> Running {
         Running {
             label: String::new(),
             port,
@@ -229,7 +230,7 @@ impl Drop for Running {
     }
 }
 
-fn log_file(path: &Path) -> Result<(Stdio, Stdio), String> {
+pub(crate) fn log_file(path: &Path) -> Result<(Stdio, Stdio), String> {
     let f = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let g = f.try_clone().map_err(|e| e.to_string())?;
     Ok((Stdio::from(f), Stdio::from(g)))
@@ -242,12 +243,12 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn with_log<T>(r: Result<T, String>, log: &Path) -> Result<T, String> {
+pub(crate) fn with_log<T>(r: Result<T, String>, log: &Path) -> Result<T, String> {
     r.map_err(|e| format!("{e}\n--- {} ---\n{}", log.display(), tail(log, 15)))
 }
 
 /// Starts `n` testapps on fresh ports and waits until each listens.
-fn start_testapps(
+pub(crate) fn start_testapps(
     ctx: &Ctx,
     dir: &Path,
     n: usize,
@@ -380,7 +381,7 @@ pub fn ferry_generic(
 }
 
 /// Copies the WSGI startup file into a fresh app directory.
-fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
     let app = dir.join("app");
     fs::create_dir_all(&app).map_err(|e| e.to_string())?;
     fs::copy(&ctx.wsgi_file, app.join("passenger_wsgi.py"))
@@ -403,257 +404,6 @@ fn start_ferry_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
     .map(|s| s.to_string())
     .collect();
     run_ferry(ctx, dir, &app, &args, ctx.apps)
-}
-
-fn fill(template: &str, dir: &Path, port: u16, servers: &str) -> String {
-    template
-        .replace("{{DIR}}", &dir.to_string_lossy())
-        .replace("{{PORT}}", &port.to_string())
-        .replace("{{SERVERS}}", servers)
-}
-
-fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let mut guards = Vec::new();
-    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
-    let servers: String = app_ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("    server app{i} 127.0.0.1:{p}\n"))
-        .collect();
-    let port = free_port()?;
-    let cfg = dir.join("haproxy.cfg");
-    fs::write(&cfg, fill(HAPROXY_CFG, dir, port, &servers)).map_err(|e| e.to_string())?;
-    let log = dir.join("haproxy.log");
-    let (out, err) = log_file(&log)?;
-    let mut cmd = Command::new(which("haproxy").ok_or("haproxy not found")?);
-    cmd.arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("haproxy", &mut cmd)?;
-    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
-    let pid = guard.pid();
-    guards.push(guard);
-    let mut running = Running::new(port, dir, guards);
-    running.proxy_pids = vec![pid];
-    Ok(running)
-}
-
-fn start_nginx(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let mut guards = Vec::new();
-    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
-    let servers: String = app_ports
-        .iter()
-        .map(|p| format!("        server 127.0.0.1:{p};\n"))
-        .collect();
-    let port = free_port()?;
-    let conf = dir.join("nginx.conf");
-    fs::write(&conf, fill(NGINX_CONF, dir, port, &servers)).map_err(|e| e.to_string())?;
-    let log = dir.join("nginx.out");
-    let (out, err) = log_file(&log)?;
-    let mut cmd = Command::new(which("nginx").ok_or("nginx not found")?);
-    cmd.arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf)
-        .arg("-e")
-        .arg(dir.join("nginx-error.log"))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("nginx", &mut cmd)?;
-    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
-    let master = guard.pid();
-    guards.push(guard);
-    let mut running = Running::new(port, dir, guards);
-    running.proxy_pids = vec![master];
-    running
-        .proxy_pids
-        .extend(procs::descendants_named(&[master], "nginx"));
-    Ok(running)
-}
-
-/// `passenger start` with the builtin engine; waits until its core has `apps` listening
-/// children (counted by `ready`).
-fn run_passenger(
-    dir: &Path,
-    app: &Path,
-    (min, max): (usize, usize),
-    args: &[&str],
-    ready: impl Fn(u32, &Path) -> usize,
-) -> Result<Running, String> {
-    let port = free_port()?;
-    let registry = dir.join("registry");
-    fs::create_dir_all(&registry).map_err(|e| e.to_string())?;
-    let out_log = dir.join("passenger.out");
-    let log = dir.join("passenger.log");
-    let (out, err) = log_file(&out_log)?;
-    let mut cmd = Command::new(which("passenger").ok_or("passenger not found")?);
-    cmd.arg("start")
-        .arg(app)
-        .args(["--engine", "builtin", "--address", "127.0.0.1"])
-        .args(["--port", &port.to_string()])
-        .args(["--max-pool-size", &max.to_string()])
-        .args(["--min-instances", &min.to_string()])
-        .args(["--max-request-queue-size", "0"])
-        .args(["--environment", "production"])
-        .arg("--instance-registry-dir")
-        .arg(&registry)
-        .arg("--log-file")
-        .arg(&log)
-        .arg("--pid-file")
-        .arg(dir.join("passenger.pid"))
-        .args([
-            "--disable-security-update-check",
-            "--disable-anonymous-telemetry",
-            "--no-install-runtime",
-            "--no-compile-runtime",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("passenger", &mut cmd)?;
-    let mut running = Running::new(port, dir, Vec::new());
-    // The daemons are recorded as soon as they are known, so a failure below still stops them.
-    let result = (|| {
-        with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
-        let (watchdog, core) = passenger_pids(&registry)?;
-        running.extra = [watchdog, core]
-            .into_iter()
-            .filter_map(ProcId::of)
-            .collect();
-        running.proxy_pids = vec![core, watchdog];
-        running.passenger_core = Some(core);
-        let deadline = Instant::now() + START_TIMEOUT;
-        while ready(core, &log) < min {
-            if Instant::now() >= deadline {
-                return with_log(
-                    Err(format!("Passenger did not start {min} app processes")),
-                    &log,
-                );
-            }
-            // Passenger spawns up to --min-instances only once traffic arrives.
-            let _ = crate::net::http_status(port, "/");
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    })();
-    running.guards.push(guard);
-    result.map(|()| running)
-}
-
-/// Passenger's watchdog and core pids from its instance registry directory.
-pub fn passenger_pids(registry: &Path) -> Result<(u32, u32), String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = fs::read_dir(registry).ok().and_then(|dir| {
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.join("core.pid").is_file())
-                .find_map(|p| {
-                    let read = |name: &str| -> Option<u32> {
-                        fs::read_to_string(p.join(name)).ok()?.trim().parse().ok()
-                    };
-                    Some((read("watchdog.pid")?, read("core.pid")?))
-                })
-        });
-        if let Some(pids) = found {
-            return Ok(pids);
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no Passenger instance found in {}",
-                registry.display()
-            ));
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn start_passenger(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let command = ctx.testapp.to_string_lossy().into_owned();
-    passenger_generic(dir, &command, ctx.apps, ctx.apps, &[])
-}
-
-/// Passenger's testapps: (spawned, ready) pids. Spawned: `ferry-testapp` children of its
-/// core. Ready: those whose startup line (`ferry-testapp listening on ...`, printed once the
-/// socket listens) Passenger has copied into its log. (Scanning /proc/net/tcp instead is too
-/// slow once tens of thousands of TIME_WAIT sockets pile up during a run.)
-pub fn passenger_testapps(core: u32, log: &Path) -> (Vec<u32>, Vec<u32>) {
-    let spawned = procs::descendants_named(&[core], "ferry-testapp");
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let ready = spawned
-        .iter()
-        .copied()
-        .filter(|pid| text.contains(&format!("App {pid} output: ferry-testapp listening on")))
-        .collect();
-    (spawned, ready)
-}
-
-/// Passenger (builtin engine) serving the generic app `command` with a pool of
-/// `min`..=`max` processes; returns once `min` testapps listen.
-pub fn passenger_generic(
-    dir: &Path,
-    command: &str,
-    min: usize,
-    max: usize,
-    extra: &[&str],
-) -> Result<Running, String> {
-    let app = dir.join("app");
-    fs::create_dir_all(&app).map_err(|e| e.to_string())?;
-    let mut args = vec!["--app-start-command", command];
-    args.extend_from_slice(extra);
-    run_passenger(dir, &app, (min, max), &args, |core, log| {
-        passenger_testapps(core, log).1.len()
-    })
-}
-
-fn start_passenger_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let app = wsgi_app_dir(ctx, dir)?;
-    let python = which("python3").ok_or("python3 not found")?;
-    let python = python.to_string_lossy().into_owned();
-    run_passenger(
-        dir,
-        &app,
-        (ctx.apps, ctx.apps),
-        &["--app-type", "wsgi", "--python", &python],
-        |core, _| procs::descendants(&[core]).len(),
-    )
-}
-
-fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let app = wsgi_app_dir(ctx, dir)?;
-    let port = free_port()?;
-    let log = dir.join("gunicorn.log");
-    let (out, err) = log_file(&log)?;
-    let mut cmd = Command::new(which("gunicorn").ok_or("gunicorn not found")?);
-    cmd.args(["--workers", &ctx.apps.to_string(), "--worker-class", "sync"])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .arg("--chdir")
-        .arg(&app)
-        .arg("passenger_wsgi:application")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("gunicorn", &mut cmd)?;
-    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    while procs::descendants(&[guard.pid()]).len() < ctx.apps {
-        if Instant::now() >= deadline {
-            return with_log(
-                Err(format!("gunicorn did not start {} workers", ctx.apps)),
-                &log,
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let pid = guard.pid();
-    let mut running = Running::new(port, dir, vec![guard]);
-    running.proxy_pids = vec![pid];
-    Ok(running)
 }
 
 /// The part of `ferry status --json` the bench uses, read straight from the admin socket

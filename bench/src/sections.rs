@@ -1,0 +1,162 @@
+//! The report's proxy and WSGI sections: which servers run, their tables, ratios and targets.
+
+use crate::opts::Opts;
+use crate::results::{
+    ratio_table, results_table, run_rounds, target_row, throughput_target, Results,
+};
+use crate::servers::{Ctx, Server};
+use crate::table::Table;
+use std::fmt::Write as _;
+
+/// Which of `wanted` to run: those selected and installed. Says why others are skipped.
+pub fn select(wanted: &[Server], opts: &Opts, report: &mut String) -> Vec<Server> {
+    let mut run = Vec::new();
+    for s in wanted {
+        if let Some(only) = &opts.only {
+            if !only.contains(&s.key()) {
+                continue;
+            }
+        }
+        match s.missing() {
+            Some(why) => {
+                eprintln!("ferry-bench: skipping {}: {why}", s.label());
+                let _ = writeln!(
+                    report,
+                    "- skipped {}: {why} (run bench/install.sh)",
+                    s.label()
+                );
+            }
+            None => run.push(*s),
+        }
+    }
+    run
+}
+
+pub fn failures_section(results: &Results, report: &mut String) {
+    if results.failures.is_empty() {
+        return;
+    }
+    report.push_str("\nFailures:\n");
+    for f in &results.failures {
+        let _ = writeln!(report, "- {}", f.lines().next().unwrap_or(""));
+    }
+}
+
+pub fn proxies_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
+    let ferry_c1 = Server::Ferry { concurrency: 1 };
+    let ferry_c0 = Server::Ferry { concurrency: 0 };
+    let wanted = [
+        Server::Direct,
+        ferry_c1,
+        ferry_c0,
+        Server::Haproxy,
+        Server::Nginx,
+        Server::Passenger,
+    ];
+    let _ = writeln!(
+        report,
+        "\n### HTTP proxying: {} testapp processes behind each server\n",
+        ctx.apps
+    );
+    let servers = select(&wanted, opts, report);
+    let results = run_rounds(ctx, &servers, opts);
+    let _ = writeln!(
+        report,
+        "\nMedians over {} interleaved rounds of `wrk -t1 -cN -d{}s --latency`; \
+         req/s range = slowest–fastest round; errors = socket errors + non-2xx \
+         responses, summed over rounds. \
+         \"direct\" is wrk against one testapp (wrk has one target, so it cannot spread \
+         over {} apps). Passenger lets a generic (--app-start-command) app take unlimited \
+         concurrent sessions per process (passenger-status shows 10 per process at -c20), \
+         like ferry --concurrency 0 and HAProxy/nginx without a per-server maxconn.\n",
+        opts.rounds,
+        opts.duration.as_secs(),
+        ctx.apps
+    );
+    report.push_str(&results_table(&servers, &results).render());
+    let ferries: Vec<Server> = servers
+        .iter()
+        .copied()
+        .filter(|s| matches!(s, Server::Ferry { .. }))
+        .collect();
+    let others: Vec<Server> = servers
+        .iter()
+        .copied()
+        .filter(|s| !matches!(s, Server::Ferry { .. }))
+        .collect();
+    let ratios = ratio_table(&ferries, &others, &results);
+    if !ratios.is_empty() {
+        report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
+        report.push_str(&ratios.render());
+    }
+    failures_section(&results, report);
+
+    let mut t = Table::new(&["target", "measured", "verdict"])
+        .left_align(1)
+        .left_align(2);
+    throughput_target(&mut t, &results, &ferry_c0, &Server::Haproxy, 1.0, true);
+    throughput_target(&mut t, &results, &ferry_c0, &Server::Direct, 0.6, false);
+    throughput_target(&mut t, &results, &ferry_c1, &Server::Passenger, 4.0, false);
+    throughput_target(&mut t, &results, &ferry_c0, &Server::Passenger, 4.0, false);
+    for ferry in [&ferry_c0, &ferry_c1] {
+        let rss = results.summary(ferry, 200).and_then(|s| s.rss_mb);
+        target_row(
+            &mut t,
+            &format!("{} peak RSS ≤ 10 MB @200", ferry.label()),
+            rss.map(|mb| (format!("{mb:.1} MB"), mb <= 10.0)),
+        );
+    }
+    report.push_str("\nTargets:\n\n");
+    report.push_str(&t.render());
+}
+
+pub fn wsgi_section(ctx: &Ctx, opts: &Opts, wsgi_source: &str, report: &mut String) {
+    let wanted = [Server::FerryWsgi, Server::PassengerWsgi, Server::Gunicorn];
+    let _ = writeln!(
+        report,
+        "\n### Python WSGI: the same hello-world app ({wsgi_source}), {} processes each\n",
+        ctx.apps
+    );
+    let servers = select(&wanted, opts, report);
+    let results = run_rounds(ctx, &servers, opts);
+    let _ = writeln!(
+        report,
+        "\nferry: its WSGI loader (one request at a time per process, keep-alive over a Unix \
+         socket); Passenger: its wsgi loader, builtin engine; gunicorn: sync workers (no \
+         keep-alive, so wrk reconnects for each request). Medians over {} rounds.\n",
+        opts.rounds
+    );
+    report.push_str(&results_table(&servers, &results).render());
+    let others: Vec<Server> = servers
+        .iter()
+        .copied()
+        .filter(|s| *s != Server::FerryWsgi)
+        .collect();
+    let ratios = ratio_table(&[Server::FerryWsgi], &others, &results);
+    if !ratios.is_empty() {
+        report.push_str("\nRatios:\n\n");
+        report.push_str(&ratios.render());
+    }
+    failures_section(&results, report);
+    let mut t = Table::new(&["target", "measured", "verdict"])
+        .left_align(1)
+        .left_align(2);
+    throughput_target(
+        &mut t,
+        &results,
+        &Server::FerryWsgi,
+        &Server::PassengerWsgi,
+        1.5,
+        false,
+    );
+    throughput_target(
+        &mut t,
+        &results,
+        &Server::FerryWsgi,
+        &Server::Gunicorn,
+        1.0,
+        false,
+    );
+    report.push_str("\nTargets:\n\n");
+    report.push_str(&t.render());
+}
