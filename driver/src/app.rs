@@ -22,6 +22,10 @@ pub struct App {
     pub root: PathBuf,
     pub kind: AppKind,
     pub environment: String,
+    /// `--envvar`s and the Passengerfile's `envvars`, in order: a later one wins.
+    pub envvars: Vec<(String, String)>,
+    /// `--user`, when ferry runs as root.
+    pub user: Option<crate::app_user::AppUser>,
 }
 
 /// Where a process takes requests.
@@ -79,7 +83,7 @@ impl App {
                 }
                 AppKind::Wsgi {
                     startup_file,
-                    python: args.python.clone(),
+                    python: find_python(&args.python)?,
                 }
             }
         };
@@ -87,6 +91,8 @@ impl App {
             root,
             kind,
             environment: args.environment.clone(),
+            envvars: args.envvars.clone(),
+            user: None,
         })
     }
 
@@ -96,4 +102,36 @@ impl App {
             AppKind::Wsgi { .. } => "wsgi",
         }
     }
+}
+
+/// The interpreter `--python` names, as a shell would find it: a name with no `/` on PATH,
+/// a path from the current directory (not the app directory the processes run in).
+fn find_python(python: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if python.contains('/') {
+        let path = std::path::absolute(python)
+            .map_err(|e| format!("--python {python} cannot be used: {e}"))?;
+        if !executable(&path) {
+            return Err(format!(
+                "--python {python}: {} is not an executable file",
+                path.display()
+            ));
+        }
+        return Ok(path.display().to_string());
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .map(|dir| dir.join(python))
+        .find(|candidate| executable(candidate))
+        .map(|found| found.display().to_string())
+        .ok_or_else(|| {
+            format!(
+                "--python {python}: no executable named {python} on PATH; give its path \
+                 or install it"
+            )
+        })
 }

@@ -77,14 +77,14 @@ pub fn spawn(
     loader_path: &Path,
     tag: u64,
 ) -> std::io::Result<AppProcess> {
+    // What ferry itself tells the process goes last: no --envvar can break it.
+    let mut own_env: Vec<(&str, std::ffi::OsString)> = Vec::new();
     let (mut command, addr) = match &app.kind {
         AppKind::Generic { command: line } => {
             let port = free_loopback_port()?;
             let mut command = Command::new("/bin/sh");
-            command
-                .arg("-c")
-                .arg(format!("exec {line}"))
-                .env("PORT", port.to_string());
+            command.arg("-c").arg(format!("exec {line}"));
+            own_env.push(("PORT", port.to_string().into()));
             (
                 command,
                 BackendAddr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
@@ -97,22 +97,40 @@ pub fn spawn(
             let socket = socket_dir.join(format!("app-{tag}.sock"));
             let _ = std::fs::remove_file(&socket);
             let mut command = Command::new(python);
-            command
-                .arg("-u")
-                .arg(loader_path)
-                .env("FERRY_SOCKET", &socket)
-                .env("FERRY_APP_ROOT", &app.root)
-                .env("FERRY_STARTUP_FILE", startup_file)
-                .env("PYTHONUNBUFFERED", "1");
+            command.arg("-u").arg(loader_path);
+            own_env.extend([
+                ("FERRY_SOCKET", socket.clone().into()),
+                ("FERRY_APP_ROOT", app.root.clone().into()),
+                ("FERRY_STARTUP_FILE", startup_file.into()),
+                ("PYTHONUNBUFFERED", "1".into()),
+            ]);
             (command, BackendAddr::Unix(socket))
         }
     };
+    // The environment's name under every name frameworks look for, as Passenger sets them.
+    for name in [
+        "FERRY_ENVIRONMENT",
+        "PASSENGER_APP_ENV",
+        "RAILS_ENV",
+        "RACK_ENV",
+        "WSGI_ENV",
+        "NODE_ENV",
+    ] {
+        command.env(name, &app.environment);
+    }
+    command.envs(app.envvars.iter().map(|(k, v)| (k, v)));
+    if let Some(user) = &app.user {
+        // std drops root's supplementary groups along with the uid.
+        command
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name)
+            .env("HOME", &user.home);
+    }
+    command.envs(own_env);
     command
         .current_dir(&app.root)
-        .env("FERRY_ENVIRONMENT", &app.environment)
-        .env("WSGI_ENV", &app.environment)
-        .env("RACK_ENV", &app.environment)
-        .env("NODE_ENV", &app.environment)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

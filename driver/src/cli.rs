@@ -1,5 +1,6 @@
 //! The command line: `ferry start`, `ferry status`, `ferry stop`, `ferry sim`.
 
+use crate::cli_values as values;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -21,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start serving the app in APP_DIR (default: the current directory).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Show the process pool of a running instance.
     Status(StatusArgs),
     /// Stop a running instance as Ctrl-C would.
@@ -32,47 +33,53 @@ pub enum Command {
     Sim(SimArgs),
 }
 
+/// `ferry start`'s flags. Each may also come from `PASSENGER_<NAME>` or `FERRY_<NAME>` in the
+/// environment, or from `Passengerfile.json` in the app directory (see [`crate::settings`]):
+/// the command line wins, then the environment, then the file, then the default shown here.
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct StartArgs {
     /// The app's directory.
     #[arg(default_value = ".")]
     pub app_dir: PathBuf,
     /// TCP port to listen on.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, short = 'p', default_value_t = 3000, value_parser = values::port)]
     pub port: u16,
     /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, short = 'a', default_value = "0.0.0.0")]
     pub address: String,
     /// Most app processes alive at once, draining and starting ones included.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = values::at_least_one::<usize>)]
     pub max_pool_size: usize,
     /// App processes kept alive even when idle.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = values::count::<usize>)]
     pub min_instances: usize,
     /// Seconds an idle process above --min-instances stays alive (0: forever).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = values::count::<u64>)]
     pub pool_idle_time: u64,
     /// Replace a process after it has handled this many requests (0: never).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = values::count::<u64>)]
     pub max_requests: u64,
     /// Requests waiting for a free process beyond this get 503 (0: unlimited).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = values::count::<usize>)]
     pub max_request_queue_size: usize,
     /// Requests one process handles at once (0: unlimited).
     #[arg(
         long,
         visible_alias = "force-max-concurrent-requests-per-process",
-        default_value_t = 1
+        default_value_t = 1,
+        value_parser = values::count::<u32>
     )]
     pub concurrency: u32,
     /// Processes started at once while the pool grows.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, value_parser = values::at_least_one::<usize>)]
     pub max_spawn_concurrency: usize,
     /// Seconds an app process may take to start listening.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 90, value_parser = values::at_least_one::<u64>)]
     pub start_timeout: u64,
-    /// development or production: production hides spawn errors from clients.
-    #[arg(long, short = 'e', default_value = "development")]
+    /// Any name; set as RAILS_ENV, RACK_ENV, WSGI_ENV, NODE_ENV and PASSENGER_APP_ENV for the
+    /// app. Only development shows error details (friendly error pages) to clients.
+    #[arg(long, short = 'e', default_value = "development", value_parser = values::environment)]
     pub environment: String,
     /// Command that starts one app process listening on $PORT (a generic app).
     #[arg(long)]
@@ -83,30 +90,87 @@ pub struct StartArgs {
     /// The WSGI startup file (default: passenger_wsgi.py).
     #[arg(long)]
     pub startup_file: Option<PathBuf>,
-    /// Python interpreter for WSGI apps.
+    /// Python interpreter for WSGI apps: a name looked up on PATH, or a path (a relative one
+    /// is taken from the current directory).
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// Write ferry's log here instead of to the terminal.
+    /// Write ferry's log here instead of to the terminal (daemonized: APP_DIR/ferry.PORT.log).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Which of ferry's own log lines to write.
+    #[arg(long, value_enum, default_value_t = LogLevel::Notice)]
+    pub log_level: LogLevel,
+    /// Run in the background once started (log to --log-file, pid in --pid-file).
+    #[arg(long, short = 'd')]
+    pub daemonize: bool,
+    /// Write ferry's pid here while it runs (daemonized: APP_DIR/ferry.PORT.pid).
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// An environment variable for the app, NAME=VALUE; repeat for more.
+    #[arg(long = "envvar", value_name = "NAME=VALUE", value_parser = values::envvar)]
+    pub envvars: Vec<(String, String)>,
+    /// Run app processes as this user (a name or a uid); only when ferry runs as root.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Show error details (why the app cannot start) to clients (default: in development).
+    #[arg(long, overrides_with = "no_friendly_error_pages")]
+    pub friendly_error_pages: bool,
+    /// Never show error details to clients.
+    #[arg(long, overrides_with = "friendly_error_pages")]
+    pub no_friendly_error_pages: bool,
+    /// Where restart.txt and always_restart.txt are watched (default: APP_DIR/tmp).
+    #[arg(long)]
+    pub restart_dir: Option<PathBuf>,
+    /// Files under this directory are served by ferry itself (default: APP_DIR/public).
+    #[arg(long)]
+    pub static_files_dir: Option<PathBuf>,
+    /// Development: restart the app processes when a Python file under APP_DIR changes.
+    #[arg(long)]
+    pub reload: bool,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = 1 << 30, value_parser = values::count::<u64>)]
     pub max_body_size: u64,
     /// Seconds a client has to send a whole request head, from its first byte (then 408).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = values::at_least_one::<u64>)]
     pub header_timeout: u64,
     /// Seconds a request body may stall before the connection is closed.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = values::at_least_one::<u64>)]
     pub body_timeout: u64,
     /// Seconds an idle keep-alive client connection stays open.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = values::at_least_one::<u64>)]
     pub keep_alive_timeout: u64,
     /// Seconds a client may take to accept more of its response before it is dropped.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = values::at_least_one::<u64>)]
     pub send_timeout: u64,
     /// Seconds in-flight requests may run after a stop before app processes are killed.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = values::count::<u64>)]
     pub shutdown_timeout: u64,
+}
+
+impl StartArgs {
+    /// Whether clients see error details: --friendly-error-pages or
+    /// --no-friendly-error-pages, else only in development, as Passenger does.
+    pub fn friendly_error_pages(&self) -> bool {
+        if self.friendly_error_pages {
+            return true;
+        }
+        !self.no_friendly_error_pages && self.environment == "development"
+    }
+}
+
+/// ferry's log levels, with Passenger's numbers (`--log-level 3` is notice) as aliases.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    #[value(alias = "0", alias = "1", alias = "crit")]
+    Error,
+    #[value(alias = "2", alias = "warning")]
+    Warn,
+    #[value(alias = "3")]
+    Notice,
+    #[value(alias = "4")]
+    Info,
+    #[value(alias = "5", alias = "6", alias = "7")]
+    Debug,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

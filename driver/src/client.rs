@@ -351,13 +351,13 @@ impl Server {
         let Some(key) = self.requests.get(&request).copied() else {
             return;
         };
-        let production = self.settings.production;
+        let error_details = self.settings.error_details;
         let detail = match &reason {
             RejectReason::QueueFull => {
                 "every app process is busy and the request queue is full".to_string()
             }
             RejectReason::ShuttingDown => "the server is shutting down".to_string(),
-            RejectReason::SpawnFailing { error } if !production => {
+            RejectReason::SpawnFailing { error } if error_details => {
                 format!("the app cannot start: {error}")
             }
             RejectReason::SpawnFailing { .. } => "the app cannot start at the moment".to_string(),

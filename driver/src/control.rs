@@ -26,7 +26,15 @@ fn select(select: &SelectArgs, registry: &Path) -> Result<Found, (u8, String)> {
             1,
             "no running ferry instance matches --port/--instance".into(),
         )),
-        0 => Err((1, "ferry is not running (no instance found)".into())),
+        0 => Err((
+            1,
+            format!(
+                "ferry is not running (no instance registered in {}; an instance started \
+                 with another --instance-registry-dir or FERRY_INSTANCE_REGISTRY_DIR is found \
+                 with the same one)",
+                registry.display()
+            ),
+        )),
         1 => Ok(found.pop().expect("one instance")),
         _ => {
             let mut text = String::from(

@@ -8,31 +8,54 @@
 
 pub mod admin;
 pub mod app;
+pub mod app_user;
 pub mod backend;
 pub mod buffers;
 pub mod children;
 pub mod cli;
+pub mod cli_values;
 pub mod client;
 pub mod clock;
 pub mod control;
+pub mod daemon;
 pub mod exchange;
 pub mod http;
 pub mod instance;
 pub mod log;
+pub mod passengerfile;
 pub mod proc_stats;
 pub mod server;
+pub mod settings;
 pub mod status_report;
 pub mod tunnel;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 /// Runs the `ferry` command line.
 pub fn main_entry() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let registry = cli.instance_registry_dir.as_deref();
     match cli.command {
-        cli::Command::Start(args) => server::start(args, instance::registry_dir(registry)),
+        cli::Command::Start(args) => {
+            let start_matches = matches
+                .subcommand_matches("start")
+                .expect("start was given");
+            let env = |name: &str| std::env::var(name).ok();
+            match settings::resolve(*args, start_matches, &env) {
+                Ok(resolved) => {
+                    for warning in &resolved.warnings {
+                        eprintln!("ferry: warning: {warning}");
+                    }
+                    server::start(resolved.args, instance::registry_dir(registry))
+                }
+                Err(message) => {
+                    eprintln!("ferry: {message}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         cli::Command::Status(args) => control::status(&args, registry),
         cli::Command::Stop(args) => control::stop(&args, registry),
         cli::Command::Restart(args) => control::restart(&args, registry),

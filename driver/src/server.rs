@@ -84,7 +84,8 @@ pub struct ProxySettings {
     pub body_timeout: Duration,
     /// How long a response may wait for a client that does not read.
     pub send_timeout: Duration,
-    pub production: bool,
+    /// Clients see why the app cannot start (friendly error pages).
+    pub error_details: bool,
 }
 
 pub struct Server {
@@ -105,6 +106,8 @@ pub struct Server {
     pub instance: InstanceDir,
     pub info: InstanceInfo,
     pub loader_path: PathBuf,
+    /// Where app processes make their sockets (see `app_user::process_dir`).
+    pub process_dir: PathBuf,
     pub log: Log,
     pub settings: ProxySettings,
     pub stopping: bool,
@@ -161,6 +164,33 @@ fn flag_error(error: &ferry_engine::ConfigError) -> String {
     }
 }
 
+/// Why ferry cannot listen; for a port in use, which ferry instance holds it when one does.
+fn listen_error(
+    address: &str,
+    port: u16,
+    error: &std::io::Error,
+    registry: &std::path::Path,
+) -> String {
+    if error.kind() != std::io::ErrorKind::AddrInUse {
+        return format!("cannot listen on {address}: {error}");
+    }
+    let holder = crate::instance::find_instances(registry)
+        .into_iter()
+        .find(|found| found.info.port == port);
+    match holder {
+        Some(found) => format!(
+            "cannot listen on {address}: port {port} is already in use by ferry instance {} \
+             (pid {}, app {}); stop it with `ferry stop --port {port}` or choose another --port",
+            found.info.instance, found.info.pid, found.info.app_root
+        ),
+        None => format!(
+            "cannot listen on {address}: port {port} is already in use by another program \
+             (no ferry instance in {} has it); choose another --port",
+            registry.display()
+        ),
+    }
+}
+
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("ferry: {message}");
     ExitCode::from(code)
@@ -168,22 +198,34 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 /// `ferry start`: returns when the server has stopped.
 pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
-    let app = match App::detect(&args) {
+    let mut app = match App::detect(&args) {
         Ok(app) => app,
         Err(message) => return fail(2, &message),
     };
-    if !matches!(args.environment.as_str(), "development" | "production") {
-        return fail(
-            2,
-            &format!(
-                "--environment must be development or production, not '{}'",
-                args.environment
-            ),
-        );
+    match crate::app_user::resolve_here(args.user.as_deref()) {
+        Ok((user, warning)) => {
+            app.user = user;
+            if let Some(warning) = warning {
+                eprintln!("ferry: warning: {warning}");
+            }
+        }
+        Err(message) => return fail(2, &message),
     }
     let config = engine_config(&args, &app);
     if let Err(e) = config.validate() {
         return fail(2, &flag_error(&e));
+    }
+    for (flag, given) in [
+        ("--restart-dir", args.restart_dir.is_some()),
+        ("--static-files-dir", args.static_files_dir.is_some()),
+        ("--reload", args.reload),
+    ] {
+        if given {
+            return fail(2, &format!("{flag} is not available in this build yet"));
+        }
+    }
+    if args.daemonize && !crate::daemon::is_daemon_child() {
+        return crate::daemon::run_in_background(&args, &app.root, &registry);
     }
     let address = match args.address.parse::<std::net::IpAddr>() {
         Ok(ip) => std::net::SocketAddr::new(ip, args.port).to_string(),
@@ -191,12 +233,16 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
     };
     let std_listener = match std::net::TcpListener::bind(&address) {
         Ok(listener) => listener,
-        Err(e) => return fail(1, &format!("cannot listen on {address}: {e}")),
+        Err(e) => return fail(1, &listen_error(&address, args.port, &e, &registry)),
     };
     let port = std_listener
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(args.port);
+    let _pid_file = match args.pid_file.as_deref().map(crate::daemon::PidFile::create) {
+        Some(Err(message)) => return fail(1, &message),
+        created => created.map(Result::ok),
+    };
     match Server::new(args, app, config, std_listener, port, registry) {
         Ok(mut server) => {
             let code = server.run();
@@ -231,12 +277,14 @@ impl Server {
                 registry.display()
             )
         })?;
-        let loader_path = instance.path.join("wsgi_loader.py");
+        let process_dir = crate::app_user::process_dir(&instance.path, app.user.as_ref())
+            .map_err(|e| format!("cannot prepare a directory for --user's processes: {e}"))?;
+        let loader_path = process_dir.join("wsgi_loader.py");
         if matches!(app.kind, AppKind::Wsgi { .. }) {
             std::fs::write(&loader_path, WSGI_LOADER)
                 .map_err(|e| format!("cannot write the WSGI loader: {e}"))?;
         }
-        let log = Log::open(args.log_file.as_deref()).map_err(|e| {
+        let log = Log::open(args.log_file.as_deref(), args.log_level).map_err(|e| {
             format!(
                 "cannot open the log file {}: {e}",
                 args.log_file.as_ref().unwrap().display()
@@ -278,7 +326,7 @@ impl Server {
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
             body_timeout: Duration::from_secs(args.body_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),
-            production: args.environment == "production",
+            error_details: args.friendly_error_pages(),
         };
         let instance_path = instance.path.clone();
         let server = Server {
@@ -298,6 +346,7 @@ impl Server {
             instance,
             info,
             loader_path,
+            process_dir,
             log,
             settings,
             stopping: false,
@@ -324,8 +373,12 @@ impl Server {
             "=============== ferry {} web server started ===============",
             env!("CARGO_PKG_VERSION")
         );
+        let pid_file = args
+            .pid_file
+            .as_ref()
+            .map_or("none".to_string(), |p| p.display().to_string());
         println!(
-            "PID file: none (instance {}, pid {})",
+            "PID file: {pid_file} (instance {}, pid {})",
             self.info.instance, self.info.pid
         );
         println!("Log file: {log_target}");
@@ -551,7 +604,7 @@ impl Server {
     }
 
     fn spawn(&mut self, id: ProcessId) {
-        let spawned = children::spawn(&self.app, &self.instance.path, &self.loader_path, id.0);
+        let spawned = children::spawn(&self.app, &self.process_dir, &self.loader_path, id.0);
         let mut process = match spawned {
             Ok(process) => process,
             Err(e) => {
@@ -661,7 +714,7 @@ impl Server {
             }
         }
         for line in lines {
-            self.log.line(&format!("App {pid} output: {line}"));
+            self.log.app_output(&format!("App {pid} output: {line}"));
         }
     }
 

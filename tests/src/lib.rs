@@ -130,8 +130,21 @@ impl Ferry {
         args: &[S],
         envs: &[(&str, &str)],
     ) -> Ferry {
+        Ferry::start_with(registry, args, envs, None)
+    }
+
+    /// Like [`Ferry::start_in`], run from the directory `cwd` when given.
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        cwd: Option<&Path>,
+    ) -> Ferry {
         let port = free_port();
         let mut command = Command::new(ferry_bin());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         command
             .arg("start")
             .args(args)

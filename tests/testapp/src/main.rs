@@ -22,6 +22,7 @@
 //! * `/sleep?ms=N` → sleeps N ms, then answers the pid
 //! * `/echo` → JSON `{"pid","method","target","version","headers":[[n,v],..],"body_b64"}`
 //! * `/crash` → exit(3) without answering
+//! * `/env/NAME` → the value of the environment variable NAME (404 when unset)
 //! * `/status/N` → status N (200..=599); 204/304 without body
 //! * `/chunked?n=K[&delay_ms=D]` → chunked response of K chunks `chunk <i>\n`
 //!   (D ms between chunks; default K=3)
@@ -440,6 +441,15 @@ fn route(req: &Request, out: &mut Out) -> io::Result<bool> {
             process::exit(3)
         }
         _ => {
+            if let Some(name) = path.strip_prefix(b"/env/") {
+                let value = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| env::var(n).ok());
+                return match value {
+                    Some(value) => respond(out, req, 200, TEXT, value.as_bytes()),
+                    None => respond(out, req, 404, TEXT, b"unset\n"),
+                };
+            }
             if let Some(code) = path.strip_prefix(b"/status/") {
                 let code = std::str::from_utf8(code)
                     .ok()
