@@ -29,6 +29,9 @@ pub enum Phase {
     /// The app switched protocols: bytes flow both ways between the client and `backend`
     /// until either side closes.
     Tunnel { request: RequestId, backend: usize },
+    /// Answering from a static file (`static_serve`): the rest of the file goes out as the
+    /// client takes it, then the connection is kept if `keep_alive`.
+    Static { keep_alive: bool },
     /// Nothing more to read; close once the output is written.
     Closing,
 }
@@ -48,6 +51,8 @@ pub struct Client {
     /// Reading stopped at the pipelining limit: bytes may wait in the socket with no event
     /// to announce them.
     pub stalled: bool,
+    /// The part of a static file still to send, in [`Phase::Static`].
+    pub static_body: Option<crate::static_files::FileRange>,
 }
 
 impl Server {
@@ -78,6 +83,7 @@ impl Server {
             deadline: None,
             eof: false,
             stalled: false,
+            static_body: None,
         })));
         self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
     }
@@ -130,7 +136,7 @@ impl Server {
             if let Phase::Tunnel { backend, .. } = client.phase {
                 return self.tunnel_from_client(key, backend, matches!(result, ReadResult::Full));
             }
-            if let Phase::Submitted { .. } = client.phase {
+            if let Phase::Submitted { .. } | Phase::Static { .. } = client.phase {
                 client.stalled = matches!(result, ReadResult::Full);
                 if client.eof {
                     // Gone while its request waited or ran: free the queue slot or the process.
@@ -193,6 +199,10 @@ impl Server {
             }
             ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
             ReadOutcome::Ready(parsed) => {
+                let Some(parsed) = self.serve_static(key, parsed) else {
+                    return;
+                };
+                let client = self.client(key).expect("client exists");
                 client.pending = Some(parsed);
                 client.response_started = false;
                 self.set_deadline(key, None);
@@ -239,6 +249,7 @@ impl Server {
             // The client took some output: the app's response may flow again.
             self.resume_backend(backend);
         }
+        self.refill_static(key);
     }
 
     /// The response to the current request is complete: on to the next request, or close.

@@ -23,6 +23,8 @@ pub struct ParsedRequest {
     pub keep_alive: bool,
     pub method: Vec<u8>,
     pub version: Version,
+    /// What a static file answer needs, for a GET or HEAD.
+    pub static_request: Option<crate::static_files::StaticRequest>,
 }
 
 /// A request body in an anonymous temporary file of the instance directory.
@@ -168,6 +170,10 @@ impl RequestReader {
             keep_alive: state.head.keep_alive,
             method: state.head.method(&state.head_bytes).to_vec(),
             version: state.head.version,
+            static_request: crate::static_files::StaticRequest::from_head(
+                &state.head,
+                &state.head_bytes,
+            ),
         })
     }
 }

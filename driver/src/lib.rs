@@ -24,8 +24,11 @@ pub mod instance;
 pub mod log;
 pub mod passengerfile;
 pub mod proc_stats;
+pub mod reload;
 pub mod server;
 pub mod settings;
+pub mod static_files;
+pub mod static_serve;
 pub mod status_report;
 pub mod tunnel;
 

@@ -119,6 +119,10 @@ pub struct Server {
     /// connection per round, and the app processes it wakes run after ferry has handled
     /// everything that was ready, not in the middle of it.
     pub pending_flushes: Vec<Flush>,
+    /// Files answered by ferry itself: `--static-files-dir`, else `APP_DIR/public`.
+    pub static_dir: Option<crate::static_files::StaticDir>,
+    /// Looks for `tmp/restart.txt` and, with `--reload`, the app's Python files.
+    pub watcher: crate::reload::Watcher,
     /// Client connections with a deadline, by deadline.
     pub deadlines: std::collections::BTreeSet<(std::time::Instant, usize)>,
 }
@@ -214,15 +218,6 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
     let config = engine_config(&args, &app);
     if let Err(e) = config.validate() {
         return fail(2, &flag_error(&e));
-    }
-    for (flag, given) in [
-        ("--restart-dir", args.restart_dir.is_some()),
-        ("--static-files-dir", args.static_files_dir.is_some()),
-        ("--reload", args.reload),
-    ] {
-        if given {
-            return fail(2, &format!("{flag} is not available in this build yet"));
-        }
     }
     if args.daemonize && !crate::daemon::is_daemon_child() {
         return crate::daemon::run_in_background(&args, &app.root, &registry);
@@ -328,7 +323,26 @@ impl Server {
             send_timeout: Duration::from_secs(args.send_timeout),
             error_details: args.friendly_error_pages(),
         };
+        let static_dir = match &args.static_files_dir {
+            Some(dir) => Some(crate::static_files::StaticDir::open(dir).ok_or_else(|| {
+                format!(
+                    "--static-files-dir {} is not a directory; give one that exists",
+                    dir.display()
+                )
+            })?),
+            None => crate::static_files::StaticDir::open(&app.root.join("public")),
+        };
         let instance_path = instance.path.clone();
+        let restart_dir = args
+            .restart_dir
+            .clone()
+            .unwrap_or_else(|| app.root.join("tmp"));
+        let watcher = crate::reload::Watcher::new(
+            &restart_dir,
+            &app.root,
+            args.reload,
+            std::time::Instant::now(),
+        );
         let server = Server {
             poll,
             engine,
@@ -352,6 +366,8 @@ impl Server {
             stopping: false,
             shutdown_complete: false,
             deadlines: Default::default(),
+            watcher,
+            static_dir,
             pending_flushes: Vec::new(),
             spill_dir: std::sync::Arc::from(instance_path.as_path()),
         };
@@ -473,8 +489,9 @@ impl Server {
             .deadlines
             .first()
             .map(|(at, _)| at.saturating_duration_since(now));
+        let watcher = Some(self.watcher.next_check().saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
-        [engine, probe, deadline]
+        [engine, probe, deadline, watcher]
             .into_iter()
             .flatten()
             .min()
@@ -498,6 +515,14 @@ impl Server {
             .collect();
         for id in due {
             self.probe(id);
+        }
+        if let Some(reason) = self.watcher.check(now) {
+            if !self.stopping {
+                self.log
+                    .line(&format!("Restarting the app processes: {reason}"));
+                self.inputs
+                    .push_back(Input::RestartGroup { group: self.group });
+            }
         }
         while let Some(&(at, key)) = self.deadlines.first() {
             if at > now {
