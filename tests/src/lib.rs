@@ -660,10 +660,21 @@ pub struct Finished {
 /// Runs `ferry <args>` with `--instance-registry-dir registry`, waiting (bounded) for it to
 /// exit. A command that does not exit in `limit` is killed and the test fails.
 pub fn run_ferry(args: &[&str], registry: &Path, limit: Duration) -> Finished {
+    run_ferry_with_env(args, &[], registry, limit)
+}
+
+/// [`run_ferry`] with extra environment variables.
+pub fn run_ferry_with_env(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    registry: &Path,
+    limit: Duration,
+) -> Finished {
     let mut child = Command::new(ferry_bin())
         .args(args)
         .arg("--instance-registry-dir")
         .arg(registry)
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
