@@ -211,6 +211,7 @@ impl Server {
                             memory_bytes: pid
                                 .and_then(crate::proc_stats::memory_bytes)
                                 .unwrap_or(0),
+                            rss_bytes: pid.and_then(crate::proc_stats::rss_bytes).unwrap_or(0),
                             last_used_s: secs(now.saturating_since(p.last_used)),
                         }
                     })

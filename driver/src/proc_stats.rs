@@ -2,8 +2,37 @@
 
 use std::time::Duration;
 
-/// Resident memory in bytes.
+/// The process's memory, as Passenger measures it: its private dirty pages plus its swap,
+/// in bytes. This is what the process alone costs the machine; its resident set also counts
+/// shared libraries and clean file pages the system can drop. The one measure of "how much
+/// memory an app process uses": `ferry status` shows it, and limits on it use it too.
 pub fn memory_bytes(pid: u32) -> Option<u64> {
+    // smaps_rollup (Linux 4.14+) sums every mapping; smaps is the same per mapping.
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/smaps")))
+        .ok()?;
+    private_dirty_and_swap_bytes(&text)
+}
+
+/// Sums the `Private_Dirty:` and `Swap:` lines (in kB) of smaps text.
+fn private_dirty_and_swap_bytes(smaps: &str) -> Option<u64> {
+    let mut total_kib = 0u64;
+    let mut seen = false;
+    for line in smaps.lines() {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if name == "Private_Dirty" || name == "Swap" {
+            let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            total_kib += kib;
+            seen = true;
+        }
+    }
+    seen.then_some(total_kib * 1024)
+}
+
+/// Resident memory (RSS) in bytes: shared pages included.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(resident_pages * rustix::param::page_size() as u64)
@@ -29,5 +58,31 @@ pub fn cpu_percent(pid: u32, uptime: Duration) -> f64 {
             (cpu.as_secs_f64() / uptime.as_secs_f64() * 100.0).round()
         }
         _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dirty_plus_swap_from_smaps_text() {
+        let rollup = "55fa7d072000-7ffcb68d9000 ---p 00000000 00:00 0   [rollup]\n\
+                      Rss:                1764 kB\n\
+                      Private_Clean:        40 kB\n\
+                      Private_Dirty:       116 kB\n\
+                      Swap:                 10 kB\n\
+                      SwapPss:               4 kB\n";
+        assert_eq!(private_dirty_and_swap_bytes(rollup), Some(126 * 1024));
+        let two_mappings = "Private_Dirty: 1 kB\nSwap: 0 kB\nPrivate_Dirty: 2 kB\nSwap: 3 kB\n";
+        assert_eq!(private_dirty_and_swap_bytes(two_mappings), Some(6 * 1024));
+        assert_eq!(private_dirty_and_swap_bytes("Rss: 5 kB\n"), None);
+    }
+
+    #[test]
+    fn this_process_uses_less_private_memory_than_its_resident_set() {
+        let pid = std::process::id();
+        let (memory, rss) = (memory_bytes(pid).unwrap(), rss_bytes(pid).unwrap());
+        assert!(memory > 0 && memory < rss, "{memory} vs {rss}");
     }
 }

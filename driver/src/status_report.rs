@@ -42,7 +42,11 @@ pub struct ProcessReport {
     pub processed: u64,
     pub uptime_s: f64,
     pub cpu_percent: f64,
+    /// Private dirty memory plus swap, as passenger-status shows (`proc_stats::memory_bytes`).
     pub memory_bytes: u64,
+    /// The resident set, shared pages included.
+    #[serde(default)]
+    pub rss_bytes: u64,
     pub last_used_s: f64,
 }
 

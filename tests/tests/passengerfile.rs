@@ -46,13 +46,19 @@ fn command_line_then_environment_then_file_then_defaults() {
     assert_eq!(status["max_pool_size"], 5, "the environment beats the file");
     assert_eq!(group["min_instances"], 1, "the command line beats both");
     assert_eq!(group["max_request_queue_size"], 9, "FERRY_ as PASSENGER_");
-    assert_eq!(group["environment"], "staging", "the file beats the default");
+    assert_eq!(
+        group["environment"], "staging",
+        "the file beats the default"
+    );
     assert_eq!(get(ferry.addr(), "/env/FROM_FILE").unwrap().text(), "file");
     assert_eq!(
         get(ferry.addr(), "/env/OVERRIDDEN").unwrap().text(),
         "command line"
     );
-    assert_eq!(get(ferry.addr(), "/env/RAILS_ENV").unwrap().text(), "staging");
+    assert_eq!(
+        get(ferry.addr(), "/env/RAILS_ENV").unwrap().text(),
+        "staging"
+    );
     ferry.wait_output("`sticky_sessions` is not supported by ferry", LIMIT);
     ferry.wait_output("unknown key `colour`", LIMIT);
 }
