@@ -19,7 +19,6 @@ pub mod clock;
 pub mod control;
 pub mod daemon;
 pub mod exchange;
-pub mod http;
 pub mod instance;
 pub mod log;
 pub mod passengerfile;
@@ -31,6 +30,9 @@ pub mod static_files;
 pub mod static_serve;
 pub mod status_report;
 pub mod tunnel;
+
+/// The HTTP layer, a crate of its own (`ferry-http`), under the name the driver's modules use.
+pub use ferry_http as http;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

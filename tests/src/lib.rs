@@ -968,7 +968,7 @@ impl RecordingApp {
 }
 
 /// Latin-1 text to bytes and base64 decoding, shared with the corpus support.
-pub use ferry::http::corpus::{base64_decode, latin1_bytes};
+pub use ferry_http::corpus::{base64_decode, latin1_bytes};
 
 /// A response as read off a raw connection.
 #[derive(Debug, Clone)]

@@ -14,31 +14,30 @@
 //! origin-form with its authority as Host, and HTTP/1.1 towards the app.
 //!
 //! Cases that differ by design are listed with one line of reason each: the parser's list
-//! (`driver/src/http/corpus_deviations.txt`, read at run time) and the proxy's own
+//! (`http/src/corpus_deviations.txt`, read at run time) and the proxy's own
 //! (`tests/corpus_deviations.txt`). The test fails on any other mismatch and on a listed case
 //! that now matches.
 //!
 //! gunicorn accepts HTTP/1.1 requests without Host, which ferry refuses (RFC 9112 §3.2). So
 //! that this refusal hides nothing a case was written to test, a case with such requests is
-//! also sent with a Host line added to each of them ([`ferry::http::corpus::with_host`]) and
+//! also sent with a Host line added to each of them ([`ferry_http::corpus::with_host`]) and
 //! judged on that: a case gunicorn refuses must still be refused, and a case that then
 //! matches gunicorn is listed as differing only by the Host rule
-//! ([`ferry::http::corpus::HOST_RULE`]). The corpus, the lists and that judging are shared
-//! with the parser's corpus test (`ferry::http::corpus`, the driver's `corpus` feature).
+//! ([`ferry_http::corpus::HOST_RULE`]). The corpus, the lists and that judging are shared
+//! with the parser's corpus test (`ferry_http::corpus`, the driver's `corpus` feature).
 
-use ferry::http::corpus::{
+use ferry_e2e::{repo_root, wait_for, RawConn, Record, RecordingApp};
+use ferry_http::corpus::{
     failure, load_cases, read_deviations, unknown_deviations, verdict, Case, Expectation,
     ParsedRequest,
 };
-use ferry_e2e::{repo_root, wait_for, RawConn, Record, RecordingApp};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// The deviations lists, as failure messages name them.
-const DEVIATIONS_LISTS: &str =
-    "driver/src/http/corpus_deviations.txt or tests/corpus_deviations.txt";
+const DEVIATIONS_LISTS: &str = "http/src/corpus_deviations.txt or tests/corpus_deviations.txt";
 
 /// Fields ferry never forwards (hop-by-hop ones, Expect, forwarding claims, `Proxy`), and the
 /// framing fields it replaces with its own Content-Length.
@@ -152,7 +151,7 @@ fn at_the_app(parsed: &ParsedRequest) -> AtTheApp {
 }
 
 fn show(bytes: &[u8]) -> String {
-    ferry::http::corpus::show(bytes, 80)
+    ferry_http::corpus::show(bytes, 80)
 }
 
 fn show_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> String {
@@ -371,8 +370,7 @@ fn check(case: &Case, outcome: &Outcome) -> Result<(), String> {
 #[ignore = "needs FERRY_GUNICORN_CORPUS, the corpus directory; run with --ignored"]
 fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
     let cases = load_cases();
-    let parser_deviations =
-        read_deviations(&repo_root().join("driver/src/http/corpus_deviations.txt"));
+    let parser_deviations = read_deviations(&repo_root().join("http/src/corpus_deviations.txt"));
     let proxy_deviations = read_deviations(&repo_root().join("tests/corpus_deviations.txt"));
     let mut failures = Vec::new();
     for name in proxy_deviations
@@ -386,7 +384,7 @@ fn gunicorn_corpus_through_ferry_reaches_the_app_as_gunicorn_parses_it() {
     failures.extend(unknown_deviations(
         &cases,
         parser_deviations.keys(),
-        "driver/src/http/corpus_deviations.txt",
+        "http/src/corpus_deviations.txt",
     ));
     failures.extend(unknown_deviations(
         &cases,

@@ -832,14 +832,14 @@ fn an_upgrade_the_app_declines_stays_plain_http() {
 const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 
 /// What the other-user checks need: root (to switch to `nobody`), a copy of `ferry` that
-/// `nobody` can run, and a registry it can read. `None` (the checks are skipped, saying so)
-/// when not root.
-fn as_nobody_setup(ferry: &Ferry) -> Option<(ferry_e2e::tempdir::TempDir, std::path::PathBuf)> {
+/// `nobody` can run, and a registry it can read. Without root the checks fail, saying so: a
+/// check that cannot run is not a pass.
+fn as_nobody_setup(ferry: &Ferry) -> (ferry_e2e::tempdir::TempDir, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipping the other-user checks: they need root to run a command as nobody");
-        return None;
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the other-user checks need root (to run a command as nobody): run the tests as root"
+    );
     let bin = ferry_e2e::tempdir::TempDir::new("ferry-bin");
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(
@@ -849,18 +849,23 @@ fn as_nobody_setup(ferry: &Ferry) -> Option<(ferry_e2e::tempdir::TempDir, std::p
     .unwrap();
     let copy = bin.path().join("ferry");
     std::fs::copy(ferry_e2e::ferry_bin(), &copy).expect("copy ferry");
-    let version = Command::new("setpriv")
-        .args(NOBODY)
-        .arg(&copy)
-        .arg("--version")
-        .output()
-        .expect("setpriv (util-linux) is needed to run a command as another user");
+    // A child that another test thread forks while the copy is still open for writing holds
+    // that descriptor until it execs, and exec of the copy fails with ETXTBSY meanwhile.
+    let version = wait_for("the copy of ferry to be free to run", LIMIT, || {
+        let output = Command::new("setpriv")
+            .args(NOBODY)
+            .arg(&copy)
+            .arg("--version")
+            .output()
+            .expect("setpriv (util-linux) is needed to run a command as another user");
+        (!String::from_utf8_lossy(&output.stderr).contains("Text file busy")).then_some(output)
+    });
     assert!(
         version.status.success(),
         "nobody cannot run ferry: {}",
         String::from_utf8_lossy(&version.stderr)
     );
-    Some((bin, copy))
+    (bin, copy)
 }
 
 /// `ferry status --json` run as `nobody`.
@@ -946,9 +951,7 @@ fn the_admin_socket_is_private_and_refuses_other_users() {
     };
     assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     assert_eq!(mode(&socket), 0o600, "{}", socket.display());
-    let Some((_bin, copy)) = as_nobody_setup(&ferry) else {
-        return;
-    };
+    let (_bin, copy) = as_nobody_setup(&ferry);
 
     // The 0700 instance directory hides the server from other users.
     let out = status_as_nobody(&copy, ferry.registry.path());
@@ -990,9 +993,7 @@ fn the_admin_socket_is_private_and_refuses_other_users() {
 fn ferry_status_run_by_another_user_reports_the_refusal() {
     let ferry = Ferry::start_testapp(&["--min-instances", "1"], &[]);
     ferry.wait_ready(1, LIMIT);
-    let Some((_bin, copy)) = as_nobody_setup(&ferry) else {
-        return;
-    };
+    let (_bin, copy) = as_nobody_setup(&ferry);
     let out = opened_up(&ferry, || status_as_nobody(&copy, ferry.registry.path()));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

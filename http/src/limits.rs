@@ -34,7 +34,7 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Heads are addressed with `u32` offsets ([`crate::http::Span`]); clamping keeps any
+    /// Heads are addressed with `u32` offsets ([`crate::Span`]); clamping keeps any
     /// configured limit inside that range instead of overflowing silently.
     pub(crate) fn clamped(self) -> Self {
         const MAX_HEAD_PART_BYTES: usize = (u32::MAX / 4) as usize;

@@ -6,7 +6,7 @@ use super::split_feeding::{body_every_way, request_every_way, response_every_way
 use super::*;
 
 /// Pieces that put every tricky byte and token next to every rule.
-const HEAD_FRAGMENTS: &[&[u8]] = &[
+pub(super) const HEAD_FRAGMENTS: &[&[u8]] = &[
     b"GET",
     b"POST",
     b"HEAD",
@@ -84,7 +84,7 @@ const BODY_FRAGMENTS: &[&[u8]] = &[
     b"\"",
 ];
 
-const REQUEST_SEEDS: &[&[u8]] = &[
+pub(super) const REQUEST_SEEDS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
     b"POST /p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
     b"PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
@@ -106,7 +106,7 @@ const BODY_SEEDS: &[&[u8]] = &[
 
 /// Either pieces strung together, or a valid seed with a few random edits (insert a piece,
 /// drop a byte range, cut the end); about a quarter of the seeds stay intact.
-fn random_input(random: &mut Lcg, seeds: &[&[u8]], fragments: &[&[u8]]) -> Vec<u8> {
+pub(super) fn random_input(random: &mut Lcg, seeds: &[&[u8]], fragments: &[&[u8]]) -> Vec<u8> {
     let pick = |random: &mut Lcg| fragments[random.below(fragments.len())];
     if random.below(3) == 0 {
         let count = random.below(20) + 1;

@@ -6,12 +6,13 @@
 //! Checks: nothing panics; the whole input and the same input in pieces give the same
 //! requests and the same ending; and every request ferry would forward parses again (with
 //! ferry's own parser) as exactly one request, same method, Content-Length framing of exactly
-//! the de-chunked body, and no byte left over: no forwarded request can smuggle another.
+//! the de-chunked body, and no byte left over: no forwarded request can smuggle another; and
+//! httparse reads every head ferry accepts the same way (`ferry_http::oracle`).
 #![no_main]
 
 mod common;
 
-use ferry::http::{
+use ferry_http::{
     write_request_head, BodyFraming, BodyReader, HttpError, Limits, RequestHead, RequestParser,
     TargetForm,
 };
@@ -75,6 +76,7 @@ fn run(input: &[u8], pieces: &[usize], limits: Limits) -> Connection {
                     "head_len {}",
                     head.head_len
                 );
+                ferry_http::oracle::assert_httparse_agrees(&buf, &head);
                 let head_bytes: Vec<u8> = buf.drain(..head.head_len).collect();
                 let reader = BodyReader::for_request(head.framing, &limits);
                 body = Some(Body {

@@ -1,7 +1,10 @@
-//! HTTP/1.1 parsing and framing for the proxy.
+//! # ferry-http
 //!
-//! Everything here is pure: byte slices in, parsed heads / framing decisions / bytes to send
-//! out. The event loop owns the sockets and buffers and calls into this module.
+//! ferry's HTTP/1.1 layer: parsing and framing for the reverse proxy, as a crate of its own so
+//! that the proxy (the `ferry` driver), its fuzz targets (`fuzz/`) and the corpus tests use the
+//! same code through one public API. Everything here is pure: byte slices in, parsed heads /
+//! framing decisions / bytes to send out. The driver's event loop owns the sockets and buffers
+//! and calls into this crate.
 //!
 //! The parsers are strict on purpose. ferry sits in front of application servers with their
 //! own (often lenient) HTTP parsers, so any message ferry and the app could frame differently
@@ -16,6 +19,11 @@
 //! - [`forward`]: builders for the head ferry sends to the app and the one sent to the client.
 //! - [`error_page`]: ferry's own small HTML error responses.
 //! - `fields`, `chars`, `message`: the field-line grammar, byte classes and shared types.
+//!
+//! Test support, never in the binary: `corpus` (feature `corpus`: gunicorn's request corpus,
+//! run when `FERRY_GUNICORN_CORPUS` names it) and `oracle` (feature `oracle`: httparse as a
+//! differential oracle, which is also where the reason ferry does not tokenize with httparse
+//! is written down, with its measurement).
 
 pub mod body;
 mod chars;
@@ -56,6 +64,12 @@ mod response_tests;
 
 #[cfg(test)]
 mod forward_tests;
+
+#[cfg(test)]
+mod httparse_oracle_tests;
+
+#[cfg(any(test, feature = "oracle"))]
+pub mod oracle;
 
 #[cfg(any(test, feature = "corpus"))]
 pub mod corpus;

@@ -40,8 +40,8 @@ pub fn plan(data: &[u8]) -> Option<Plan<'_>> {
 
 /// Limits generous enough for anything ferry itself writes (it adds a few fields to what it
 /// accepted), for parsing ferry's output again.
-pub fn relaxed_limits() -> ferry::http::Limits {
-    ferry::http::Limits {
+pub fn relaxed_limits() -> ferry_http::Limits {
+    ferry_http::Limits {
         max_request_line_bytes: 1 << 20,
         max_field_line_bytes: 1 << 20,
         max_field_section_bytes: 1 << 22,
@@ -51,8 +51,8 @@ pub fn relaxed_limits() -> ferry::http::Limits {
 }
 
 /// Small limits, so that short inputs reach every limit.
-pub fn small_limits() -> ferry::http::Limits {
-    ferry::http::Limits {
+pub fn small_limits() -> ferry_http::Limits {
+    ferry_http::Limits {
         max_request_line_bytes: 64,
         max_field_line_bytes: 48,
         max_field_section_bytes: 160,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: driver/fuzz/run.sh [SECONDS]
+# Usage: http/fuzz/run.sh [SECONDS]
 #
 # Bounded fuzzing of ferry's HTTP layer: installs cargo-fuzz if missing, seeds the corpora
 # (gunicorn's request corpus, when it sits next to the repository as ../shared/corpora), replays

@@ -10,7 +10,7 @@
 
 mod common;
 
-use ferry::http::{
+use ferry_http::{
     write_response_head, BodyReader, BodyRelay, ClientSide, HttpError, Limits, ResponseFraming,
     ResponseParser, Version,
 };
