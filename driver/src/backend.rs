@@ -83,6 +83,11 @@ pub struct Backend {
     /// closed it meanwhile, so the request is retried once on a new connection.
     pub reused: bool,
     pub got_bytes: bool,
+    /// Some byte of the current request was written to the app.
+    pub sent_bytes: bool,
+    /// The connection was reset (or the app closed it as ferry wrote): the app did not read
+    /// everything ferry sent, so it did not get the whole request.
+    pub reset: bool,
     /// The connection is established: until then a failure means the process refused it,
     /// and nothing of the request reached the app.
     pub connected: bool,
@@ -92,6 +97,31 @@ pub struct Backend {
     pub tunnel: bool,
     /// A request body on disk still to send after `out`: the file and the next offset.
     pub body_file: Option<(crate::exchange::SpilledBody, u64)>,
+}
+
+impl Backend {
+    /// Whether the app cannot have acted on the current request: no response byte came, and
+    /// the connection never opened, carried nothing of the request yet, or was reset (the app
+    /// closed it with request bytes unread — a listener that dies resets the connections it
+    /// had not accepted).
+    fn undelivered(&self) -> bool {
+        !self.got_bytes && (!self.connected || !self.sent_bytes || self.reset)
+    }
+
+    /// A reused keep-alive connection the app closed cleanly before any response byte: most
+    /// likely it closed the idle connection as ferry wrote (an app closes idle connections,
+    /// not ones it answers on), but it may have read the request and died.
+    fn closed_as_reused(&self) -> bool {
+        self.reused && !self.got_bytes && !self.undelivered()
+    }
+}
+
+fn is_reset(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        error.kind(),
+        K::ConnectionReset | K::BrokenPipe | K::ConnectionRefused | K::ConnectionAborted
+    )
 }
 
 impl Server {
@@ -117,13 +147,11 @@ impl Server {
         process: ProcessId,
         allow_reuse: bool,
     ) {
-        let reused = allow_reuse
-            .then(|| {
-                self.children
-                    .get_mut(&process)
-                    .and_then(|c| c.idle_backends.pop())
-            })
-            .flatten();
+        let reused = if allow_reuse {
+            self.open_idle_backend(process)
+        } else {
+            None
+        };
         let backend_key = match reused {
             Some(backend_key) => backend_key,
             None => match self.connect_backend(process) {
@@ -154,9 +182,31 @@ impl Server {
         backend.relay = Some(relay);
         backend.reused = reused.is_some();
         backend.got_bytes = false;
+        backend.sent_bytes = false;
+        backend.reset = false;
         self.flush_backend(backend_key);
         // An idle connection gets no new event for bytes the app sent meanwhile (a close).
         self.read_backend(backend_key, false);
+    }
+
+    /// An idle keep-alive connection to the process that the app has not closed meanwhile;
+    /// closed ones are dropped. (A process that exits closes them all.)
+    fn open_idle_backend(&mut self, process: ProcessId) -> Option<usize> {
+        loop {
+            let key = self.children.get_mut(&process)?.idle_backends.pop()?;
+            let Some(backend) = self.backend(key) else {
+                continue;
+            };
+            let mut probe = Vec::new();
+            let open = matches!(
+                read_into(&mut backend.stream, &mut probe, 1, true),
+                ReadResult::Open
+            ) && probe.is_empty();
+            if open {
+                return Some(key);
+            }
+            self.close_backend(key);
+        }
     }
 
     fn connect_backend(&mut self, process: ProcessId) -> std::io::Result<usize> {
@@ -181,6 +231,8 @@ impl Server {
             relay: None,
             reused: false,
             got_bytes: false,
+            sent_bytes: false,
+            reset: false,
             connected: matches!(addr, BackendAddr::Unix(_)),
             paused: false,
             tunnel: false,
@@ -196,7 +248,11 @@ impl Server {
             }
         }
         if event.is_error() {
-            let error = self.backend(key).and_then(|b| b.stream.take_error());
+            let Some(backend) = self.backend(key) else {
+                return;
+            };
+            let error = backend.stream.take_error();
+            backend.reset |= error.as_ref().is_some_and(is_reset);
             let text = error.map_or("connection error".to_string(), |e| e.to_string());
             return self.backend_broken(key, &text);
         }
@@ -219,7 +275,11 @@ impl Server {
             return;
         };
         loop {
-            if let Err(e) = backend.out.flush_to(&mut backend.stream) {
+            let before = backend.out.pending();
+            let flushed = backend.out.flush_to(&mut backend.stream);
+            backend.sent_bytes |= backend.out.pending() < before;
+            if let Err(e) = flushed {
+                backend.reset |= is_reset(&e);
                 return self.backend_broken(key, &e.to_string());
             }
             if !backend.out.is_empty() {
@@ -286,6 +346,8 @@ impl Server {
             drain,
         );
         backend.got_bytes |= !backend.inbuf.is_empty();
+        // A socket read fails only on a reset: the app closed with unread request bytes.
+        backend.reset |= matches!(result, ReadResult::Failed);
         let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
             Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
             _ => return,
@@ -350,6 +412,22 @@ impl Server {
         }
     }
 
+    /// Reads what a process that has exited left in its connections (its child entry is gone
+    /// already, so a connection found broken does not look for the exit again).
+    pub fn drain_backends_of(&mut self, process: ProcessId) {
+        let keys: Vec<usize> = self
+            .entries
+            .iter()
+            .filter_map(|(key, entry)| match entry {
+                Entry::Backend(b) if b.process == process && b.exchange.is_some() => Some(key),
+                _ => None,
+            })
+            .collect();
+        for key in keys {
+            self.read_backend(key, true);
+        }
+    }
+
     /// The client drained its output: read more of the app's response.
     pub fn resume_backend(&mut self, key: usize) {
         if self
@@ -398,29 +476,40 @@ impl Server {
             return;
         };
         let exchange = backend.exchange.take();
-        let (reused, got_bytes, process) = (backend.reused, backend.got_bytes, backend.process);
+        let (reused, process) = (backend.reused, backend.process);
+        let (undelivered, closed_as_reused) = (backend.undelivered(), backend.closed_as_reused());
         let connected = backend.connected;
         self.close_backend(key);
         let Some((client_key, request)) = exchange else {
             return;
         };
+        let mut retry = undelivered;
         if let Some(client) = self.client(client_key) {
             if let Phase::Submitted { backend, .. } = &mut client.phase {
                 *backend = None;
             }
+            // Once per request: a request that kills the app on every try costs one more
+            // process, not the pool.
+            retry |= closed_as_reused && !std::mem::replace(&mut client.retried, true);
         }
-        if !connected {
+        if retry {
+            let alive = self
+                .children
+                .get_mut(&process)
+                .is_some_and(|c| !c.process.has_exited());
+            if reused && connected && alive {
+                // The app may have closed an idle keep-alive connection as ferry reused it
+                // (its keep-alive timeout): a fresh connection tells whether it still serves.
+                return self.send_to_process(client_key, request, process, false);
+            }
+            // Dying or broken: the engine gives the request to another process, and hears of
+            // the refusal before the exit, so that the exit does not fail the request.
             return self.bounce(request, process);
         }
         if self.reap_if_exited(process) {
             // The process died under the request: the engine fails it (502 or a cut
             // connection) and sends no more requests there.
             return;
-        }
-        if reused && !got_bytes {
-            // The app closed an idle keep-alive connection as we reused it: nothing reached
-            // it, so sending again on a fresh connection is safe.
-            return self.send_to_process(client_key, request, process, false);
         }
         if self.client(client_key).is_some_and(|c| c.response_started) {
             // Part of a response went out: the client must see it cut, not a complete one.
@@ -435,12 +524,13 @@ impl Server {
         self.backend_failed_before_response(client_key, request, why);
     }
 
-    /// The process refused the connection: nothing reached the app, so the engine sends the
-    /// request elsewhere (and stops the process, which is dying or broken).
+    /// The connection failed before the app could have acted on the request: nothing reached
+    /// it, so the request can go elsewhere.
     fn bounce(&mut self, request: RequestId, process: ProcessId) {
         let pid = self.children.get(&process).map_or(0, |c| c.process.pid);
         self.log.line(&format!(
-            "App process {pid} refused a connection; its request goes to another process"
+            "App process {pid} refused or dropped a connection before reading its request; \
+             the request goes to another process"
         ));
         self.inputs.push_back(Input::ProcessRefused { request });
         self.reap_if_exited(process);

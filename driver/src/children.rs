@@ -138,13 +138,18 @@ pub fn spawn(
         .process_group(0);
     let parent = rustix::process::getpid();
     // SAFETY: between fork and exec only async-signal-safe system calls run here (prctl,
-    // getppid, _exit), and nothing allocates or takes a lock.
+    // getppid), and nothing allocates or takes a lock. An error returned here makes the
+    // standard library's child report it to the parent and `_exit`: `std::process::exit`
+    // would run exit handlers and flush stdio buffers copied from ferry, unsafe after fork.
     unsafe {
         command.pre_exec(move || {
             // If ferry dies, even by SIGKILL, the app dies with it: no orphaned app processes.
             rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
             if rustix::process::getppid() != Some(parent) {
-                std::process::exit(1); // ferry died before the signal was armed
+                // ferry died before the signal was armed: nobody would supervise the app.
+                return Err(std::io::Error::from_raw_os_error(
+                    rustix::io::Errno::SRCH.raw_os_error(),
+                ));
             }
             Ok(())
         });
@@ -197,6 +202,11 @@ impl AppProcess {
         // The group may hold processes the app started: they go with it.
         let _ = rustix::process::kill_process_group(pid_of(self.pid), Signal::KILL);
         Some(describe_exit(status))
+    }
+
+    /// Whether the process has exited (it stays reapable by [`AppProcess::reap`]).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     pub fn pidfd_raw(&self) -> i32 {

@@ -53,6 +53,9 @@ pub struct Client {
     pub stalled: bool,
     /// The part of a static file still to send, in [`Phase::Static`].
     pub static_body: Option<crate::static_files::FileRange>,
+    /// The current request was sent once more after the app closed a reused connection
+    /// without answering (see `Backend::closed_as_reused`).
+    pub retried: bool,
 }
 
 impl Server {
@@ -84,6 +87,7 @@ impl Server {
             eof: false,
             stalled: false,
             static_body: None,
+            retried: false,
         })));
         self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
     }
@@ -205,6 +209,7 @@ impl Server {
                 let client = self.client(key).expect("client exists");
                 client.pending = Some(parsed);
                 client.response_started = false;
+                client.retried = false;
                 self.set_deadline(key, None);
                 let request = self.submit_request(key);
                 let client = self.client(key).expect("client exists");

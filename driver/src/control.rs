@@ -66,6 +66,22 @@ pub fn admin_request(socket: &Path, command: &str) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// Whether the server accepted an admin command (`{"ok":true}`); else what it said instead.
+fn accepted(reply: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(reply).trim().to_string();
+    match serde_json::from_slice::<serde_json::Value>(reply) {
+        Ok(value) if value["ok"] == true => Ok(()),
+        Ok(value) => match value["error"].as_str() {
+            Some(error) => Err(error.to_string()),
+            None => Err(text),
+        },
+        Err(_) if text.is_empty() => {
+            Err("the server closed the connection without answering".into())
+        }
+        Err(_) => Err(text),
+    }
+}
+
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("ferry: {message}");
     ExitCode::from(code)
@@ -113,11 +129,24 @@ pub fn stop(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
         Ok(found) => found,
         Err((code, message)) => return fail(code, &message),
     };
-    if let Err(e) = admin_request(&found.socket, "stop") {
-        return fail(
-            1,
-            &format!("cannot reach the instance on port {}: {e}", found.info.port),
-        );
+    match admin_request(&found.socket, "stop") {
+        Ok(reply) => {
+            if let Err(refusal) = accepted(&reply) {
+                return fail(
+                    1,
+                    &format!(
+                        "the instance on port {} refused: {refusal}",
+                        found.info.port
+                    ),
+                );
+            }
+        }
+        Err(e) => {
+            return fail(
+                1,
+                &format!("cannot reach the instance on port {}: {e}", found.info.port),
+            )
+        }
     }
     // Wait, bounded, for the server to finish in-flight requests and exit. Its instance
     // directory goes just before it exits; a server that died without removing it is seen
@@ -151,6 +180,14 @@ pub fn restart(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
         Err((code, message)) => return fail(code, &message),
     };
     match admin_request(&found.socket, "restart") {
+        Ok(reply) if accepted(&reply).is_err() => fail(
+            1,
+            &format!(
+                "the instance on port {} refused: {}",
+                found.info.port,
+                accepted(&reply).unwrap_err()
+            ),
+        ),
         Ok(_) => {
             println!(
                 "Restarting the app processes of ferry on port {}, one by one.",

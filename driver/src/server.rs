@@ -781,6 +781,9 @@ impl Server {
         if let BackendAddr::Unix(path) = &child.process.addr {
             let _ = std::fs::remove_file(path);
         }
+        // Responses it completed before it exited are in the sockets: they are delivered,
+        // and requests it never read are handed back, before the engine fails what is left.
+        self.drain_backends_of(id);
         self.inputs.push_back(Input::ProcessExited {
             process: id,
             description,

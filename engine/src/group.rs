@@ -27,17 +27,22 @@ pub(crate) struct Group {
     pub generation: u32,
     /// Spawns owed to retired or outdated processes, so capacity is replaced, not lost.
     pub replacements_owed: usize,
-    /// Consecutive failed spawns and early crashes since the app last proved stable.
+    /// Consecutive start failures since a process last became ready.
     pub failure_streak: u32,
-    /// No spawn before this instant.
+    /// No spawn before this instant: the backoff after start failures.
     pub backoff_until: Option<Instant>,
+    /// The latest failure, until the group is healthy again (see `crate::crash_policy`).
     pub last_spawn_error: Option<String>,
-    /// The latest failure was a process that could not start (not a crash after it was
-    /// ready): while nothing serves, waiting requests would likely wait for nothing.
+    /// The latest start failed (no process became ready since): while nothing serves,
+    /// waiting requests would likely wait for nothing.
     pub starts_failing: bool,
-    /// When the latest failure happened: only a process ready since then proves the app
-    /// healthy again.
+    /// When the latest failure happened.
     pub last_failure_at: Option<Instant>,
+    /// The spawn-rate bound on replacing crashed processes: the virtual instant the next
+    /// crash replacement is scheduled at (see `crate::crash_policy`).
+    pub crash_schedule: Instant,
+    /// No spawn before this instant: crashes came faster than the spawn-rate bound.
+    pub crash_pause_until: Option<Instant>,
 }
 
 impl Group {
@@ -59,6 +64,8 @@ impl Group {
             last_spawn_error: None,
             starts_failing: false,
             last_failure_at: None,
+            crash_schedule: Instant::ZERO,
+            crash_pause_until: None,
         }
     }
 
@@ -80,8 +87,14 @@ impl Group {
         }
     }
 
+    /// Spawning is paused: after start failures, or by the spawn-rate bound on crashes.
     pub fn backing_off(&self, now: Instant) -> bool {
-        self.backoff_until.is_some_and(|until| now < until)
+        self.backoff_until.is_some_and(|until| now < until) || self.crash_paused(now)
+    }
+
+    /// Spawning waits for the spawn-rate bound on replacing crashed processes.
+    pub fn crash_paused(&self, now: Instant) -> bool {
+        self.crash_pause_until.is_some_and(|until| now < until)
     }
 
     /// Sessions a new process absorbs from the queue (`concurrency` 0 = unlimited: all).

@@ -48,6 +48,11 @@ impl Engine {
     ///    (checked as the decision is made).
     /// 6. In a group with more ready processes than `min_instances`, no ready process has been
     ///    idle for `pool_idle_time`: the engine asks to be woken at each deadline.
+    /// 8. The pool is not empty while requests wait and the app's last start succeeded: a
+    ///    group with queued requests has a process ready or spawning — unless its latest start
+    ///    failed or is failing (then it backs off), crashes came faster than the spawn-rate bound (then it
+    ///    waits for that, at most `crash_respawn_interval` per crash), the pool is full (then
+    ///    it waits for room), or the pool shuts down. (See `crate::crash_policy`.)
     ///
     /// 11. During a shutdown a request waits only for a process that can still serve it: its
     ///     group has a ready or starting process, and `shutdown_timeout` has not run out.
@@ -94,6 +99,34 @@ impl Engine {
                     self.pool.max_pool_size
                 )
             })?;
+            // A start that failed (start timeout) is being put down: its exit is the start
+            // failure that decides the next attempt.
+            let start_failing = group.starts_failing
+                || group.processes.iter().any(|id| {
+                    let p = &self.processes[id];
+                    p.state == ProcessState::Stopping && p.start_failure.is_some()
+                });
+            let excused = self.shutdown.is_some()
+                || start_failing
+                || group.crash_paused(self.now)
+                || pool_full;
+            ensure(
+                group.queue.is_empty() || excused || group.active() > 0,
+                8,
+                || {
+                    format!(
+                        "{name} has {} requests waiting and no process ready or spawning, though \
+                     its last start succeeded (draining {}, stopping {}, backoff until {:?}, \
+                     pool {}/{})",
+                        group.queue.len(),
+                        group.draining,
+                        group.stopping,
+                        group.backoff_until,
+                        self.processes.len(),
+                        self.pool.max_pool_size
+                    )
+                },
+            )?;
             let limit = group.config.max_request_queue_size;
             ensure(limit == 0 || group.queue.len() <= limit, 5, || {
                 format!("{name} queue holds {}, limit {limit}", group.queue.len())

@@ -26,6 +26,7 @@
 extern crate alloc;
 
 mod config;
+mod crash_policy;
 mod engine;
 mod group;
 mod ids;
@@ -69,6 +70,9 @@ pub enum Sabotage {
     IdleShutdownWhileBusy,
     /// Keep queued requests waiting past the shutdown deadline (invariant 11).
     KeepQueueAfterShutdownDeadline,
+    /// Back off after crashes of processes that had become ready, as after start failures,
+    /// leaving the pool empty while requests wait (invariant 8).
+    BackOffAfterCrash,
 }
 
 #[cfg(feature = "sabotage")]

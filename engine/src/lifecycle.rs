@@ -5,7 +5,6 @@ use crate::engine::{Engine, ShutdownState};
 use crate::ids::{GroupId, ProcessId};
 use crate::io::{Command, KillMode, RejectReason};
 use crate::process::{Process, ProcessState};
-use crate::time::Instant;
 use crate::timers::Timer;
 use alloc::format;
 use alloc::string::String;
@@ -46,7 +45,12 @@ impl Engine {
         });
         let process = &self.processes[&id];
         let group_id = process.group;
-        self.group_mut(group_id).starts_failing = false;
+        // The app starts: the streak of start failures is over (see `crate::crash_policy`).
+        let group = self.group_mut(group_id);
+        group.starts_failing = false;
+        group.failure_streak = 0;
+        group.backoff_until = None;
+        self.clear_error_if_healed(group_id);
         let process = &self.processes[&id];
         if process.generation < self.group(group_id).generation {
             self.group_mut(group_id).outdated_ready += 1;
@@ -63,7 +67,7 @@ impl Engine {
     pub(crate) fn spawn_failed(&mut self, id: ProcessId, error: String) {
         if let Some(process) = self.remove_process(id) {
             self.fail_in_flight(id, &process);
-            self.record_failure(process.group, error, None);
+            self.record_start_failure(process.group, error);
         }
     }
 
@@ -76,20 +80,21 @@ impl Engine {
         match process.state {
             ProcessState::Spawning => {
                 let error = format!("the app exited before it was ready ({description})");
-                self.record_failure(group_id, error, None);
+                self.record_start_failure(group_id, error);
+            }
+            ProcessState::Stopping if process.refused => {
+                let error =
+                    format!("an app process stopped taking connections and exited ({description})");
+                self.record_crash(group_id, error);
             }
             ProcessState::Stopping => {
                 if let Some(error) = process.start_failure {
-                    self.record_failure(group_id, error, None);
+                    self.record_start_failure(group_id, error);
                 }
             }
             ProcessState::Ready | ProcessState::Draining => {
-                self.totals.crashes += 1;
-                let uptime = self
-                    .now
-                    .saturating_since(process.ready_at.unwrap_or(process.spawned_at));
                 let error = format!("an app process exited unexpectedly ({description})");
-                self.record_failure(group_id, error, Some(uptime));
+                self.record_crash(group_id, error);
             }
         }
     }
@@ -102,74 +107,6 @@ impl Engine {
                 request: *request,
                 process: id,
             });
-        }
-    }
-
-    /// Counts a failed spawn or a crash toward the group's backoff.
-    ///
-    /// The first failure after the app proved stable is retried at once; each further one
-    /// doubles the pause, from `backoff_initial` up to `backoff_max`. A crash of a process that
-    /// had been up for `stable_uptime` is no failure streak at all: it is replaced at once.
-    pub(crate) fn record_failure(
-        &mut self,
-        group_id: GroupId,
-        error: String,
-        crash_uptime: Option<Duration>,
-    ) {
-        let now = self.now;
-        let stable_uptime = self.pool.stable_uptime;
-        let crashed_stable = crash_uptime.is_some_and(|up| up >= stable_uptime);
-        // Old processes that were fine before the failures prove nothing about the new ones
-        // (a broken deploy next to healthy old processes must still back off).
-        let since = self
-            .group(group_id)
-            .last_failure_at
-            .unwrap_or(Instant::ZERO);
-        let proven = crashed_stable
-            || self.group(group_id).processes.iter().any(|id| {
-                let p = &self.processes[id];
-                p.state == ProcessState::Ready
-                    && p.ready_at
-                        .is_some_and(|at| at >= since && now.saturating_since(at) >= stable_uptime)
-            });
-        if !crashed_stable {
-            self.totals.spawn_failures += u64::from(crash_uptime.is_none());
-        }
-        let (initial, max) = (self.pool.backoff_initial, self.pool.backoff_max);
-        let group = self.group_mut(group_id);
-        group.last_spawn_error = Some(error.clone());
-        group.last_failure_at = Some(now);
-        group.starts_failing = crash_uptime.is_none();
-        if proven {
-            // A pause set by the earlier failures no longer applies either.
-            group.failure_streak = 0;
-            group.backoff_until = None;
-        }
-        if crashed_stable {
-            return;
-        }
-        group.failure_streak += 1;
-        let delay = backoff_delay(group.failure_streak, initial, max);
-        if delay.is_zero() {
-            return;
-        }
-        let until = now + delay;
-        group.backoff_until = Some(until);
-        let reject_waiting = group.active() == 0 && group.starts_failing;
-        self.timers.set(until, Timer::BackoffOver(group_id));
-        if reject_waiting {
-            // Waiting would mean waiting for the backoff and a spawn that is likely to fail
-            // again: say why at once instead. (After crashes of processes that had started,
-            // requests wait: the next process will likely serve some before it goes.)
-            while let Some(request) = self.group_mut(group_id).queue.pop_front() {
-                self.requests.remove(&request);
-                self.reject(
-                    request,
-                    RejectReason::SpawnFailing {
-                        error: error.clone(),
-                    },
-                );
-            }
         }
     }
 
@@ -342,6 +279,7 @@ impl Engine {
                 }
             }
             Timer::BackoffOver(group_id) => self.mark_dirty(group_id),
+            Timer::ErrorHealed(group_id) => self.clear_error_if_healed(group_id),
             Timer::ShutdownDeadline => {
                 // Time is up: waiting requests are told, and every process is asked to stop.
                 // The ask is a SIGTERM; a process still there `kill_timeout` later gets the

@@ -41,6 +41,9 @@ pub(crate) struct Process {
     pub start_failure: Option<String>,
     /// A forced kill was sent; nothing more to escalate.
     pub force_killed: bool,
+    /// It stopped taking connections while ready: its exit is a crash, not a stop we asked
+    /// for.
+    pub refused: bool,
 }
 
 impl Process {
@@ -58,6 +61,7 @@ impl Process {
             idle_timer_armed: false,
             start_failure: None,
             force_killed: false,
+            refused: false,
         }
     }
 

@@ -178,19 +178,16 @@ impl Engine {
             }
         });
         let process = &self.processes[&process_id];
-        let uptime = self
-            .now
-            .saturating_since(process.ready_at.unwrap_or(process.spawned_at));
         if matches!(process.state, ProcessState::Ready | ProcessState::Draining) {
-            // No new requests go there; sessions it still has may finish.
+            // No new requests go there; sessions it still has may finish. Its exit, which
+            // says what happened to it, is counted as a crash (see `crate::crash_policy`).
+            self.update_process(process_id, |p| p.refused = true);
             self.retire(process_id);
             if self.processes[&process_id].state == ProcessState::Draining
                 && self.processes[&process_id].sessions == 0
             {
                 self.stop_process(process_id, KillMode::Graceful);
             }
-            let error = alloc::string::String::from("an app process refused a connection");
-            self.record_failure(group_id, error, Some(uptime));
             self.mark_dirty(group_id);
         }
         // During a shutdown too it waits for another process (`wind_down` rejects it if

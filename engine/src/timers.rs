@@ -19,6 +19,8 @@ pub(crate) enum Timer {
     KillTimeout(ProcessId),
     /// The group's spawn backoff may be over.
     BackoffOver(GroupId),
+    /// The group may be healthy again: no failure for `stable_uptime`.
+    ErrorHealed(GroupId),
     /// In-flight requests have had `shutdown_timeout` to finish.
     ShutdownDeadline,
 }

@@ -783,23 +783,24 @@ mod backoff {
     }
 
     #[test]
-    fn crashes_before_stable_uptime_count_toward_backoff() {
+    fn a_crash_of_a_process_that_became_ready_is_replaced_at_once_however_young() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
-        pool.now = at(secs(1));
-        let p2 = spawns(&pool.exited(ps[0]))[0];
-        pool.ready(p2);
-        pool.now = at(secs(2));
-        assert_eq!(
-            spawns(&pool.exited(p2)),
-            vec![],
-            "second early crash backs off"
-        );
-        assert_eq!(pool.status().groups[0].backoff_until, Some(at(secs(3))));
-        assert_eq!(spawns(&untimed(&pool.run_until(at(secs(3))))).len(), 1);
+        let mut process = ps[0];
+        // Up for a second each: young, but each one proved that the app starts.
+        for second in 1..=5 {
+            pool.now = at(secs(second));
+            let replacement = spawns(&pool.exited(process));
+            assert_eq!(replacement.len(), 1, "crash {second} is replaced at once");
+            assert_eq!(pool.status().groups[0].backoff_until, None);
+            pool.ready(replacement[0]);
+            process = replacement[0];
+        }
+        assert_eq!(pool.engine.totals().crashes, 5);
+        assert_eq!(pool.engine.totals().spawn_failures, 0);
     }
 
     #[test]
-    fn requests_wait_through_the_backoff_after_crashes_of_processes_that_had_started() {
+    fn requests_wait_for_the_replacement_of_a_crashed_process_not_for_a_backoff() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
         pool.now = at(secs(1));
         let p2 = spawns(&pool.exited(ps[0]))[0];
@@ -807,57 +808,92 @@ mod backoff {
         pool.now = at(secs(2));
         pool.arrive(0, 1);
         let commands = pool.exited(p2);
-        assert_eq!(fails(&commands), vec![1]);
+        assert_eq!(fails(&commands), vec![1], "the request in flight fails");
+        let p3 = spawns(&commands);
         assert_eq!(
-            spawns(&commands),
-            vec![],
-            "the second early crash backs off"
+            p3.len(),
+            1,
+            "the second early crash is replaced at once too"
         );
-        assert_eq!(
-            pool.arrive(0, 2),
-            vec![],
-            "queued, not rejected: the app does start"
-        );
-        let p3 = spawns(&untimed(&pool.run_until(at(secs(3)))))[0];
-        assert_eq!(forwards(&pool.ready(p3)), vec![(2, p3)]);
+        assert_eq!(pool.arrive(0, 2), vec![], "queued for the replacement");
+        assert_eq!(forwards(&pool.ready(p3[0])), vec![(2, p3[0])]);
     }
 
     #[test]
-    fn a_crash_after_stable_uptime_is_replaced_at_once() {
+    fn a_ready_process_ends_the_streak_of_start_failures() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
-        // A failing streak first: two failed spawns after the first crash.
         pool.now = at(secs(1));
         let p2 = spawns(&pool.exited(ps[0]))[0];
-        assert_eq!(spawns(&pool.spawn_failed(p2, "boom")), vec![]);
-        let p3 = spawns(&untimed(&pool.run_until(at(secs(2)))))[0];
-        pool.ready(p3);
-        // Up for stable_uptime (10 s): the app has proven itself.
-        pool.now = at(secs(12));
-        let p4 = spawns(&pool.exited(p3));
-        assert_eq!(p4.len(), 1, "replaced at once");
-        // And the streak starts afresh: one more failure is retried at once too.
-        assert_eq!(spawns(&pool.spawn_failed(p4[0], "boom")).len(), 1);
+        let p3 = spawns(&pool.spawn_failed(p2, "boom"))[0];
+        assert_eq!(spawns(&pool.spawn_failed(p3, "boom")), vec![], "backs off");
+        let p4 = spawns(&untimed(&pool.run_until(at(secs(2)))))[0];
+        pool.ready(p4);
+        // A second after it became ready, the next failure is the first of a new streak.
+        pool.now = at(secs(3));
+        let p5 = spawns(&pool.exited(p4))[0];
+        assert_eq!(
+            spawns(&pool.spawn_failed(p5, "boom")).len(),
+            1,
+            "retried at once"
+        );
     }
 
     #[test]
-    fn a_crash_after_stable_uptime_is_replaced_at_once_even_during_a_backoff() {
+    fn a_crash_while_starts_fail_waits_for_the_backoff_like_any_spawn() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 1)]);
-        // p1 stays up while the other slot keeps failing: retried at 0, 1, 3 and 7 s.
-        let mut process = spawns(&pool.exited(ps[1]))[0];
-        for retry_s in [1, 3, 7] {
+        // p1 stays up while the other slot keeps failing: retried at once, then at 1 and 3 s.
+        let crashed = spawns(&pool.exited(ps[1]))[0];
+        let mut process = spawns(&pool.spawn_failed(crashed, "boom"))[0];
+        for retry_s in [1, 3] {
             assert_eq!(spawns(&pool.spawn_failed(process, "boom")), vec![]);
             process = spawns(&untimed(&pool.run_until(at(secs(retry_s)))))[0];
         }
         assert_eq!(spawns(&pool.spawn_failed(process, "boom")), vec![]);
-        assert_eq!(pool.status().groups[0].backoff_until, Some(at(secs(15))));
-        pool.now = at(secs(12));
-        let commands = pool.exited(ps[0]);
+        assert_eq!(pool.status().groups[0].backoff_until, Some(at(secs(7))));
+        pool.now = at(secs(4));
+        // The latest start failed: a spawn now would most likely fail too.
+        assert_eq!(spawns(&pool.exited(ps[0])), vec![]);
+        assert_eq!(spawns(&untimed(&pool.run_until(at(secs(7))))).len(), 1);
+    }
+
+    #[test]
+    fn a_crash_storm_is_replaced_a_whole_pool_at_once_then_at_the_spawn_rate_bound() {
+        let (mut pool, mut live) = Pool::started(pool_of(3), vec![group(3, 1)]);
+        let interval = PoolConfig::default().crash_respawn_interval;
+        // Every process dies the moment it is ready, over and over.
+        let mut spawned_at = Vec::new();
+        while pool.now < at(secs(2)) {
+            for process in core::mem::take(&mut live) {
+                let replacements = spawns(&pool.exited(process));
+                spawned_at.extend(replacements.iter().map(|_| pool.now));
+                live.extend(replacements);
+            }
+            for (instant, command) in pool.run_until(pool.now + interval) {
+                if let Command::Spawn { process, .. } = command {
+                    spawned_at.push(instant);
+                    live.push(process);
+                }
+            }
+            for process in live.clone() {
+                pool.ready(process);
+            }
+        }
         assert_eq!(
-            spawns(&commands).len(),
-            2,
-            "the app had proven itself: no pause"
+            &spawned_at[..3],
+            &[Instant::ZERO; 3],
+            "a whole pool at once"
         );
-        assert_eq!(pool.status().groups[0].backoff_until, None);
+        // From then on, one per interval: 2 s of a storm is about 20 crash replacements, not
+        // thousands.
+        assert!(
+            (18..=24).contains(&spawned_at.len()),
+            "{} spawns in 2 s: {spawned_at:?}",
+            spawned_at.len()
+        );
+        for pair in spawned_at[3..].windows(2) {
+            assert!(pair[1] >= pair[0], "{spawned_at:?}");
+        }
+        assert_eq!(pool.engine.totals().spawn_failures, 0);
     }
 
     /// Two failures next to `ps[0]`, healthy since the start: the new code is broken.
@@ -878,7 +914,7 @@ mod backoff {
     }
 
     #[test]
-    fn backoff_resets_once_a_process_started_after_the_failures_has_been_ready_for_stable_uptime() {
+    fn backoff_resets_once_a_process_started_after_the_failures_is_ready() {
         let (mut pool, _) = failing_next_to_a_healthy_process();
         let recovered = spawns(&untimed(&pool.run_until(at(secs(21)))))[0];
         pool.ready(recovered);

@@ -142,6 +142,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         durations_ms(&[100, 1_000]),
         durations_ms(&[1_000, 8_000, 60_000]),
         durations_ms(&[1_000, 10_000]),
+        durations_ms(&[0, 100, 2_000]),
     )
         .prop_map(
             |(
@@ -152,6 +153,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 backoff_initial,
                 backoff_max,
                 stable_uptime,
+                crash_respawn_interval,
             )| PoolConfig {
                 max_pool_size,
                 pool_idle_time,
@@ -160,6 +162,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 backoff_initial,
                 backoff_max: backoff_max.max(backoff_initial),
                 stable_uptime,
+                crash_respawn_interval,
             },
         );
     let group = (

@@ -197,3 +197,16 @@ fn keeping_requests_waiting_past_the_shutdown_deadline_breaks_invariant_11() {
     pool.input(Input::Tick);
     assert_eq!(pool.broken(), 11);
 }
+
+#[test]
+fn backing_off_after_crashes_of_ready_processes_breaks_invariant_8() {
+    let (mut pool, processes) =
+        Sabotaged::new(pool_of(6), group(1, 1), Sabotage::BackOffAfterCrash);
+    pool.input(Input::ProcessExited {
+        process: processes[0],
+        description: "killed by signal 9".into(),
+    });
+    pool.healthy();
+    pool.arrive(1);
+    assert_eq!(pool.broken(), 8);
+}

@@ -63,6 +63,7 @@ pub struct PoolSettings {
     pub backoff_initial: SimDuration,
     pub backoff_max: SimDuration,
     pub stable_uptime: SimDuration,
+    pub crash_respawn_interval: SimDuration,
 }
 
 impl Default for PoolSettings {
@@ -84,6 +85,7 @@ impl Default for PoolSettings {
             backoff_initial: SimDuration::from_std(pool.backoff_initial),
             backoff_max: SimDuration::from_std(pool.backoff_max),
             stable_uptime: SimDuration::from_std(pool.stable_uptime),
+            crash_respawn_interval: SimDuration::from_std(pool.crash_respawn_interval),
         }
     }
 }
@@ -524,6 +526,7 @@ impl Scenario {
                 backoff_initial: p.backoff_initial.to_std(),
                 backoff_max: p.backoff_max.to_std(),
                 stable_uptime: p.stable_uptime.to_std(),
+                crash_respawn_interval: p.crash_respawn_interval.to_std(),
             },
             groups: vec![GroupConfig {
                 name: self.name.clone(),

@@ -314,6 +314,7 @@ fn generate_pool(rng: &mut ChaCha8Rng) -> PoolSettings {
         backoff_initial,
         backoff_max: SimDuration(backoff_initial.as_nanos() * rng.gen_range(1..=30)),
         stable_uptime: millis(rng.gen_range(1_000..=20_000)),
+        crash_respawn_interval: millis(*[0, 100, 1_000].choose(rng).expect("not empty")),
     }
 }
 
