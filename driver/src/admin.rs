@@ -64,6 +64,13 @@ impl Server {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if crate::resources::is_exhaustion(&e) => {
+                    // The reserve descriptor makes room for this one connection; the next
+                    // round of events takes the reserve back once a descriptor is free.
+                    if !self.reserve_fd.release() {
+                        return self.pause_accepting(&e);
+                    }
+                }
                 Err(_) => return,
             }
         }

@@ -156,6 +156,9 @@ impl Server {
             Some(backend_key) => backend_key,
             None => match self.connect_backend(process) {
                 Ok(backend_key) => backend_key,
+                Err(e) if crate::resources::is_exhaustion(&e) => {
+                    return self.cannot_connect(request, process, &e)
+                }
                 Err(_) => return self.bounce(request, process),
             },
         };
@@ -534,6 +537,21 @@ impl Server {
         ));
         self.inputs.push_back(Input::ProcessRefused { request });
         self.reap_if_exited(process);
+    }
+
+    /// ferry could not open a connection to the process for want of its own descriptors
+    /// or memory: the process is not at fault; the engine answers the request 503.
+    fn cannot_connect(&mut self, request: RequestId, process: ProcessId, error: &std::io::Error) {
+        let pid = self.children.get(&process).map_or(0, |c| c.process.pid);
+        let what = crate::resources::describe_exhaustion(error);
+        self.log.line(&format!(
+            "Cannot connect to app process {pid}: {what}; the request gets a 503 (the process \
+             is not at fault)"
+        ));
+        self.inputs.push_back(Input::ForwardFailed {
+            request,
+            error: error.to_string(),
+        });
     }
 
     fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {

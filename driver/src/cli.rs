@@ -145,6 +145,10 @@ pub struct StartArgs {
     /// Seconds in-flight requests may run after a stop before app processes are killed.
     #[arg(long, default_value_t = 30, value_parser = values::count::<u64>)]
     pub shutdown_timeout: u64,
+    /// Connections the listening socket holds while ferry is busy (its listen backlog;
+    /// the kernel caps it at net.core.somaxconn).
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub socket_backlog: u32,
 }
 
 impl StartArgs {

@@ -377,6 +377,9 @@ impl Server {
                 format!("the app cannot start: {error}")
             }
             RejectReason::SpawnFailing { .. } => "the app cannot start at the moment".to_string(),
+            RejectReason::OutOfResources { error } => {
+                format!("ferry is out of resources ({error}); try again shortly")
+            }
         };
         let stopping = self.stopping;
         if let Some(client) = self.client(key) {

@@ -24,6 +24,7 @@ pub mod log;
 pub mod passengerfile;
 pub mod proc_stats;
 pub mod reload;
+pub mod resources;
 pub mod server;
 pub mod settings;
 pub mod static_files;

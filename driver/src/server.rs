@@ -9,6 +9,7 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::instance::{InstanceDir, InstanceInfo};
 use crate::log::Log;
+use crate::resources::{is_exhaustion, AcceptPause, ReserveFd};
 use ferry_engine::{
     Command, Config, Engine, GroupConfig, GroupId, Input, PoolConfig, ProcessId, RequestId,
 };
@@ -125,6 +126,10 @@ pub struct Server {
     pub watcher: crate::reload::Watcher,
     /// Client connections with a deadline, by deadline.
     pub deadlines: std::collections::BTreeSet<(std::time::Instant, usize)>,
+    /// Accepting paused: ferry ran out of descriptors or memory.
+    pub accept_pause: AcceptPause,
+    /// A descriptor kept free for the admin socket, so `ferry status` answers at the limit.
+    pub reserve_fd: ReserveFd,
 }
 
 fn engine_config(args: &StartArgs, app: &App) -> Config {
@@ -226,7 +231,8 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
         Ok(ip) => std::net::SocketAddr::new(ip, args.port).to_string(),
         Err(_) => format!("{}:{}", args.address, args.port),
     };
-    let std_listener = match std::net::TcpListener::bind(&address) {
+    crate::resources::raise_fd_limit();
+    let std_listener = match crate::resources::bind_listener(&address, args.socket_backlog) {
         Ok(listener) => listener,
         Err(e) => return fail(1, &listen_error(&address, args.port, &e, &registry)),
     };
@@ -370,6 +376,8 @@ impl Server {
             static_dir,
             pending_flushes: Vec::new(),
             spill_dir: std::sync::Arc::from(instance_path.as_path()),
+            accept_pause: AcceptPause::default(),
+            reserve_fd: ReserveFd::new(),
         };
         server.banner(&args);
         Ok(server)
@@ -449,6 +457,8 @@ impl Server {
             self.on_timers();
             self.run_commands();
             self.flush_pending();
+            // Taken back as soon as a descriptor is free again.
+            self.reserve_fd.restore();
         }
         println!("Stopping web server... done!");
         ExitCode::SUCCESS
@@ -490,8 +500,12 @@ impl Server {
             .first()
             .map(|(at, _)| at.saturating_duration_since(now));
         let watcher = Some(self.watcher.next_check().saturating_duration_since(now));
+        let accept_retry = self
+            .accept_pause
+            .retry_at()
+            .map(|at| at.saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
-        [engine, probe, deadline, watcher]
+        [engine, probe, deadline, watcher, accept_retry]
             .into_iter()
             .flatten()
             .min()
@@ -523,6 +537,11 @@ impl Server {
                 self.inputs
                     .push_back(Input::RestartGroup { group: self.group });
             }
+        }
+        if self.accept_pause.due(now) {
+            // No event announces that descriptors are free again: look.
+            self.accept_clients();
+            self.accept_admin();
         }
         while let Some(&(at, key)) = self.deadlines.first() {
             if at > now {
@@ -568,18 +587,43 @@ impl Server {
     fn accept_clients(&mut self) {
         loop {
             let Some(listener) = &self.listener else {
+                self.accept_pause.resume(); // stopping: nothing to retry
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.add_client(stream, peer),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Ok((stream, peer)) => {
+                    self.accepting_again();
+                    self.add_client(stream, peer)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return self.accepting_again()
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // A client that gave up while it waited in the backlog.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if is_exhaustion(&e) => return self.pause_accepting(&e),
                 Err(e) => {
-                    // Out of file descriptors, say: report it and try again on the next event.
                     self.log.line(&format!("accept failed: {e}"));
                     return;
                 }
             }
+        }
+    }
+
+    /// Out of descriptors or memory: new connections wait in the listen backlog, and a timer
+    /// tries again (with edge-triggered readiness no event would come for them).
+    pub fn pause_accepting(&mut self, error: &std::io::Error) {
+        if self.accept_pause.pause(std::time::Instant::now()) {
+            self.log.line(&format!(
+                "{}: accepting paused, new connections wait in the listen backlog",
+                crate::resources::describe_exhaustion(error)
+            ));
+        }
+    }
+
+    fn accepting_again(&mut self) {
+        if self.accept_pause.resume() {
+            self.log.line("Accepting connections again");
         }
     }
 
@@ -633,7 +677,15 @@ impl Server {
         let mut process = match spawned {
             Ok(process) => process,
             Err(e) => {
-                let error = format!("cannot start the app: {e}");
+                // ferry's own shortage is named as such: the app is not what failed.
+                let error = if is_exhaustion(&e) {
+                    format!(
+                        "{}: cannot start an app process",
+                        crate::resources::describe_exhaustion(&e)
+                    )
+                } else {
+                    format!("cannot start the app: {e}")
+                };
                 self.log.line(&error);
                 self.inputs
                     .push_back(Input::SpawnFailed { process: id, error });

@@ -106,6 +106,7 @@ impl Engine {
             Input::RequestFinished { request } => self.end_session(request, false),
             Input::ClientGone { request } => self.client_gone(request),
             Input::ProcessRefused { request } => self.process_refused(request),
+            Input::ForwardFailed { request, error } => self.forward_failed(request, error),
             Input::ProcessReady { process } => self.process_ready(process),
             Input::SpawnFailed { process, error } => self.spawn_failed(process, error),
             Input::ProcessExited {

@@ -23,6 +23,12 @@ pub enum Input {
     /// reached the app: the request goes back to the front of its queue, and the process —
     /// dying, or broken — is stopped and counted as a failure.
     ProcessRefused { request: RequestId },
+    /// The driver could not hand an in-flight request to its process for a reason of its
+    /// own: it is out of file descriptors or memory. Nothing reached the app and the process
+    /// is not at fault: it keeps serving, nothing counts as a failure, and the request is
+    /// rejected with [`RejectReason::OutOfResources`] (retrying at once would fail the same
+    /// way). `error` says what ran out.
+    ForwardFailed { request: RequestId, error: String },
     /// A spawned process accepts requests.
     ProcessReady { process: ProcessId },
     /// A spawn failed before any OS process remained (exec failed, say). For a process that
@@ -63,6 +69,8 @@ pub enum RejectReason {
     SpawnFailing { error: String },
     /// The pool is shutting down.
     ShuttingDown,
+    /// The server itself is out of resources (file descriptors, memory); what ran out.
+    OutOfResources { error: String },
 }
 
 /// Something the driver must carry out.

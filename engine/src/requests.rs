@@ -162,6 +162,40 @@ impl Engine {
         self.totals.cancelled += 1;
     }
 
+    /// The driver could not forward `request` for a reason of its own: its session is
+    /// undone (the process never saw it) and it is rejected.
+    pub(crate) fn forward_failed(&mut self, request: RequestId, error: alloc::string::String) {
+        let Some(Request {
+            group: group_id,
+            process: Some(process_id),
+        }) = self.requests.get(&request).copied()
+        else {
+            return;
+        };
+        self.requests.remove(&request);
+        let now = self.now;
+        let Some(process) = self.update_process(process_id, |p| {
+            // Idle from now, as after a session that ended.
+            p.last_used = now;
+            p.sessions -= 1;
+            if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
+                p.in_flight.swap_remove(at);
+            }
+        }) else {
+            return;
+        };
+        let (state, sessions, idle_timer_armed) =
+            (process.state, process.sessions, process.idle_timer_armed);
+        self.reject(request, RejectReason::OutOfResources { error });
+        match (state, sessions) {
+            (ProcessState::Ready, 0) if !idle_timer_armed => self.arm_idle_timer(process_id),
+            (ProcessState::Draining, 0) => self.stop_process(process_id, KillMode::Graceful),
+            _ => {}
+        }
+        self.dispatch(group_id);
+        self.note_maybe_idle(process_id);
+    }
+
     pub(crate) fn process_refused(&mut self, request: RequestId) {
         let Some(Request {
             group: group_id,

@@ -1371,3 +1371,53 @@ mod shutdown {
         assert_eq!(pool.state(ps[0]), Some(ProcessState::Draining));
     }
 }
+
+mod ferrys_own_failures {
+    use super::*;
+
+    fn out_of_descriptors(request: u64) -> Input {
+        Input::ForwardFailed {
+            request: RequestId(request),
+            error: "Too many open files".into(),
+        }
+    }
+
+    #[test]
+    fn a_forward_ferry_could_not_make_is_rejected_without_blaming_the_process() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
+        assert_eq!(forwards(&pool.arrive(0, 1)), vec![(1, ps[0])]);
+        let commands = pool.input(out_of_descriptors(1));
+        let error = "Too many open files".to_string();
+        assert_eq!(
+            rejects(&commands),
+            vec![(1, RejectReason::OutOfResources { error })]
+        );
+        assert_eq!(kills(&commands), vec![], "the process is not at fault");
+        assert_eq!(spawns(&commands), vec![]);
+        assert_eq!(pool.state(ps[0]), Some(ProcessState::Ready));
+        let totals = pool.engine.totals();
+        assert_eq!((totals.spawn_failures, totals.crashes), (0, 0));
+        assert_eq!(pool.status().groups[0].last_spawn_error, None);
+        assert_eq!(forwards(&pool.arrive(0, 2)), vec![(2, ps[0])]);
+    }
+
+    #[test]
+    fn the_session_a_failed_forward_frees_goes_to_the_next_queued_request() {
+        let (mut pool, ps) = Pool::started(pool_of(1), vec![group(1, 1)]);
+        pool.arrive(0, 1);
+        pool.arrive(0, 2);
+        let commands = pool.input(out_of_descriptors(1));
+        assert_eq!(rejects(&commands).len(), 1);
+        assert_eq!(forwards(&commands), vec![(2, ps[0])]);
+    }
+
+    #[test]
+    fn a_draining_process_whose_last_forward_failed_is_stopped() {
+        let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
+        pool.arrive(0, 1);
+        let commands = pool.input(Input::DetachProcess { process: ps[0] });
+        assert_eq!(kills(&commands), vec![]);
+        let commands = pool.input(out_of_descriptors(1));
+        assert_eq!(kills(&commands), vec![(ps[0], KillMode::Graceful)]);
+    }
+}

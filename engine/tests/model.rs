@@ -111,6 +111,10 @@ enum Step {
     Refuse {
         pick: usize,
     },
+    /// The driver could not forward an in-flight request (out of file descriptors).
+    ForwardFail {
+        pick: usize,
+    },
     Advance {
         by_ms: u64,
     },
@@ -235,6 +239,7 @@ impl ReferenceStateMachine for PoolModel {
             faults => pick().prop_map(|pick| Step::Crash { pick }),
             30 => pick().prop_map(|pick| Step::Reap { pick }),
             faults => pick().prop_map(|pick| Step::Refuse { pick }),
+            faults => pick().prop_map(|pick| Step::ForwardFail { pick }),
             8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
             20 => Just(Step::WakeAtDeadline),
             4 => (0..groups).prop_map(|group| Step::Restart { group }),
@@ -296,6 +301,8 @@ struct Harness {
     shutdown_deadline: Option<Instant>,
     /// The request arriving in the current input, if one is.
     arriving: Option<RequestId>,
+    /// The request the driver failed to forward in the current input, if one is.
+    forward_failed: Option<RequestId>,
     shutdown_complete: bool,
     /// Every input with its instant, and the commands each gave: replayed for determinism.
     log: Vec<(Instant, Input)>,
@@ -319,6 +326,7 @@ impl Harness {
             shutdown_requested: false,
             shutdown_deadline: None,
             arriving: None,
+            forward_failed: None,
             shutdown_complete: false,
             log: Vec::new(),
             outputs: vec![commands.clone()],
@@ -347,6 +355,13 @@ impl Harness {
             },
             Step::Refuse { pick } => match self.nth_request(pick, true) {
                 Some(request) => Input::ProcessRefused { request },
+                None => Input::Tick,
+            },
+            Step::ForwardFail { pick } => match self.nth_request(pick, true) {
+                Some(request) => Input::ForwardFailed {
+                    request,
+                    error: "Too many open files".into(),
+                },
                 None => Input::Tick,
             },
             Step::Ready { pick } => match self.nth_process(pick, |p| !p.ready) {
@@ -479,6 +494,20 @@ impl Harness {
                     self.requests.insert(request, ModelRequest::Queued(group));
                 }
             }
+            Input::ForwardFailed { request, .. } => {
+                if let Some(ModelRequest::InFlight(group, process)) =
+                    self.requests.get(&request).cloned()
+                {
+                    self.processes
+                        .get_mut(&process)
+                        .unwrap()
+                        .sessions
+                        .remove(&request);
+                    // Rejected in this very batch, as ferry's own failure.
+                    self.requests.insert(request, ModelRequest::Queued(group));
+                    self.forward_failed = Some(request);
+                }
+            }
             Input::ProcessReady { process } => {
                 if let Some(p) = self.processes.get_mut(&process) {
                     p.ready = true;
@@ -502,6 +531,12 @@ impl Harness {
             self.observe(command, &mut owed_fails);
         }
         self.arriving = None;
+        if let Some(request) = self.forward_failed.take() {
+            assert!(
+                !self.requests.contains_key(&request),
+                "{request}, which ferry failed to forward, was not rejected"
+            );
+        }
         assert!(
             owed_fails.is_empty(),
             "requests of an exited process not failed: {owed_fails:?}"
@@ -602,6 +637,10 @@ impl Harness {
                     RejectReason::QueueFull => {
                         let limit = self.config.groups[group.0 as usize].max_request_queue_size;
                         assert!(limit != 0 && self.queued_in(group) > limit);
+                    }
+                    RejectReason::OutOfResources { error } => {
+                        assert!(!error.is_empty());
+                        assert_eq!(self.forward_failed, Some(request), "{request} refused");
                     }
                     RejectReason::SpawnFailing { error } => {
                         assert!(!error.is_empty());

@@ -578,6 +578,8 @@ impl<'a> Simulation<'a> {
                     RejectReason::QueueFull => self.counts.rejected_queue_full += 1,
                     RejectReason::SpawnFailing { .. } => self.counts.rejected_spawn_failing += 1,
                     RejectReason::ShuttingDown => self.counts.rejected_shutting_down += 1,
+                    // The simulated server never runs out of its own resources.
+                    RejectReason::OutOfResources { .. } => {}
                 }
                 self.rejection_latency
                     .saturating_record(self.now - open.sent_at_nanos);

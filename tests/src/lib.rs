@@ -140,6 +140,27 @@ impl Ferry {
         envs: &[(&str, &str)],
         cwd: Option<&Path>,
     ) -> Ferry {
+        Ferry::start_full(registry, args, envs, cwd, |_| {})
+    }
+
+    /// Like [`Ferry::start_in`], with `configure` applied to the command first (to set
+    /// resource limits in `pre_exec`, say).
+    pub fn start_configured<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Ferry {
+        Ferry::start_full(registry, args, envs, None, configure)
+    }
+
+    fn start_full<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        cwd: Option<&Path>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Ferry {
         let port = free_port();
         let mut command = Command::new(ferry_bin());
         if let Some(cwd) = cwd {
@@ -160,6 +181,7 @@ impl Ferry {
         for (key, value) in envs {
             command.env(key, value);
         }
+        configure(&mut command);
         let mut child = command.spawn().expect("start ferry");
         let output = Arc::new(Mutex::new(Vec::new()));
         pump(child.stdout.take().unwrap(), output.clone());
@@ -350,7 +372,7 @@ impl Drop for Ferry {
     }
 }
 
-fn testapp_args(args: &[&str]) -> Vec<String> {
+pub fn testapp_args(args: &[&str]) -> Vec<String> {
     let mut all = vec![
         repo_root().join("tests").display().to_string(),
         "--app-start-command".to_string(),
