@@ -147,7 +147,7 @@ pub struct StartArgs {
     pub shutdown_timeout: u64,
     /// Connections the listening socket holds while ferry is busy (its listen backlog;
     /// the kernel caps it at net.core.somaxconn).
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 2048, value_parser = values::at_least_one::<u32>)]
     pub socket_backlog: u32,
 }
 
