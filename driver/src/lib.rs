@@ -31,6 +31,7 @@ pub mod static_files;
 pub mod static_serve;
 pub mod status_report;
 pub mod tunnel;
+pub mod watchdog;
 
 /// The HTTP layer, a crate of its own (`ferry-http`), under the name the driver's modules use.
 pub use ferry_http as http;
@@ -40,6 +41,9 @@ use std::process::ExitCode;
 
 /// Runs the `ferry` command line.
 pub fn main_entry() -> ExitCode {
+    if watchdog::is_watchdog() {
+        return watchdog::run();
+    }
     let matches = cli::Cli::command().get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let registry = cli.instance_registry_dir.as_deref();

@@ -130,6 +130,8 @@ pub struct Server {
     pub accept_pause: AcceptPause,
     /// A descriptor kept free for the admin socket, so `ferry status` answers at the limit.
     pub reserve_fd: ReserveFd,
+    /// Stops what app processes leave behind if ferry dies (see `watchdog`).
+    pub watchdog: Option<crate::watchdog::Watchdog>,
 }
 
 fn engine_config(args: &StartArgs, app: &App) -> Config {
@@ -349,7 +351,7 @@ impl Server {
             args.reload,
             std::time::Instant::now(),
         );
-        let server = Server {
+        let mut server = Server {
             poll,
             engine,
             clock,
@@ -378,7 +380,15 @@ impl Server {
             spill_dir: std::sync::Arc::from(instance_path.as_path()),
             accept_pause: AcceptPause::default(),
             reserve_fd: ReserveFd::new(),
+            watchdog: None,
         };
+        match crate::watchdog::Watchdog::start() {
+            Ok(watchdog) => server.watchdog = Some(watchdog),
+            Err(e) => server.log.line(&format!(
+                "Warning: cannot start the watchdog ({e}): if ferry is killed, what app \
+                 processes forked may outlive it"
+            )),
+        }
         server.banner(&args);
         Ok(server)
     }
@@ -697,6 +707,9 @@ impl Server {
             process.pid,
             self.app.type_name()
         ));
+        if let Some(watchdog) = &mut self.watchdog {
+            watchdog.track(process.pid);
+        }
         let exit_key = self.entries.insert(Entry::ProcessExit(id));
         let registry = self.poll.registry();
         let _ = registry.register(
@@ -813,6 +826,10 @@ impl Server {
         self.process_output(id, OutputStream::Stderr);
         let child = self.children.remove(&id).expect("child is known");
         let pid = child.process.pid;
+        // `reap` killed what was left of its group.
+        if let Some(watchdog) = &mut self.watchdog {
+            watchdog.untrack(pid);
+        }
         self.log
             .line(&format!("App process {pid} exited ({description})"));
         let description = if child.probe.is_some() && !child.startup_output.is_empty() {
