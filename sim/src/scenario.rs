@@ -485,7 +485,7 @@ impl Scenario {
             let span = error.span();
             let message = error.message().trim().to_string();
             let offset = span.as_ref().map(|s| s.start);
-            let key = offset.and_then(|at| key_at(source, at, &message));
+            let key = offset.and_then(|at| key_at(source, at));
             let key = key.or_else(|| field_named_in(&message));
             ScenarioError {
                 file: file.to_string(),

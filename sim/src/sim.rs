@@ -482,7 +482,7 @@ impl<'a> Simulation<'a> {
         let live = self.processes.len();
         let nth = match pick {
             ProcessPick::Nth(n) => n - 1,
-            ProcessPick::Random if live > 0 => self.rng_faults.gen_range(0..live),
+            ProcessPick::Random if live > 0 => self.rng_faults.random_range(0..live),
             ProcessPick::Random => return None,
         };
         self.processes.keys().nth(nth).copied()
@@ -634,7 +634,7 @@ impl<'a> Simulation<'a> {
         } else if let Some(window) = in_window {
             Some(window.how)
         } else if app.spawn_failure_probability > 0.0
-            && self.rng_app.gen_bool(app.spawn_failure_probability)
+            && self.rng_app.random_bool(app.spawn_failure_probability)
         {
             Some(SpawnFailure::Exit)
         } else {

@@ -14,7 +14,7 @@ use crate::scenario::{
     AppModel, Fault, PoolSettings, ProcessPick, Scenario, SpawnFailure, SpawnFailures, Traffic,
 };
 use crate::sim::Simulation;
-use rand::seq::SliceRandom;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
@@ -249,19 +249,19 @@ pub fn generate(seed: u64) -> Scenario {
     // Mostly apps that start in time; now and then one whose start times out, sometimes
     // always (it can never serve).
     let spawn_max = longest_nanos(&app.spawn_time);
-    pool.start_timeout = if rng.gen_bool(0.1) {
-        SimDuration(rng.gen_range(spawn_max / 2..=spawn_max * 3 / 2))
+    pool.start_timeout = if rng.random_bool(0.1) {
+        SimDuration(rng.random_range(spawn_max / 2..=spawn_max * 3 / 2))
     } else {
-        SimDuration(spawn_max + rng.gen_range(1..=30) * 1_000_000_000)
+        SimDuration(spawn_max + rng.random_range(1..=30) * 1_000_000_000)
     };
-    let mut traffic: Vec<Traffic> = (0..rng.gen_range(1..=3))
+    let mut traffic: Vec<Traffic> = (0..rng.random_range(1..=3))
         .map(|_| generate_traffic(rng, duration))
         .collect();
     let estimate = estimated_requests(&traffic, &app, duration);
     if estimate > REQUESTS_PER_SCENARIO_MAX {
         scale_traffic(&mut traffic, REQUESTS_PER_SCENARIO_MAX / estimate);
     }
-    let fault = (0..rng.gen_range(0..=4))
+    let fault = (0..rng.random_range(0..=4))
         .map(|_| generate_fault(rng, duration))
         .collect();
     Scenario {
@@ -288,39 +288,39 @@ fn millis(ms: u64) -> SimDuration {
 }
 
 fn generate_pool(rng: &mut ChaCha8Rng) -> PoolSettings {
-    let max_pool_size = rng.gen_range(1..=8);
-    let backoff_initial = millis(rng.gen_range(100..=2_000));
+    let max_pool_size = rng.random_range(1..=8);
+    let backoff_initial = millis(rng.random_range(100..=2_000));
     PoolSettings {
         max_pool_size,
-        min_instances: rng.gen_range(0..=max_pool_size.min(3)),
+        min_instances: rng.random_range(0..=max_pool_size.min(3)),
         pool_idle_time: *[secs(0), secs(1), secs(5), secs(30), secs(300)]
             .choose(rng)
             .expect("not empty"),
-        max_requests: if rng.gen_bool(0.3) {
-            rng.gen_range(1..=50)
+        max_requests: if rng.random_bool(0.3) {
+            rng.random_range(1..=50)
         } else {
             0
         },
-        max_request_queue_size: if rng.gen_bool(0.1) {
+        max_request_queue_size: if rng.random_bool(0.1) {
             0
         } else {
-            rng.gen_range(1..=100)
+            rng.random_range(1..=100)
         },
         concurrency: *[1, 1, 1, 0, 2, 4, 8].choose(rng).expect("not empty"),
-        max_spawn_concurrency: rng.gen_range(1..=4),
-        start_timeout: millis(rng.gen_range(300..=30_000)), // set again by `generate_app`
-        kill_timeout: millis(rng.gen_range(100..=10_000)),
-        shutdown_timeout: millis(rng.gen_range(1_000..=30_000)),
+        max_spawn_concurrency: rng.random_range(1..=4),
+        start_timeout: millis(rng.random_range(300..=30_000)), // set again by `generate_app`
+        kill_timeout: millis(rng.random_range(100..=10_000)),
+        shutdown_timeout: millis(rng.random_range(1_000..=30_000)),
         backoff_initial,
-        backoff_max: SimDuration(backoff_initial.as_nanos() * rng.gen_range(1..=30)),
-        stable_uptime: millis(rng.gen_range(1_000..=20_000)),
+        backoff_max: SimDuration(backoff_initial.as_nanos() * rng.random_range(1..=30)),
+        stable_uptime: millis(rng.random_range(1_000..=20_000)),
         crash_respawn_interval: millis(*[0, 100, 1_000].choose(rng).expect("not empty")),
     }
 }
 
 fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
-    let spawn_ms = rng.gen_range(10..=2_000);
-    let spawn_time = if rng.gen_bool(0.5) {
+    let spawn_ms = rng.random_range(10..=2_000);
+    let spawn_time = if rng.random_bool(0.5) {
         Dist::Fixed(millis(spawn_ms))
     } else {
         Dist::Uniform {
@@ -328,8 +328,8 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
             max: millis(spawn_ms),
         }
     };
-    let mean_ms = rng.gen_range(1..=200);
-    let service_time = match rng.gen_range(0..4) {
+    let mean_ms = rng.random_range(1..=200);
+    let service_time = match rng.random_range(0..4) {
         0 => Dist::Fixed(millis(mean_ms)),
         1 => Dist::Uniform {
             min: millis(mean_ms / 2),
@@ -340,16 +340,16 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
         },
         _ => Dist::LogNormal {
             median: millis(mean_ms),
-            p99: millis(mean_ms * rng.gen_range(2..=10)),
+            p99: millis(mean_ms * rng.random_range(2..=10)),
         },
     };
-    let fail_spawns = rng.gen_bool(0.25).then(|| {
-        let from = rng.gen_range(0..duration.as_nanos());
-        let until = rng.gen_range(from..=duration.as_nanos());
+    let fail_spawns = rng.random_bool(0.25).then(|| {
+        let from = rng.random_range(0..duration.as_nanos());
+        let until = rng.random_range(from..=duration.as_nanos());
         SpawnFailures {
             from: SimDuration(from),
             until: SimDuration(until),
-            how: if rng.gen_bool(0.5) {
+            how: if rng.random_bool(0.5) {
                 SpawnFailure::Exit
             } else {
                 SpawnFailure::Exec
@@ -362,14 +362,14 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
         shutdown_time: Dist::Fixed(millis(
             *[0, 10, 100, 1_000, 20_000].choose(rng).expect("not empty"),
         )),
-        crash_every: if rng.gen_bool(0.4) {
-            rng.gen_range(5..=500)
+        crash_every: if rng.random_bool(0.4) {
+            rng.random_range(5..=500)
         } else {
             0
         },
         fail_spawns,
-        spawn_failure_probability: if rng.gen_bool(0.3) {
-            rng.gen_range(0.0..0.5)
+        spawn_failure_probability: if rng.random_bool(0.3) {
+            rng.random_range(0.0..0.5)
         } else {
             0.0
         },
@@ -377,35 +377,37 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
 }
 
 fn generate_traffic(rng: &mut ChaCha8Rng, duration: SimDuration) -> Traffic {
-    let start = SimDuration(rng.gen_range(0..duration.as_nanos()));
-    let length = SimDuration(rng.gen_range(1..=duration.as_nanos() - start.as_nanos()));
-    let open = rng.gen_bool(0.5);
+    let start = SimDuration(rng.random_range(0..duration.as_nanos()));
+    let length = SimDuration(rng.random_range(1..=duration.as_nanos() - start.as_nanos()));
+    let open = rng.random_bool(0.5);
     Traffic {
         start,
         duration: Some(length),
-        rate: open.then(|| f64::from(rng.gen_range(1u32..=200))),
-        ramp_to: (open && rng.gen_bool(0.3)).then(|| f64::from(rng.gen_range(0u32..=200))),
-        clients: (!open).then(|| rng.gen_range(1..=40)),
-        think_time: if rng.gen_bool(0.5) {
+        rate: open.then(|| f64::from(rng.random_range(1u32..=200))),
+        ramp_to: (open && rng.random_bool(0.3)).then(|| f64::from(rng.random_range(0u32..=200))),
+        clients: (!open).then(|| rng.random_range(1..=40)),
+        think_time: if rng.random_bool(0.5) {
             Dist::Fixed(SimDuration::ZERO)
         } else {
             Dist::Exponential {
-                mean: millis(rng.gen_range(1..=500)),
+                mean: millis(rng.random_range(1..=500)),
             }
         },
-        rtt: SimDuration(rng.gen_range(100_000..=50_000_000)),
-        disconnect_after: rng.gen_bool(0.2).then(|| millis(rng.gen_range(10..=5_000))),
+        rtt: SimDuration(rng.random_range(100_000..=50_000_000)),
+        disconnect_after: rng
+            .random_bool(0.2)
+            .then(|| millis(rng.random_range(10..=5_000))),
     }
 }
 
 fn generate_fault(rng: &mut ChaCha8Rng, duration: SimDuration) -> Fault {
-    let at = SimDuration(rng.gen_range(0..=duration.as_nanos()));
-    let pick = if rng.gen_bool(0.5) {
+    let at = SimDuration(rng.random_range(0..=duration.as_nanos()));
+    let pick = if rng.random_bool(0.5) {
         ProcessPick::Random
     } else {
-        ProcessPick::Nth(rng.gen_range(1..=4))
+        ProcessPick::Nth(rng.random_range(1..=4))
     };
-    let (kill, detach, restart) = match rng.gen_range(0..4) {
+    let (kill, detach, restart) = match rng.random_range(0..4) {
         0 | 1 => (Some(pick), None, false),
         2 => (None, Some(pick), false),
         _ => (None, None, true),
@@ -573,28 +575,34 @@ mod tests {
 
     #[test]
     fn shrinking_keeps_only_what_the_failure_needs() {
-        let seed = (0..100)
+        let is_kill = |f: &Fault| f.kill.is_some() || f.detach.is_some() || f.restart;
+        // The first half must hold a kill and traffic, so the shrinker can cut the second.
+        let seed = (0..200)
             .find(|s| {
                 let g = generate(*s);
+                let half = SimDuration(g.duration.as_nanos() / 2);
                 g.fault.len() >= 2
                     && g.traffic.len() >= 2
                     && g.duration.as_nanos() >= 20_000_000_000
+                    && g.fault.iter().any(|f| is_kill(f) && f.at < half)
+                    && g.traffic.iter().any(|t| t.start < half)
             })
-            .expect("some seed has two faults and two traffic stretches");
+            .expect("some seed has two faults and two traffic stretches, kill and traffic early");
         let scenario = generate(seed);
-        // A pretend failure: any kill fault before 10 s of a scenario with traffic.
+        // A pretend failure: any kill fault in a scenario with traffic.
         let fails = |s: &Scenario| {
-            let kill = s
-                .fault
-                .iter()
-                .any(|f| f.kill.is_some() || f.detach.is_some() || f.restart);
+            let kill = s.fault.iter().any(is_kill);
             (kill && !s.traffic.is_empty()).then(|| "pretend".to_string())
         };
         let (shrunk, violation) = shrink_with(scenario.clone(), "pretend".into(), fails);
         assert_eq!(violation, "pretend");
         assert_eq!(shrunk.fault.len(), 1, "{}", shrunk.to_toml());
         assert_eq!(shrunk.traffic.len(), 1, "{}", shrunk.to_toml());
-        assert!(shrunk.duration < scenario.duration || scenario.fault[0].at > shrunk.duration);
+        assert!(
+            shrunk.duration < scenario.duration,
+            "the duration was not cut:\n{}",
+            shrunk.to_toml()
+        );
         assert_eq!(shrunk.app.crash_every, 0);
         assert!(shrunk.app.fail_spawns.is_none());
     }
