@@ -147,7 +147,7 @@ impl Engine {
             .iter()
             .map(|id| (*id, &self.processes[id]))
             .filter(|(_, p)| p.state == ProcessState::Ready && p.generation < generation)
-            .min_by_key(|(id, p)| p.route_key(*id))
+            .min_by_key(|(id, p)| p.idle_key(*id))
             .map(|(id, _)| id);
         if let Some(id) = oldest {
             self.retire(id);

@@ -4,6 +4,7 @@ use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::time::Instant;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cmp::Reverse;
 use serde::{Deserialize, Serialize};
 
 /// Where a process is in its life. Every state counts toward `max_pool_size`: the OS process
@@ -75,11 +76,20 @@ impl Process {
         self.state == ProcessState::Ready && (concurrency == 0 || self.sessions < concurrency)
     }
 
-    /// The routing order: fewest sessions first, then least recently used, then oldest id —
-    /// so that equal load spreads evenly instead of piling onto the first process.
+    /// The routing order: fewest sessions first, then the most recently used, then the oldest
+    /// id. This concentrates light load and spreads heavy load: while requests rarely
+    /// overlap, they keep going to the process used last, so the others go idle and are shut
+    /// down after `pool_idle_time`; once every process is busy, each request goes to one with
+    /// the fewest sessions, so load spreads evenly. (Ties to the least recently used would
+    /// rotate light traffic through every process and keep all of them alive.)
     pub fn route_key(&self, id: ProcessId) -> RouteKey {
+        (self.sessions, Reverse(self.last_used), id)
+    }
+
+    /// The order in which to give processes up: fewest sessions first, then the longest idle.
+    pub fn idle_key(&self, id: ProcessId) -> (u32, Instant, ProcessId) {
         (self.sessions, self.last_used, id)
     }
 }
 
-pub(crate) type RouteKey = (u32, Instant, ProcessId);
+pub(crate) type RouteKey = (u32, Reverse<Instant>, ProcessId);

@@ -52,7 +52,7 @@ impl Engine {
         self.mark_dirty(group_id);
     }
 
-    /// The ready process with room and the fewest sessions, least recently used among equals.
+    /// The ready process with room and the fewest sessions, most recently used among equals.
     fn pick_process(&self, group_id: GroupId) -> Option<ProcessId> {
         let routable = &self.group(group_id).routable;
         #[cfg(feature = "sabotage")]

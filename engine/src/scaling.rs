@@ -148,7 +148,7 @@ impl Engine {
                     && group.spawning + group.draining + group.stopping == 0
                     && blocked(p.group)
             })
-            .min_by_key(|(id, p)| p.route_key(**id))
+            .min_by_key(|(id, p)| p.idle_key(**id))
             .map(|(id, _)| *id)
     }
 }

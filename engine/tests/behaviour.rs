@@ -148,55 +148,64 @@ mod routing {
         pool.now = at(secs(2));
         assert_eq!(forward_of(&pool.arrive(0, 2), 2), Some(p2));
         pool.now = at(secs(3));
-        assert_eq!(forward_of(&pool.arrive(0, 3), 3), Some(p1));
-        // p1 has 2 sessions, p2 has 1.
+        pool.finish(1);
+        // p1 has no session, p2 has one.
         pool.now = at(secs(4));
-        assert_eq!(forward_of(&pool.arrive(0, 4), 4), Some(p2));
+        assert_eq!(forward_of(&pool.arrive(0, 3), 3), Some(p1));
     }
 
     #[test]
-    fn fewest_sessions_wins_over_least_recently_used() {
+    fn fewest_sessions_wins_over_most_recently_used() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 4)]);
         let (p1, p2) = (ps[0], ps[1]);
         pool.now = at(secs(1));
         assert_eq!(forward_of(&pool.arrive(0, 1), 1), Some(p1));
         pool.now = at(secs(2));
         assert_eq!(forward_of(&pool.arrive(0, 2), 2), Some(p2));
+        // One session each: the tie goes to p2, used last.
         pool.now = at(secs(3));
-        assert_eq!(forward_of(&pool.arrive(0, 3), 3), Some(p1));
+        assert_eq!(forward_of(&pool.arrive(0, 3), 3), Some(p2));
+        // p2 is the most recently used but has two sessions; p1 has one.
         pool.now = at(secs(4));
-        pool.finish(2); // p2: no sessions, but used last
-        pool.now = at(secs(5));
-        assert_eq!(forward_of(&pool.arrive(0, 5), 5), Some(p2));
+        assert_eq!(forward_of(&pool.arrive(0, 4), 4), Some(p1));
     }
 
     #[test]
-    fn ties_go_to_the_least_recently_used_process() {
+    fn ties_go_to_the_most_recently_used_process() {
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(2, 1)]);
         let (p1, p2) = (ps[0], ps[1]);
         pool.now = at(secs(1));
+        // Both became ready at the same instant: the older id wins the tie.
         assert_eq!(forward_of(&pool.arrive(0, 1), 1), Some(p1));
         pool.now = at(secs(2));
         pool.finish(1);
-        // Both idle; p2 has not been used since it became ready.
+        // Both idle; p1 was used last, so it takes the next request and p2 stays idle.
         pool.now = at(secs(3));
-        assert_eq!(forward_of(&pool.arrive(0, 2), 2), Some(p2));
+        assert_eq!(forward_of(&pool.arrive(0, 2), 2), Some(p1));
         pool.now = at(secs(4));
         pool.finish(2);
         pool.now = at(secs(5));
         assert_eq!(forward_of(&pool.arrive(0, 3), 3), Some(p1));
+        // While p1 is busy, the next request goes to the idle p2.
+        assert_eq!(forward_of(&pool.arrive(0, 4), 4), Some(p2));
     }
 
     #[test]
     fn equal_load_spreads_evenly_over_the_processes() {
+        // Heavy load: every round keeps all six processes busy at once, as a benchmark with
+        // more connections than processes does.
         let (mut pool, ps) = Pool::started(pool_of(6), vec![group(6, 1)]);
         let mut served = std::collections::BTreeMap::new();
-        for request in 0..60 {
-            pool.now = at(ms(10 * request + 1));
-            let process = forward_of(&pool.arrive(0, request), request).expect("forwarded");
-            *served.entry(process).or_insert(0) += 1;
-            pool.now = at(ms(10 * request + 5));
-            pool.finish(request);
+        for round in 0..10u64 {
+            pool.now = at(ms(10 * round + 1));
+            for request in round * 6..round * 6 + 6 {
+                let process = forward_of(&pool.arrive(0, request), request).expect("forwarded");
+                *served.entry(process).or_insert(0) += 1;
+            }
+            pool.now = at(ms(10 * round + 5));
+            for request in round * 6..round * 6 + 6 {
+                pool.finish(request);
+            }
         }
         assert_eq!(served.keys().copied().collect::<Vec<_>>(), ps);
         assert!(served.values().all(|count| *count == 10), "{served:?}");
