@@ -2,6 +2,7 @@
 //! load, spawning for demand rather than for every momentary queue, and shrinking back once
 //! the load drops. Every input goes through `common::Pool`, which checks the invariants.
 
+#[allow(dead_code)] // each test file uses a part of the shared helpers
 mod common;
 
 use common::*;
