@@ -12,11 +12,13 @@
 //!   event, and shrinks a failing one;
 //! - [`run_cli`] is `ferry sim`.
 
+mod carry_out;
 mod checks;
 mod clients;
 mod dist;
 mod duration;
 mod events;
+mod expect;
 mod locate;
 mod model;
 mod report;
@@ -26,6 +28,7 @@ mod sim;
 mod stats;
 pub mod svg;
 pub mod swarm;
+mod swarm_scenarios;
 
 pub use checks::ExpectResult;
 pub use dist::Dist;

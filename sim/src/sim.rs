@@ -9,19 +9,16 @@ use crate::dist::Sampler;
 use crate::events::{EventKind, EventQueue};
 use crate::model::{AppProcess, AppState, Ending, ProcessRecord};
 use crate::requests::{OpenRequest, RequestTable, NO_CLIENT};
-use crate::scenario::{ProcessPick, Scenario, SpawnFailure};
+use crate::scenario::{ProcessPick, Scenario};
 use crate::stats::{new_histogram, PoolSize, Slot, Timeline};
-use ferry_engine::{
-    Command, Engine, GroupId, Input, Instant, KillMode, PoolStatus, ProcessId, RejectReason,
-    RequestId,
-};
+use ferry_engine::{Command, Engine, GroupId, Input, Instant, PoolStatus, ProcessId, RequestId};
 use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 
 /// The only group: scenarios model one app.
-const GROUP: GroupId = GroupId(0);
+pub(crate) const GROUP: GroupId = GroupId(0);
 
 /// A virtual instant that keeps receiving events without time moving on is a livelock (say,
 /// a spawn that fails in zero time, retried at once): stop instead of spinning forever. The
@@ -79,21 +76,21 @@ pub struct Simulation<'a> {
     pub(crate) seed: u64,
     pub(crate) engine: Engine,
     pub(crate) now: u64,
-    queue: EventQueue,
+    pub(crate) queue: EventQueue,
     pub(crate) requests: RequestTable,
     pub(crate) processes: BTreeMap<ProcessId, AppProcess>,
     pub(crate) finished: Vec<ProcessRecord>,
     sources: Vec<Source>,
-    spawn_time: Sampler,
-    service_time: Sampler,
-    shutdown_time: Sampler,
+    pub(crate) spawn_time: Sampler,
+    pub(crate) service_time: Sampler,
+    pub(crate) shutdown_time: Sampler,
     rng_traffic: ChaCha8Rng,
-    rng_app: ChaCha8Rng,
+    pub(crate) rng_app: ChaCha8Rng,
     rng_faults: ChaCha8Rng,
     /// Off in the swarm's liveness phase: no crash or spawn failure is injected.
-    faults_on: bool,
-    forwarded_total: u64,
-    last_process_id: u64,
+    pub(crate) faults_on: bool,
+    pub(crate) forwarded_total: u64,
+    pub(crate) last_process_id: u64,
     pub(crate) counts: Counts,
     pub(crate) latency: Histogram<u64>,
     pub(crate) queue_wait: Histogram<u64>,
@@ -112,7 +109,7 @@ pub struct Simulation<'a> {
     check_invariants: bool,
     pub(crate) violation: Option<String>,
     pub(crate) shutdown_completes: u32,
-    commands: Vec<Command>,
+    pub(crate) commands: Vec<Command>,
     events_at_now: u64,
     events_at_one_instant_max: u64,
     pub(crate) events_total: u64,
@@ -428,7 +425,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// A closed-loop client got its answer (or gave up): it sends again after a round trip.
-    fn client_answered(&mut self, open: &OpenRequest) {
+    pub(crate) fn client_answered(&mut self, open: &OpenRequest) {
         if open.client == NO_CLIENT {
             return;
         }
@@ -486,230 +483,6 @@ impl<'a> Simulation<'a> {
             ProcessPick::Random => return None,
         };
         self.processes.keys().nth(nth).copied()
-    }
-
-    /// The OS process is gone: record its life. False if it was gone already.
-    fn process_gone(&mut self, id: ProcessId, ending: Ending) -> bool {
-        let Some(process) = self.processes.remove(&id) else {
-            return false;
-        };
-        let ending = if process.idle_shutdown && ending == Ending::Stopped {
-            Ending::IdleShutdown
-        } else {
-            ending
-        };
-        self.finished
-            .push(ProcessRecord::of(&process, Some(self.now), ending));
-        true
-    }
-
-    /// Hands one input to the engine and carries out every command it gives back.
-    fn deliver(&mut self, input: Input) {
-        if self.violation.is_some() {
-            return; // the engine may be broken; the run is over
-        }
-        let idle_before = self.engine.totals().idle_shutdowns;
-        let now = Instant::from_nanos(self.now);
-        let engine = &mut self.engine;
-        let handled = quiet_panics(|| engine.handle(now, input));
-        if let Err(message) = handled {
-            return self.violate(format!("the engine panicked: {message}"));
-        }
-        self.drain_commands(idle_before);
-    }
-
-    fn drain_commands(&mut self, idle_before: u64) {
-        let mut commands = std::mem::take(&mut self.commands);
-        commands.extend(std::iter::from_fn(|| self.engine.poll_command()));
-        let idle_new = self.engine.totals().idle_shutdowns - idle_before;
-        if idle_new > 0 {
-            self.attribute_idle_shutdowns(&commands, idle_new);
-        }
-        for command in commands.drain(..) {
-            self.carry_out(command);
-        }
-        self.commands = commands;
-    }
-
-    /// The engine counts idle shutdowns but its kill command does not say why. The engine
-    /// stops idle processes least recently used first, so among the graceful kills of idle
-    /// ready processes in this batch, the `count` least recently used are the idle ones.
-    fn attribute_idle_shutdowns(&mut self, commands: &[Command], count: u64) {
-        let mut candidates: Vec<(u64, ProcessId)> = commands
-            .iter()
-            .filter_map(|command| match command {
-                Command::Kill {
-                    process,
-                    mode: KillMode::Graceful,
-                } => self.processes.get(process),
-                _ => None,
-            })
-            .filter(|p| p.state == AppState::Ready && p.in_flight == 0 && p.kill.is_none())
-            .map(|p| (p.last_use_nanos, p.id))
-            .collect();
-        candidates.sort();
-        for (last_use, id) in candidates.into_iter().take(count as usize) {
-            let idle = self.now - last_use;
-            self.idle_after_nanos = Some(match self.idle_after_nanos {
-                Some((least, most)) => (least.min(idle), most.max(idle)),
-                None => (idle, idle),
-            });
-            if let Some(p) = self.processes.get_mut(&id) {
-                p.idle_shutdown = true;
-            }
-        }
-    }
-
-    fn carry_out(&mut self, command: Command) {
-        match command {
-            Command::Spawn { group, process } => self.spawn(group, process),
-            Command::Forward { request, process } => self.forward(request, process),
-            Command::Reject { request, reason } => {
-                let Some(open) = self.requests.end(request) else {
-                    return self.violate(format!("rejected {request}, which is not open"));
-                };
-                if let Some(process) = open.process {
-                    self.violate(format!(
-                        "rejected {request}, already forwarded to {process}"
-                    ));
-                }
-                self.counts.rejected += 1;
-                match reason {
-                    RejectReason::QueueFull => self.counts.rejected_queue_full += 1,
-                    RejectReason::SpawnFailing { .. } => self.counts.rejected_spawn_failing += 1,
-                    RejectReason::ShuttingDown => self.counts.rejected_shutting_down += 1,
-                    // The simulated server never runs out of its own resources.
-                    RejectReason::OutOfResources { .. } => {}
-                }
-                self.rejection_latency
-                    .saturating_record(self.now - open.sent_at_nanos);
-                self.client_answered(&open);
-            }
-            Command::Fail { request, process } => {
-                let Some(open) = self.requests.end(request) else {
-                    return self.violate(format!("failed {request}, which is not open"));
-                };
-                if open.process != Some(process) {
-                    self.violate(format!(
-                        "failed {request} on {process}, but it was on {:?}",
-                        open.process
-                    ));
-                }
-                if let Some(p) = self.processes.get_mut(&process) {
-                    p.in_flight -= 1;
-                }
-                self.counts.failed += 1;
-                self.client_answered(&open);
-            }
-            Command::Kill { process, mode } => self.kill(process, mode),
-            Command::ShutdownComplete => {
-                self.shutdown_completes += 1;
-                if self.shutdown_completes > 1 {
-                    self.violate("ShutdownComplete was sent twice".into());
-                }
-            }
-        }
-    }
-
-    fn spawn(&mut self, group: GroupId, process: ProcessId) {
-        if group != GROUP {
-            return self.violate(format!("spawn for unknown {group}"));
-        }
-        // The engine allocates process ids in increasing order and never reuses one.
-        if process.0 <= self.last_process_id {
-            return self.violate(format!(
-                "{process} spawned twice (or its id went backwards)"
-            ));
-        }
-        self.last_process_id = process.0;
-        self.processes
-            .insert(process, AppProcess::new(process, self.now));
-        let app = &self.scenario.app;
-        let in_window = app
-            .fail_spawns
-            .as_ref()
-            .filter(|w| w.from.0 <= self.now && self.now < w.until.0);
-        let failure = if !self.faults_on {
-            None
-        } else if let Some(window) = in_window {
-            Some(window.how)
-        } else if app.spawn_failure_probability > 0.0
-            && self.rng_app.random_bool(app.spawn_failure_probability)
-        {
-            Some(SpawnFailure::Exit)
-        } else {
-            None
-        };
-        let spawn_time = self.spawn_time.sample(&mut self.rng_app);
-        let (at, kind) = match failure {
-            None => (self.now + spawn_time, EventKind::SpawnReady { process }),
-            Some(SpawnFailure::Exit) => (self.now + spawn_time, EventKind::SpawnExit { process }),
-            Some(SpawnFailure::Exec) => (self.now, EventKind::SpawnExecFailed { process }),
-        };
-        if failure.is_some() {
-            self.counts.injected_spawn_failures += 1;
-        }
-        self.queue.schedule(at, kind);
-    }
-
-    fn forward(&mut self, request: RequestId, process: ProcessId) {
-        let fit = match self.processes.get(&process) {
-            None => Err("which has exited or never existed"),
-            Some(p) if p.state != AppState::Ready => Err("which is not ready"),
-            Some(p) if p.kill.is_some() => Err("which was told to stop"),
-            Some(_) => Ok(()),
-        };
-        if let Err(why) = fit {
-            return self.violate(format!("forwarded {request} to {process}, {why}"));
-        }
-        let Some(open) = self.requests.forward(request, process) else {
-            return self.violate(format!(
-                "forwarded {request}, which is not open or is in flight"
-            ));
-        };
-        self.queue_wait
-            .saturating_record(self.now - open.sent_at_nanos);
-        let p = self.processes.get_mut(&process).expect("checked above");
-        p.in_flight += 1;
-        p.last_use_nanos = self.now;
-        self.forwarded_total += 1;
-        let service_time = self.service_time.sample(&mut self.rng_app);
-        let crash_every = self.scenario.app.crash_every;
-        let kind = if self.faults_on
-            && crash_every > 0
-            && self.forwarded_total.is_multiple_of(crash_every)
-        {
-            EventKind::CrashWhileServing { process }
-        } else {
-            EventKind::ServiceDone { request, process }
-        };
-        self.queue.schedule(self.now + service_time, kind);
-    }
-
-    fn kill(&mut self, process: ProcessId, mode: KillMode) {
-        let now = self.now;
-        let Some(p) = self.processes.get_mut(&process) else {
-            return self.violate(format!(
-                "kill of {process}, which has exited or never existed"
-            ));
-        };
-        let (at, forced) = match mode {
-            KillMode::Force => (now, true),
-            KillMode::Graceful if p.kill.is_some() => return, // already on its way out
-            KillMode::Graceful => (now + self.shutdown_time.sample(&mut self.rng_app), false),
-        };
-        if p.kill != Some(KillMode::Force) {
-            p.kill = Some(mode);
-        }
-        // The earliest exit wins; a later one finds the process gone.
-        self.queue.schedule(at, EventKind::Exit { process, forced });
-    }
-
-    pub(crate) fn violate(&mut self, message: String) {
-        if self.violation.is_none() {
-            let at = crate::duration::SimDuration(self.now);
-            self.violation = Some(format!("at {at}: {message}"));
-        }
     }
 
     /// The sim's own checks after every event; the engine's too when asked.
@@ -784,7 +557,7 @@ thread_local! {
 /// Runs `f`, turning a panic into its message. The engine panics on a broken invariant in
 /// debug builds; the swarm reports that like any other violation, without the panic hook's
 /// noise on stderr (panics elsewhere still reach the hook that was installed before).
-fn quiet_panics<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(crate) fn quiet_panics<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
