@@ -220,6 +220,9 @@ impl Server {
                                 .unwrap_or(0),
                             rss_bytes: pid.and_then(crate::proc_stats::rss_bytes).unwrap_or(0),
                             last_used_s: secs(now.saturating_since(p.last_used)),
+                            oldest_request_age_s: p
+                                .oldest_request_started_at
+                                .map(|at| secs(now.saturating_since(at))),
                         }
                     })
                     .collect(),

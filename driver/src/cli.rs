@@ -77,6 +77,13 @@ pub struct StartArgs {
     /// Seconds an app process may take to start listening.
     #[arg(long, default_value_t = 90, value_parser = values::at_least_one::<u64>)]
     pub start_timeout: u64,
+    /// Seconds a request may run in the app; longer gets 504 and its process is killed
+    /// (SIGTERM, then SIGKILL) and replaced (0: no limit).
+    #[arg(long, default_value_t = 0, value_parser = values::count::<u64>)]
+    pub max_request_time: u64,
+    /// Seconds a request may wait in the queue for a process; longer gets 503 (0: no limit).
+    #[arg(long, default_value_t = 0, value_parser = values::count::<u64>)]
+    pub max_request_queue_time: u64,
     /// Any name; set as RAILS_ENV, RACK_ENV, WSGI_ENV, NODE_ENV and PASSENGER_APP_ENV for the
     /// app. Only development shows error details (friendly error pages) to clients.
     #[arg(long, short = 'e', default_value = "development", value_parser = values::environment)]

@@ -373,6 +373,9 @@ impl Server {
                 "every app process is busy and the request queue is full".to_string()
             }
             RejectReason::ShuttingDown => "the server is shutting down".to_string(),
+            RejectReason::QueueTimeout => {
+                "every app process stayed busy for --max-request-queue-time".to_string()
+            }
             RejectReason::SpawnFailing { error } if error_details => {
                 format!("the app cannot start: {error}")
             }
@@ -392,6 +395,19 @@ impl Server {
     /// The app process died during the request: 502, or a cut connection if the response had
     /// begun.
     pub fn fail_request(&mut self, request: RequestId) {
+        self.end_with_error(request, 502, "the app process handling this request died");
+    }
+
+    /// The request ran for --max-request-time: 504 (or a cut connection if the response had
+    /// begun); the engine stops its process.
+    pub fn time_out_request(&mut self, request: RequestId) {
+        let reason = "the app did not answer within --max-request-time";
+        self.end_with_error(request, 504, reason);
+    }
+
+    /// Ends a request the engine has ended without a response from the app: an error page,
+    /// or a cut connection if the response had begun.
+    fn end_with_error(&mut self, request: RequestId, status: u16, reason: &str) {
         let stopping = self.stopping;
         let Some(key) = self.requests.get(&request).copied() else {
             return;
@@ -399,16 +415,23 @@ impl Server {
         let Some(client) = self.client(key) else {
             return;
         };
-        if let Phase::Submitted {
-            backend: Some(backend),
-            ..
-        } = client.phase
-        {
-            client.phase = Phase::Submitted {
-                request,
-                backend: None,
-            };
-            self.close_backend(backend);
+        match client.phase {
+            Phase::Submitted {
+                backend: Some(backend),
+                ..
+            } => {
+                client.phase = Phase::Submitted {
+                    request,
+                    backend: None,
+                };
+                self.close_backend(backend);
+            }
+            Phase::Tunnel { backend, .. } => {
+                client.phase = Phase::Closing;
+                client.response_started = true;
+                self.close_backend(backend);
+            }
+            _ => {}
         }
         let client = self.client(key).expect("client exists");
         if client.response_started {
@@ -418,8 +441,7 @@ impl Server {
             return self.flush_client(key);
         }
         let answer = Answer::to(client.pending.as_ref(), !stopping);
-        let reason = "the app process handling this request died";
-        write_error(client.out.buffer(), 502, reason, answer);
+        write_error(client.out.buffer(), status, reason, answer);
         self.finish_exchange(key, !answer.close);
     }
 }

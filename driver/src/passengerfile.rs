@@ -54,6 +54,12 @@ pub const KEYS: &[Key] = &[
         Kind::Value,
     ),
     key("start_timeout", "start_timeout", Kind::Value),
+    key("max_request_time", "max_request_time", Kind::Value),
+    key(
+        "max_request_queue_time",
+        "max_request_queue_time",
+        Kind::Value,
+    ),
     key("app_type", "app_type", Kind::Value),
     key("startup_file", "startup_file", Kind::Value),
     key("app_start_command", "app_start_command", Kind::Value),

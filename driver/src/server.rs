@@ -150,6 +150,8 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
             max_requests: args.max_requests,
             max_spawn_concurrency: args.max_spawn_concurrency,
             start_timeout: Duration::from_secs(args.start_timeout),
+            max_request_time: Duration::from_secs(args.max_request_time),
+            max_request_queue_time: Duration::from_secs(args.max_request_queue_time),
         }],
     }
 }
@@ -673,6 +675,7 @@ impl Server {
             Command::Forward { request, process } => self.forward(request, process),
             Command::Reject { request, reason } => self.reject(request, reason),
             Command::Fail { request, .. } => self.fail_request(request),
+            Command::TimeOut { request, .. } => self.time_out_request(request),
             Command::Kill { process, mode } => {
                 if let Some(child) = self.children.get(&process) {
                     child.process.signal(mode == ferry_engine::KillMode::Force);

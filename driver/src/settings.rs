@@ -124,6 +124,8 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         max_request_queue_size,
         concurrency,
         start_timeout,
+        max_request_time,
+        max_request_queue_time,
         app_type,
         startup_file,
         app_start_command,

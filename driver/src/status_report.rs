@@ -48,6 +48,9 @@ pub struct ProcessReport {
     #[serde(default)]
     pub rss_bytes: u64,
     pub last_used_s: f64,
+    /// How long its oldest request in flight has been running (none while idle).
+    #[serde(default)]
+    pub oldest_request_age_s: Option<f64>,
 }
 
 fn human_duration(seconds: f64) -> String {
@@ -140,6 +143,9 @@ impl StatusReport {
                         p.state
                     ),
                 );
+                if let Some(age) = p.oldest_request_age_s {
+                    line(&mut out, format!("    Oldest request: {age:.1}s"));
+                }
             }
             line(&mut out, String::new());
         }

@@ -75,6 +75,11 @@ pub struct GroupConfig {
     pub max_spawn_concurrency: usize,
     /// A process not ready this long after its spawn is killed and counted as a failed spawn.
     pub start_timeout: Duration,
+    /// A request running longer than this is answered 504 and its process is killed (graceful,
+    /// then forced after `kill_timeout`) and replaced. Zero means no limit.
+    pub max_request_time: Duration,
+    /// A request waiting in the queue longer than this is answered 503. Zero means no limit.
+    pub max_request_queue_time: Duration,
 }
 
 impl Default for GroupConfig {
@@ -87,6 +92,8 @@ impl Default for GroupConfig {
             max_requests: 0,
             max_spawn_concurrency: 6,
             start_timeout: Duration::from_secs(90),
+            max_request_time: Duration::ZERO,
+            max_request_queue_time: Duration::ZERO,
         }
     }
 }

@@ -95,7 +95,7 @@ impl Engine {
     }
 
     /// Keeps the failure as the group's last error until the group is healthy again.
-    fn note_error(&mut self, group_id: GroupId, error: String) {
+    pub(crate) fn note_error(&mut self, group_id: GroupId, error: String) {
         let now = self.now;
         let clear_at = now + self.pool.stable_uptime;
         let group = self.group_mut(group_id);

@@ -55,6 +55,11 @@ pub struct Engine {
 pub(crate) struct Request {
     pub group: GroupId,
     pub process: Option<ProcessId>,
+    /// When it arrived, or went back to the queue after a refusal: `max_request_queue_time`
+    /// counts from here.
+    pub queued_at: Instant,
+    /// When its current session started: `max_request_time` counts from here.
+    pub started_at: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]

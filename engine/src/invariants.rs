@@ -45,7 +45,9 @@ impl Engine {
     /// 4. A request goes only to a ready process with room, one with the fewest sessions; no
     ///    request waits while a process has room. (The choice itself is checked as it is made.)
     /// 5. No queue is longer than its limit. A busy process is never shut down for idleness
-    ///    (checked as the decision is made).
+    ///    (checked as the decision is made). No request has waited in its queue for
+    ///    `max_request_queue_time`, nor run for `max_request_time`, when those are set: the
+    ///    engine asks to be woken at each deadline.
     /// 6. In a group with more ready processes than `min_instances`, no ready process has been
     ///    idle for `pool_idle_time`: the engine asks to be woken at each deadline.
     /// 8. The pool is not empty while requests wait and the app's last start succeeded: a
@@ -195,6 +197,14 @@ impl Engine {
         })?;
         let mut queued = 0;
         for (request, entry) in &self.requests {
+            let config = &self.group(entry.group).config;
+            let (limit, since, what) = match entry.process {
+                None => (config.max_request_queue_time, entry.queued_at, "waited"),
+                Some(_) => (config.max_request_time, entry.started_at, "run"),
+            };
+            ensure(limit.is_zero() || since + limit > self.now, 5, || {
+                format!("{request} has {what} since {since:?}, past its limit {limit:?}")
+            })?;
             match entry.process {
                 // Each queued request is in its group's queue exactly once: every queue entry
                 // is checked below to be a queued request of that group, with no repeats,

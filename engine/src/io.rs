@@ -71,6 +71,8 @@ pub enum RejectReason {
     ShuttingDown,
     /// The server itself is out of resources (file descriptors, memory); what ran out.
     OutOfResources { error: String },
+    /// The request waited in the queue for `max_request_queue_time`.
+    QueueTimeout,
 }
 
 /// Something the driver must carry out.
@@ -91,6 +93,12 @@ pub enum Command {
     },
     /// Answer `request` with 502: `process` died while handling it; the request has ended.
     Fail {
+        request: RequestId,
+        process: ProcessId,
+    },
+    /// Answer `request` with 504: it ran for `max_request_time` on `process`, which the
+    /// engine is stopping; the request has ended.
+    TimeOut {
         request: RequestId,
         process: ProcessId,
     },

@@ -73,6 +73,9 @@ pub enum Sabotage {
     /// Back off after crashes of processes that had become ready, as after start failures,
     /// leaving the pool empty while requests wait (invariant 8).
     BackOffAfterCrash,
+    /// Let requests run past `max_request_time` and wait past `max_request_queue_time`
+    /// (invariant 5).
+    IgnoreRequestDeadlines,
 }
 
 #[cfg(feature = "sabotage")]

@@ -280,6 +280,8 @@ impl Engine {
             }
             Timer::BackoffOver(group_id) => self.mark_dirty(group_id),
             Timer::ErrorHealed(group_id) => self.clear_error_if_healed(group_id),
+            Timer::RequestDeadline(request) => self.request_deadline(request),
+            Timer::QueueDeadline(request) => self.queue_deadline(request),
             Timer::ShutdownDeadline => {
                 // Time is up: waiting requests are told, and every process is asked to stop.
                 // The ask is a SIGTERM; a process still there `kill_timeout` later gets the

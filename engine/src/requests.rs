@@ -4,6 +4,7 @@ use crate::engine::{Engine, Request};
 use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::io::{Command, KillMode, RejectReason};
 use crate::process::ProcessState;
+use crate::timers::Timer;
 
 impl Engine {
     pub(crate) fn request_arrived(&mut self, group_id: GroupId, request: RequestId) {
@@ -23,6 +24,8 @@ impl Engine {
                 Request {
                     group: group_id,
                     process: Some(process),
+                    queued_at: now,
+                    started_at: now,
                 },
             );
             return self.start_session(request, process);
@@ -46,9 +49,16 @@ impl Engine {
             Request {
                 group: group_id,
                 process: None,
+                queued_at: now,
+                started_at: now,
             },
         );
         self.group_mut(group_id).queue.push_back(request);
+        let max_queue_time = self.group(group_id).config.max_request_queue_time;
+        if !max_queue_time.is_zero() {
+            self.timers
+                .set(now + max_queue_time, Timer::QueueDeadline(request));
+        }
         self.mark_dirty(group_id);
     }
 
@@ -84,6 +94,15 @@ impl Engine {
     fn start_session(&mut self, request: RequestId, process_id: ProcessId) {
         self.check_routing_choice(process_id);
         let now = self.now;
+        if let Some(entry) = self.requests.get_mut(&request) {
+            entry.started_at = now;
+            let group = &self.groups[entry.group.0 as usize];
+            let max_request_time = group.config.max_request_time;
+            if !max_request_time.is_zero() {
+                self.timers
+                    .set(now + max_request_time, Timer::RequestDeadline(request));
+            }
+        }
         let Some(process) = self.update_process(process_id, |p| {
             p.sessions += 1;
             p.last_used = now;
@@ -168,6 +187,7 @@ impl Engine {
         let Some(Request {
             group: group_id,
             process: Some(process_id),
+            ..
         }) = self.requests.get(&request).copied()
         else {
             return;
@@ -200,6 +220,7 @@ impl Engine {
         let Some(Request {
             group: group_id,
             process: Some(process_id),
+            ..
         }) = self.requests.get(&request).copied()
         else {
             return;
@@ -231,11 +252,81 @@ impl Engine {
             self.requests.remove(&request);
             return self.reject(request, RejectReason::QueueFull);
         }
+        let now = self.now;
         if let Some(entry) = self.requests.get_mut(&request) {
             entry.process = None;
+            entry.queued_at = now;
         }
         self.group_mut(group_id).queue.push_front(request);
+        let max_queue_time = self.group(group_id).config.max_request_queue_time;
+        if !max_queue_time.is_zero() {
+            self.timers
+                .set(now + max_queue_time, Timer::QueueDeadline(request));
+        }
         self.dispatch(group_id);
         self.mark_dirty(group_id);
+    }
+
+    /// `max_request_time` may be up for an in-flight request: it is answered 504, and its
+    /// process — stuck, or too slow to trust with more — is stopped (graceful, then forced
+    /// after `kill_timeout`) and replaced. Its other requests fail when it exits.
+    pub(crate) fn request_deadline(&mut self, request: RequestId) {
+        #[cfg(feature = "sabotage")]
+        if self.sabotage == Some(crate::Sabotage::IgnoreRequestDeadlines) {
+            return;
+        }
+        let Some(entry) = self.requests.get(&request).copied() else {
+            return;
+        };
+        let Some(process_id) = entry.process else {
+            return;
+        };
+        let max_request_time = self.group(entry.group).config.max_request_time;
+        if max_request_time.is_zero() || entry.started_at + max_request_time > self.now {
+            return; // started again since (handed back by a refusal)
+        }
+        self.requests.remove(&request);
+        self.totals.failed += 1;
+        self.totals.timed_out += 1;
+        self.update_process(process_id, |p| {
+            p.sessions -= 1;
+            if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
+                p.in_flight.swap_remove(at);
+            }
+        });
+        self.push(Command::TimeOut {
+            request,
+            process: process_id,
+        });
+        let seconds = max_request_time.as_secs_f64();
+        self.note_error(
+            entry.group,
+            alloc::format!(
+                "a request ran longer than max_request_time ({seconds} s); its process was stopped"
+            ),
+        );
+        self.stop_process(process_id, KillMode::Graceful);
+        self.mark_dirty(entry.group);
+    }
+
+    /// `max_request_queue_time` may be up for a queued request: it is answered 503.
+    pub(crate) fn queue_deadline(&mut self, request: RequestId) {
+        #[cfg(feature = "sabotage")]
+        if self.sabotage == Some(crate::Sabotage::IgnoreRequestDeadlines) {
+            return;
+        }
+        let Some(entry) = self.requests.get(&request).copied() else {
+            return;
+        };
+        let max_queue_time = self.group(entry.group).config.max_request_queue_time;
+        if entry.process.is_some() || entry.queued_at + max_queue_time > self.now {
+            return;
+        }
+        let queue = &mut self.group_mut(entry.group).queue;
+        if let Some(at) = queue.iter().position(|r| *r == request) {
+            queue.remove(at);
+        }
+        self.requests.remove(&request);
+        self.reject(request, RejectReason::QueueTimeout);
     }
 }

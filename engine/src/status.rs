@@ -16,6 +16,8 @@ pub struct Totals {
     pub rejected: u64,
     pub failed: u64,
     pub cancelled: u64,
+    /// Requests that ran for `max_request_time` (counted in `failed` too).
+    pub timed_out: u64,
     pub spawns: u64,
     pub spawn_failures: u64,
     pub crashes: u64,
@@ -59,6 +61,8 @@ pub struct ProcessStatus {
     pub spawned_at: Instant,
     pub ready_at: Option<Instant>,
     pub last_used: Instant,
+    /// When its oldest request in flight started, if it has any.
+    pub oldest_request_started_at: Option<Instant>,
 }
 
 impl Engine {
@@ -91,6 +95,12 @@ impl Engine {
                             spawned_at: p.spawned_at,
                             ready_at: p.ready_at,
                             last_used: p.last_used,
+                            oldest_request_started_at: p
+                                .in_flight
+                                .iter()
+                                .filter_map(|r| self.requests.get(r))
+                                .map(|r| r.started_at)
+                                .min(),
                         }
                     })
                     .collect(),

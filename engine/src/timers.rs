@@ -4,7 +4,7 @@
 //! (the process may be gone, or used since). This keeps every state change O(log n) or O(1),
 //! at the cost of an occasional early wake-up for the caller.
 
-use crate::ids::{GroupId, ProcessId};
+use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::time::Instant;
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;
@@ -21,6 +21,10 @@ pub(crate) enum Timer {
     BackoffOver(GroupId),
     /// The group may be healthy again: no failure for `stable_uptime`.
     ErrorHealed(GroupId),
+    /// The request may have run for `max_request_time`.
+    RequestDeadline(RequestId),
+    /// The request may have waited in the queue for `max_request_queue_time`.
+    QueueDeadline(RequestId),
     /// In-flight requests have had `shutdown_timeout` to finish.
     ShutdownDeadline,
 }

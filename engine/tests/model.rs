@@ -176,6 +176,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         proptest::sample::select(&[0u64, 1, 3, 10][..]),
         1usize..=3,
         durations_ms(&[5_000, 90_000]),
+        durations_ms(&[0, 0, 2_000, 30_000]),
+        durations_ms(&[0, 0, 1_000, 10_000]),
     )
         .prop_map(
             |(
@@ -185,6 +187,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 max_requests,
                 max_spawn_concurrency,
                 start_timeout,
+                max_request_time,
+                max_request_queue_time,
             )| GroupConfig {
                 name: String::new(),
                 min_instances,
@@ -193,6 +197,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 max_requests,
                 max_spawn_concurrency,
                 start_timeout,
+                max_request_time,
+                max_request_queue_time,
             },
         );
     (pool, proptest::collection::vec(group, 1..=3)).prop_map(|(pool, mut groups)| {
@@ -278,6 +284,8 @@ struct ModelProcess {
     ready: bool,
     killed: Option<KillMode>,
     sessions: BTreeSet<RequestId>,
+    /// One of its requests ran for `max_request_time`: it is stopped with others in flight.
+    timed_out: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -294,6 +302,8 @@ struct Harness {
     exited: Vec<ProcessId>,
     last_process: Option<ProcessId>,
     requests: BTreeMap<RequestId, ModelRequest>,
+    /// When each open request was last queued and when its current session started.
+    request_times: BTreeMap<RequestId, (Instant, Instant)>,
     ended: BTreeSet<RequestId>,
     arrived: u64,
     shutdown_requested: bool,
@@ -321,6 +331,7 @@ impl Harness {
             exited: Vec::new(),
             last_process: None,
             requests: BTreeMap::new(),
+            request_times: BTreeMap::new(),
             ended: BTreeSet::new(),
             arrived: 0,
             shutdown_requested: false,
@@ -458,6 +469,7 @@ impl Harness {
                 assert!(!self.requests.contains_key(&request) && !self.ended.contains(&request));
                 self.arrived += 1;
                 self.requests.insert(request, ModelRequest::Queued(group));
+                self.request_times.insert(request, (self.now, self.now));
                 self.arriving = Some(request);
             }
             Input::RequestFinished { request } => {
@@ -492,6 +504,10 @@ impl Harness {
                         .sessions
                         .remove(&request);
                     self.requests.insert(request, ModelRequest::Queued(group));
+                    // Its queue time starts again: the wait at the process was not in a queue.
+                    if let Some(times) = self.request_times.get_mut(&request) {
+                        times.0 = self.now;
+                    }
                 }
             }
             Input::ForwardFailed { request, .. } => {
@@ -554,6 +570,7 @@ impl Harness {
             "{request} was not open"
         );
         assert!(self.ended.insert(request), "{request} ended twice");
+        self.request_times.remove(&request);
     }
 
     fn queued_in(&self, group: GroupId) -> usize {
@@ -583,6 +600,7 @@ impl Harness {
                         ready: false,
                         killed: None,
                         sessions: BTreeSet::new(),
+                        timed_out: false,
                     },
                 );
                 assert!(
@@ -613,6 +631,9 @@ impl Harness {
                 p.sessions.insert(request);
                 self.requests
                     .insert(request, ModelRequest::InFlight(group, process));
+                if let Some(times) = self.request_times.get_mut(&request) {
+                    times.1 = self.now;
+                }
             }
             Command::Reject { request, reason } => {
                 let Some(&ModelRequest::Queued(group)) = self.requests.get(&request) else {
@@ -642,6 +663,14 @@ impl Harness {
                         assert!(!error.is_empty());
                         assert_eq!(self.forward_failed, Some(request), "{request} refused");
                     }
+                    RejectReason::QueueTimeout => {
+                        let limit = self.config.groups[group.0 as usize].max_request_queue_time;
+                        let queued = self.request_times[&request].0;
+                        assert!(
+                            !limit.is_zero() && queued + limit <= self.now,
+                            "{request} rejected for its queue time too early"
+                        );
+                    }
                     RejectReason::SpawnFailing { error } => {
                         assert!(!error.is_empty());
                         let spawning = self
@@ -651,6 +680,23 @@ impl Harness {
                         assert!(!spawning, "spawns are failing, yet one is under way");
                     }
                 }
+                self.end(request);
+            }
+            Command::TimeOut { request, process } => {
+                let Some(&ModelRequest::InFlight(group, holder)) = self.requests.get(&request)
+                else {
+                    panic!("timed out {request}, which is not in flight");
+                };
+                assert_eq!(holder, process, "timed out {request} on the wrong process");
+                let limit = self.config.groups[group.0 as usize].max_request_time;
+                let started = self.request_times[&request].1;
+                assert!(
+                    !limit.is_zero() && started + limit <= self.now,
+                    "{request} timed out too early"
+                );
+                let p = self.processes.get_mut(&process).unwrap();
+                p.sessions.remove(&request);
+                p.timed_out = true;
                 self.end(request);
             }
             Command::Fail { request, process } => {
@@ -672,7 +718,7 @@ impl Harness {
                         assert_eq!(p.killed, None, "{process} killed twice");
                         // Only the shutdown deadline cuts requests off.
                         assert!(
-                            p.sessions.is_empty() || deadline_passed,
+                            p.sessions.is_empty() || deadline_passed || p.timed_out,
                             "{process} stopped while serving"
                         );
                     }
@@ -684,7 +730,7 @@ impl Harness {
                             p.killed == Some(KillMode::Graceful) || !p.ready,
                             "{process} forced without being asked to stop first"
                         );
-                        assert!(p.sessions.is_empty() || deadline_passed);
+                        assert!(p.sessions.is_empty() || deadline_passed || p.timed_out);
                     }
                 }
                 p.killed = Some(mode);

@@ -210,3 +210,19 @@ fn backing_off_after_crashes_of_ready_processes_breaks_invariant_8() {
     pool.arrive(1);
     assert_eq!(pool.broken(), 8);
 }
+
+#[test]
+fn ignoring_request_deadlines_breaks_invariant_5() {
+    let group = GroupConfig {
+        max_request_time: Duration::from_secs(30),
+        ..group(1, 1)
+    };
+    let (mut pool, _) = Sabotaged::new(pool_of(6), group, Sabotage::IgnoreRequestDeadlines);
+    pool.arrive(1);
+    pool.now = Instant::ZERO + Duration::from_secs(29);
+    pool.input(Input::Tick);
+    pool.healthy();
+    pool.now = Instant::ZERO + Duration::from_secs(30);
+    pool.input(Input::Tick);
+    assert_eq!(pool.broken(), 5);
+}

@@ -103,6 +103,7 @@ impl Simulation<'_> {
                     RejectReason::QueueFull => self.counts.rejected_queue_full += 1,
                     RejectReason::SpawnFailing { .. } => self.counts.rejected_spawn_failing += 1,
                     RejectReason::ShuttingDown => self.counts.rejected_shutting_down += 1,
+                    RejectReason::QueueTimeout => self.counts.rejected_queue_timeout += 1,
                     // The simulated server never runs out of its own resources.
                     RejectReason::OutOfResources { .. } => {}
                 }
@@ -124,6 +125,23 @@ impl Simulation<'_> {
                     p.in_flight -= 1;
                 }
                 self.counts.failed += 1;
+                self.client_answered(&open);
+            }
+            Command::TimeOut { request, process } => {
+                let Some(open) = self.requests.end(request) else {
+                    return self.violate(format!("timed out {request}, which is not open"));
+                };
+                if open.process != Some(process) {
+                    self.violate(format!(
+                        "timed out {request} on {process}, but it was on {:?}",
+                        open.process
+                    ));
+                }
+                if let Some(p) = self.processes.get_mut(&process) {
+                    p.in_flight -= 1;
+                }
+                self.counts.failed += 1;
+                self.counts.timed_out += 1;
                 self.client_answered(&open);
             }
             Command::Kill { process, mode } => self.kill(process, mode),
@@ -199,6 +217,12 @@ impl Simulation<'_> {
         p.last_use_nanos = self.now;
         self.forwarded_total += 1;
         let service_time = self.service_time.sample(&mut self.rng_app);
+        let hang_probability = self.scenario.app.hang_probability;
+        if self.faults_on && hang_probability > 0.0 && self.rng_app.random_bool(hang_probability) {
+            let p = self.processes.get_mut(&process).expect("checked above");
+            self.counts.injected_hangs += u64::from(!p.hung);
+            p.hung = true;
+        }
         let crash_every = self.scenario.app.crash_every;
         let kind = if self.faults_on
             && crash_every > 0
@@ -221,6 +245,10 @@ impl Simulation<'_> {
         let (at, forced) = match mode {
             KillMode::Force => (now, true),
             KillMode::Graceful if p.kill.is_some() => return, // already on its way out
+            KillMode::Graceful if p.hung => {
+                p.kill = Some(mode);
+                return; // a stopped process does not act on SIGTERM
+            }
             KillMode::Graceful => (now + self.shutdown_time.sample(&mut self.rng_app), false),
         };
         if p.kill != Some(KillMode::Force) {

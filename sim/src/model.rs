@@ -26,6 +26,8 @@ pub struct AppProcess {
     /// When a session last started or ended (or it became ready), as the engine counts it.
     pub last_use_nanos: u64,
     pub idle_shutdown: bool,
+    /// It hangs (`hang_probability`): it answers nothing and only a forced kill ends it.
+    pub hung: bool,
 }
 
 impl AppProcess {
@@ -40,6 +42,7 @@ impl AppProcess {
             served: 0,
             last_use_nanos: now_nanos,
             idle_shutdown: false,
+            hung: false,
         }
     }
 }

@@ -51,8 +51,11 @@ pub struct RequestSummary {
     pub rejected_queue_full: u64,
     pub rejected_spawn_failing: u64,
     pub rejected_shutting_down: u64,
-    /// Answered 502: the process died while serving them.
+    pub rejected_queue_timeout: u64,
+    /// Answered 502 (the process died while serving them) or 504 (`timed_out`).
     pub failed: u64,
+    /// Ran for `max_request_time`: answered 504, their process killed.
+    pub timed_out: u64,
     /// Their client gave up first.
     pub cancelled: u64,
     /// Queued or in flight when the run ended.
@@ -129,7 +132,9 @@ impl Report {
                 rejected_queue_full: c.rejected_queue_full,
                 rejected_spawn_failing: c.rejected_spawn_failing,
                 rejected_shutting_down: c.rejected_shutting_down,
+                rejected_queue_timeout: c.rejected_queue_timeout,
                 failed: c.failed,
+                timed_out: c.timed_out,
                 cancelled: c.cancelled,
                 open_at_end: sim.requests.open() as u64,
             },

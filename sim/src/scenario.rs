@@ -64,6 +64,8 @@ pub struct PoolSettings {
     pub backoff_max: SimDuration,
     pub stable_uptime: SimDuration,
     pub crash_respawn_interval: SimDuration,
+    pub max_request_time: SimDuration,
+    pub max_request_queue_time: SimDuration,
 }
 
 impl Default for PoolSettings {
@@ -86,6 +88,8 @@ impl Default for PoolSettings {
             backoff_max: SimDuration::from_std(pool.backoff_max),
             stable_uptime: SimDuration::from_std(pool.stable_uptime),
             crash_respawn_interval: SimDuration::from_std(pool.crash_respawn_interval),
+            max_request_time: SimDuration::from_std(group.max_request_time),
+            max_request_queue_time: SimDuration::from_std(group.max_request_queue_time),
         }
     }
 }
@@ -108,6 +112,13 @@ pub struct AppModel {
     pub fail_spawns: Option<SpawnFailures>,
     /// Each spawn outside `fail_spawns` fails with this probability.
     pub spawn_failure_probability: f64,
+    /// Each process crashes this long after it became ready, serving or not: processes
+    /// killed young (a crash storm). None: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub die_after_ready: Option<Dist>,
+    /// Each request forwarded hangs its process with this probability, as a SIGSTOP would:
+    /// it answers nothing more and ignores graceful kills; only a forced kill ends it.
+    pub hang_probability: f64,
 }
 
 impl Default for AppModel {
@@ -119,6 +130,8 @@ impl Default for AppModel {
             crash_every: 0,
             fail_spawns: None,
             spawn_failure_probability: 0.0,
+            die_after_ready: None,
+            hang_probability: 0.0,
         }
     }
 }
@@ -360,6 +373,8 @@ impl Scenario {
                 max_requests: p.max_requests,
                 max_spawn_concurrency: p.max_spawn_concurrency,
                 start_timeout: p.start_timeout.to_std(),
+                max_request_time: p.max_request_time.to_std(),
+                max_request_queue_time: p.max_request_queue_time.to_std(),
             }],
         }
     }

@@ -49,8 +49,12 @@ pub struct Counts {
     pub rejected_spawn_failing: u64,
     pub rejected_shutting_down: u64,
     pub failed: u64,
+    /// Of `failed`: answered 504 after `max_request_time`.
+    pub timed_out: u64,
+    pub rejected_queue_timeout: u64,
     pub cancelled: u64,
     pub fault_kills: u64,
+    pub injected_hangs: u64,
     pub injected_crashes: u64,
     pub injected_spawn_failures: u64,
 }
@@ -84,6 +88,7 @@ pub struct Simulation<'a> {
     pub(crate) spawn_time: Sampler,
     pub(crate) service_time: Sampler,
     pub(crate) shutdown_time: Sampler,
+    pub(crate) die_after_ready: Option<Sampler>,
     rng_traffic: ChaCha8Rng,
     pub(crate) rng_app: ChaCha8Rng,
     rng_faults: ChaCha8Rng,
@@ -157,6 +162,7 @@ impl<'a> Simulation<'a> {
             spawn_time: scenario.app.spawn_time.sampler(),
             service_time: scenario.app.service_time.sampler(),
             shutdown_time: scenario.app.shutdown_time.sampler(),
+            die_after_ready: scenario.app.die_after_ready.as_ref().map(|d| d.sampler()),
             rng_traffic: stream(seed, Stream::Traffic),
             rng_app: stream(seed, Stream::App),
             rng_faults: stream(seed, Stream::Faults),
@@ -341,6 +347,11 @@ impl<'a> Simulation<'a> {
                 p.ready_at_nanos = Some(now);
                 p.last_use_nanos = now;
                 self.deliver(Input::ProcessReady { process });
+                if let (true, Some(lifetime)) = (self.faults_on, &self.die_after_ready) {
+                    let at = now + lifetime.sample(&mut self.rng_app);
+                    self.queue
+                        .schedule(at, EventKind::CrashWhileServing { process });
+                }
             }
             EventKind::SpawnExit { process } => {
                 if self.process_gone(process, Ending::SpawnFailed) {
@@ -397,6 +408,9 @@ impl<'a> Simulation<'a> {
         match self.requests.get(request) {
             Some(open) if open.process == Some(process) => {}
             _ => return, // cancelled or failed meanwhile
+        }
+        if self.processes.get(&process).is_some_and(|p| p.hung) {
+            return; // a hung process answers nothing
         }
         let open = self.requests.end(request).expect("checked open");
         self.counts.served += 1;

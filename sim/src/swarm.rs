@@ -151,6 +151,8 @@ fn quiet_phase_nanos(scenario: &Scenario) -> u64 {
         p.pool_idle_time,
         p.pool_idle_time,
         p.stable_uptime,
+        p.max_request_time,
+        p.max_request_queue_time,
         SimDuration::from_secs(600),
     ]
     .iter()
@@ -279,6 +281,8 @@ fn candidates(s: &Scenario) -> Vec<Scenario> {
         }
     }
     push(&|c| c.app.crash_every = 0);
+    push(&|c| c.app.die_after_ready = None);
+    push(&|c| c.app.hang_probability = 0.0);
     push(&|c| c.app.fail_spawns = None);
     push(&|c| c.app.spawn_failure_probability = 0.0);
     push(&|c| c.pool.max_requests = 0);

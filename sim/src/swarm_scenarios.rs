@@ -22,7 +22,7 @@ pub fn generate(seed: u64) -> Scenario {
     let rng = &mut rng;
     let duration = secs(*[5, 10, 20, 30, 60, 120].choose(rng).expect("not empty"));
     let mut pool = generate_pool(rng);
-    let app = generate_app(rng, duration);
+    let mut app = generate_app(rng, duration);
     // Mostly apps that start in time; now and then one whose start times out, sometimes
     // always (it can never serve).
     let spawn_max = longest_nanos(&app.spawn_time);
@@ -31,6 +31,14 @@ pub fn generate(seed: u64) -> Scenario {
     } else {
         SimDuration(spawn_max + rng.random_range(1..=30) * 1_000_000_000)
     };
+    // Hanging processes only where max_request_time ends their requests: without it a hung
+    // process holds its requests until their clients leave, as Passenger's does.
+    if rng.random_bool(0.3) {
+        pool.max_request_time = millis(rng.random_range(200..=30_000));
+        if rng.random_bool(0.5) {
+            app.hang_probability = rng.random_range(0.001..0.05);
+        }
+    }
     let mut traffic: Vec<Traffic> = (0..rng.random_range(1..=3))
         .map(|_| generate_traffic(rng, duration))
         .collect();
@@ -92,6 +100,12 @@ fn generate_pool(rng: &mut ChaCha8Rng) -> PoolSettings {
         backoff_max: SimDuration(backoff_initial.as_nanos() * rng.random_range(1..=30)),
         stable_uptime: millis(rng.random_range(1_000..=20_000)),
         crash_respawn_interval: millis(*[0, 100, 1_000].choose(rng).expect("not empty")),
+        max_request_time: SimDuration::ZERO, // set by `generate`, with the app's hangs
+        max_request_queue_time: if rng.random_bool(0.2) {
+            millis(rng.random_range(100..=10_000))
+        } else {
+            SimDuration::ZERO
+        },
     }
 }
 
@@ -150,6 +164,12 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
         } else {
             0.0
         },
+        // Processes killed young: a crash storm.
+        die_after_ready: rng.random_bool(0.15).then(|| Dist::Uniform {
+            min: millis(1),
+            max: millis(rng.random_range(2..=3_000)),
+        }),
+        hang_probability: 0.0, // set by `generate`, where max_request_time can end hangs
     }
 }
 

@@ -87,3 +87,66 @@ fn ferry_stop_and_restart_fail_when_the_server_refuses() {
     }
     server.join().unwrap();
 }
+
+/// Passenger issue #1621: a process that stops answering (here SIGSTOP) held its request and
+/// its session forever. With --max-request-time the request gets a 504 and the process is
+/// killed and replaced; status shows how old each process's oldest request is meanwhile.
+#[test]
+fn a_hung_process_gets_its_request_answered_504_and_is_killed_and_replaced() {
+    use ferry_e2e::{get, process_alive, signal, wait_for};
+    use rustix::process::Signal;
+    let ferry = Ferry::start_testapp(&["--max-request-time", "2"], &[]);
+    let hung = ferry.wait_ready(1, LIMIT)[0];
+    signal(hung, Signal::STOP);
+    let addr = ferry.addr();
+    let waiting = std::thread::spawn(move || get(addr, "/pid"));
+    let age = wait_for("status to show the request's age", LIMIT, || {
+        ferry.processes()[0]["oldest_request_age_s"].as_f64()
+    });
+    assert!(age >= 0.0, "{age}");
+    let response = waiting.join().unwrap().expect("an answer, not a hang");
+    assert_eq!(response.status, 504, "{}", response.text());
+    assert!(
+        response.text().contains("--max-request-time"),
+        "{}",
+        response.text()
+    );
+    // Named until the group has been healthy for 10 s (the engine's stable_uptime).
+    let error = ferry.group()["last_spawn_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(error.contains("max_request_time"), "{error}");
+    let next = get(ferry.addr(), "/pid").expect("GET /pid");
+    assert_eq!(next.status, 200, "{}", next.text());
+    assert_ne!(pid_of(&next), Some(hung), "served by the replacement");
+    assert_eq!(ferry.total("timed_out"), 1);
+    // SIGTERM waits while it is stopped; SIGKILL follows after the kill timeout (10 s).
+    wait_for("the stopped process to be killed", LIMIT, || {
+        (!process_alive(hung)).then_some(())
+    });
+}
+
+/// --max-request-queue-time: a request that waits that long for a busy process gets a 503.
+#[test]
+fn a_request_queued_longer_than_max_request_queue_time_gets_a_503() {
+    use ferry_e2e::{get, wait_for};
+    let ferry = Ferry::start_testapp(
+        &["--max-request-queue-time", "1", "--max-pool-size", "1"],
+        &[],
+    );
+    ferry.wait_ready(1, LIMIT);
+    let addr = ferry.addr();
+    let busy = std::thread::spawn(move || get(addr, "/sleep?ms=4000"));
+    wait_for("the slow request to reach the app", LIMIT, || {
+        (ferry.processes()[0]["sessions"] == 1).then_some(())
+    });
+    let queued = get(ferry.addr(), "/pid").expect("GET /pid");
+    assert_eq!(queued.status, 503, "{}", queued.text());
+    assert!(
+        queued.text().contains("--max-request-queue-time"),
+        "{}",
+        queued.text()
+    );
+    assert_eq!(busy.join().unwrap().expect("the slow one").status, 200);
+}
