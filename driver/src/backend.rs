@@ -10,9 +10,14 @@ use ferry_engine::{Input, ProcessId, RequestId};
 use mio::net::{TcpStream, UnixStream};
 use mio::Interest;
 
-/// Response bytes buffered for a slow client before ferry stops reading from the app.
-/// (Beyond 1 MiB the backlog is on disk, so the app is freed even for slow readers.)
+/// Response bytes buffered for a slow client before ferry stops reading from the app: the
+/// cap of its spill file. (Beyond the memory window the backlog is on disk, so the app is
+/// freed even for slow readers.)
 const RESPONSE_BUFFER_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// Response bytes held in memory for a client whose backlog cannot go to disk (the spill
+/// file could not be made) before ferry stops reading from the app.
+const RESPONSE_MEMORY_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Bytes read from an app connection at a time.
 const BACKEND_READ_BYTES: usize = 256 * 1024;
@@ -331,14 +336,15 @@ impl Server {
             }
             return;
         };
-        let client_backlog = match self.entries.get(client_key) {
-            Some(Entry::Client(client)) => client.out.pending(),
+        let (client_backlog, in_memory) = match self.entries.get(client_key) {
+            Some(Entry::Client(client)) => (client.out.pending(), client.out.in_memory()),
             _ => return self.close_backend(key),
         };
         let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
             return;
         };
-        backend.paused = client_backlog >= RESPONSE_BUFFER_MAX_BYTES;
+        backend.paused =
+            client_backlog >= RESPONSE_BUFFER_MAX_BYTES || in_memory >= RESPONSE_MEMORY_MAX_BYTES;
         if backend.paused {
             return; // resumed when the client drains
         }
@@ -360,6 +366,9 @@ impl Server {
             .as_mut()
             .expect("an exchange has a relay");
         let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
+        // To disk now, not at the end of the round: reads of the whole round would pile up in
+        // memory first.
+        let spilled = client_entry.out.spill_excess();
         if matches!(outcome, RelayOutcome::NeedMore)
             && matches!(result, ReadResult::Eof | ReadResult::Failed)
         {
@@ -367,6 +376,11 @@ impl Server {
         }
         client_entry.response_started |= relay.head_sent();
         let client_keep_alive = relay.client_keep_alive();
+        if let Err(e) = spilled {
+            self.log
+                .line(&format!("Cannot buffer a response on disk: {e}"));
+            return self.client_gone(client_key);
+        }
         match outcome {
             RelayOutcome::NeedMore => {
                 self.flush_client(client_key);

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 /// Bytes waiting to be written to a socket, written as far as it accepts them.
 ///
-/// With a spill directory, a backlog beyond [`SPILL_THRESHOLD_BYTES`] moves to an anonymous
-/// temporary file there, so a slow reader costs disk, not memory, and the app that produced
-/// the bytes is not held up.
+/// With a spill directory, a backlog beyond [`MEMORY_WINDOW_BYTES`] goes to an anonymous
+/// temporary file there as it arrives ([`OutBuf::spill_excess`]), so a slow reader costs
+/// disk, not memory, and the app that produced the bytes is not held up. Memory beyond the
+/// window is given back as the backlog drains.
 #[derive(Default)]
 pub struct OutBuf {
     data: Vec<u8>,
@@ -28,11 +29,9 @@ struct Spill {
     tail: Vec<u8>,
 }
 
-/// Backlog kept in memory before it spills to disk.
-pub const SPILL_THRESHOLD_BYTES: usize = 1024 * 1024;
-
-/// Bytes moved back from the spill file into memory at a time.
-const UNSPILL_CHUNK_BYTES: usize = 256 * 1024;
+/// Backlog kept in memory per connection; the rest waits on disk. Also the size of the
+/// pieces moved back from disk to be written.
+pub const MEMORY_WINDOW_BYTES: usize = 256 * 1024;
 
 impl OutBuf {
     pub fn spilling_to(dir: Arc<Path>) -> OutBuf {
@@ -54,6 +53,16 @@ impl OutBuf {
         self.data.len() - self.written + on_disk
     }
 
+    /// Bytes of the backlog held in memory (not on disk).
+    pub fn in_memory(&self) -> usize {
+        self.data.len() - self.written + self.spill.as_ref().map_or(0, |s| s.tail.len())
+    }
+
+    /// Memory the buffer holds, used or not.
+    pub fn capacity(&self) -> usize {
+        self.data.capacity() + self.spill.as_ref().map_or(0, |s| s.tail.capacity())
+    }
+
     /// Where to append bytes to send.
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         if let Some(spill) = &mut self.spill {
@@ -66,33 +75,39 @@ impl OutBuf {
         &mut self.data
     }
 
-    /// Moves a large backlog to disk, and appended bytes after it.
-    fn settle(&mut self) -> std::io::Result<()> {
+    /// Moves what is beyond the memory window to the spill file now: call it after
+    /// appending much. Without a spill directory, or when the file cannot be made, the bytes
+    /// stay in memory (see [`OutBuf::in_memory`]); Err means the spill file failed.
+    pub fn spill_excess(&mut self) -> std::io::Result<()> {
         if let Some(spill) = &mut self.spill {
             if !spill.tail.is_empty() {
                 spill.file.write_all_at(&spill.tail, spill.write_offset)?;
                 spill.write_offset += spill.tail.len() as u64;
                 spill.tail.clear();
+                spill.tail.shrink_to(MEMORY_WINDOW_BYTES);
             }
             return Ok(());
         }
         let Some(dir) = &self.spill_dir else {
             return Ok(());
         };
-        if self.data.len() - self.written <= SPILL_THRESHOLD_BYTES {
+        let keep_end = self.written + MEMORY_WINDOW_BYTES;
+        if self.data.len() <= keep_end {
             return Ok(());
         }
-        let file = tempfile::tempfile_in(dir)?;
-        let backlog = &self.data[self.written..];
-        file.write_all_at(backlog, 0)?;
+        let Ok(file) = tempfile::tempfile_in(dir) else {
+            return Ok(()); // out of descriptors or disk: memory it is, until the cap
+        };
+        let excess = &self.data[keep_end..];
+        file.write_all_at(excess, 0)?;
         self.spill = Some(Spill {
             file,
             read_offset: 0,
-            write_offset: backlog.len() as u64,
+            write_offset: excess.len() as u64,
             tail: Vec::new(),
         });
-        self.data.clear();
-        self.written = 0;
+        self.data.truncate(keep_end);
+        self.data.shrink_to(keep_end);
         Ok(())
     }
 
@@ -114,7 +129,8 @@ impl OutBuf {
             self.data = tail;
             return Ok(());
         }
-        let take = left.min(UNSPILL_CHUNK_BYTES as u64) as usize;
+        let take = left.min(MEMORY_WINDOW_BYTES as u64) as usize;
+        self.data.shrink_to(MEMORY_WINDOW_BYTES);
         self.data.resize(take, 0);
         spill
             .file
@@ -126,7 +142,7 @@ impl OutBuf {
     /// Writes until done or the socket would block. Err means the peer is gone (or the spill
     /// file failed, which ends the connection the same way).
     pub fn flush_to(&mut self, sink: &mut impl Write) -> std::io::Result<()> {
-        self.settle()?;
+        self.spill_excess()?;
         loop {
             self.unspill()?;
             if self.written == self.data.len() {
@@ -143,6 +159,8 @@ impl OutBuf {
         if self.written == self.data.len() && self.spill.is_none() {
             self.data.clear();
             self.written = 0;
+            // A burst's worth of memory goes back once it is written.
+            self.data.shrink_to(MEMORY_WINDOW_BYTES);
         } else if self.written > 64 * 1024 && self.written * 2 > self.data.len() {
             self.data.drain(..self.written);
             self.written = 0;
@@ -192,4 +210,92 @@ pub fn read_into(
         }
     }
     ReadResult::Full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes at most `per_write` bytes per write.
+    struct SlowSink {
+        got: Vec<u8>,
+        per_write: usize,
+    }
+
+    impl Write for SlowSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.per_write);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pattern(at: usize, len: usize) -> Vec<u8> {
+        (at..at + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_large_backlog_goes_to_disk_as_it_arrives_and_keeps_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = OutBuf::spilling_to(Arc::from(dir.path()));
+        let mut sink = SlowSink {
+            got: Vec::new(),
+            per_write: 100_000,
+        };
+        let (chunk, total) = (256 * 1024, 40 * 1024 * 1024);
+        let mut appended = 0;
+        while appended < total {
+            out.buffer().extend_from_slice(&pattern(appended, chunk));
+            appended += chunk;
+            out.spill_excess().unwrap();
+            assert!(
+                out.in_memory() <= MEMORY_WINDOW_BYTES,
+                "{} bytes in memory",
+                out.in_memory()
+            );
+            assert!(
+                out.capacity() <= 2 * MEMORY_WINDOW_BYTES,
+                "{}",
+                out.capacity()
+            );
+            // A reader slower than the app: one write per chunk appended.
+            out.flush_to(&mut sink).unwrap();
+        }
+        assert_eq!(out.pending() + sink.got.len(), total);
+        sink.per_write = usize::MAX;
+        while !out.is_empty() {
+            out.flush_to(&mut sink).unwrap();
+            assert!(
+                out.capacity() <= 2 * MEMORY_WINDOW_BYTES,
+                "{}",
+                out.capacity()
+            );
+        }
+        assert!(sink.got == pattern(0, total), "the bytes came out of order");
+    }
+
+    #[test]
+    fn memory_is_given_back_once_a_burst_is_written() {
+        let mut out = OutBuf::default();
+        out.buffer().extend_from_slice(&vec![7u8; 8 * 1024 * 1024]);
+        let mut sink = SlowSink {
+            got: Vec::new(),
+            per_write: usize::MAX,
+        };
+        out.flush_to(&mut sink).unwrap();
+        assert!(out.is_empty());
+        assert!(out.capacity() <= MEMORY_WINDOW_BYTES, "{}", out.capacity());
+    }
+
+    #[test]
+    fn without_a_spill_directory_the_backlog_stays_in_memory() {
+        let mut out = OutBuf::default();
+        out.buffer()
+            .extend_from_slice(&vec![1u8; 3 * MEMORY_WINDOW_BYTES]);
+        out.spill_excess().unwrap();
+        assert_eq!(out.in_memory(), 3 * MEMORY_WINDOW_BYTES);
+    }
 }

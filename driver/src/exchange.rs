@@ -1,7 +1,7 @@
 //! One request/response exchange as the proxy sees it: reading a whole request from the
 //! client, and relaying the app's response back. Built on the pure `http` module.
 
-use crate::buffers::SPILL_THRESHOLD_BYTES;
+use crate::buffers::MEMORY_WINDOW_BYTES;
 use crate::http::{
     canonical_reason, error_response, write_request_head, write_response_head, BodyReader,
     BodyRelay, ClientSide, HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
@@ -134,7 +134,7 @@ impl RequestReader {
             Err(error) => return ReadOutcome::Error(error),
         };
         input.drain(..progress.consumed);
-        if state.spilled.is_some() || state.payload.len() > SPILL_THRESHOLD_BYTES {
+        if state.spilled.is_some() || state.payload.len() > MEMORY_WINDOW_BYTES {
             if let Err(e) = spill(state, &self.spill_dir) {
                 eprintln!("ferry: cannot buffer a request body on disk: {e}");
                 return ReadOutcome::Error(HttpError::new(
