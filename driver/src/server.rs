@@ -603,10 +603,9 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => {
-                    self.accepting_again();
-                    self.add_client(stream, peer)
-                }
+                // The pause ends once the backlog is empty: accepting one connection may
+                // just take the one descriptor that was free.
+                Ok((stream, peer)) => self.add_client(stream, peer),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     return self.accepting_again()
                 }
