@@ -81,29 +81,27 @@ pub struct Ferry {
 
 /// Temporary directories without an extra crate: a unique path under the system temp dir.
 pub mod tempdir {
-    use std::path::{Path, PathBuf};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
-    pub struct TempDir(PathBuf);
+    /// A temporary directory (tempfile's), removed when dropped. Mode 0755 rather than
+    /// tempfile's 0700, as a plain `mkdir` makes it: some tests run things as another user
+    /// (an app under `--user`, `ferry status` as nobody) that must see inside.
+    pub struct TempDir(tempfile::TempDir);
 
     impl TempDir {
         pub fn new(prefix: &str) -> TempDir {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).expect("create temp dir");
-            TempDir(path)
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{prefix}-"))
+                .tempdir()
+                .expect("create a temporary directory");
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("make the temporary directory readable");
+            TempDir(dir)
         }
 
         pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.path()
         }
     }
 }
