@@ -200,6 +200,7 @@ impl Server {
                     .backoff_until
                     .map(|until| secs(until.saturating_since(now))),
                 last_spawn_error: group.last_spawn_error.clone(),
+                always_restart: group.always_restart,
                 processes: group
                     .processes
                     .iter()

@@ -1,6 +1,7 @@
 //! Code reloading as Passenger users know it: touching `tmp/restart.txt` (or the file in
 //! `--restart-dir`) restarts the app's processes, one by one; `--reload` does the same when a
-//! Python file of the app changes.
+//! Python file of the app changes; while `tmp/always_restart.txt` exists, every request is
+//! served by a process started after it arrived (the engine's always-restart mode).
 //!
 //! The watcher stats a few files every [`CHECK_INTERVAL`] rather than using inotify: it sees
 //! a restart directory created after start, files on network file systems and editors that
@@ -24,6 +25,9 @@ const SKIPPED_DIRS: &[&str] = &["__pycache__", "node_modules", "venv", "site-pac
 pub struct Watcher {
     restart_file: PathBuf,
     restart_mtime: Option<SystemTime>,
+    always_restart_file: PathBuf,
+    /// Whether always_restart.txt existed at the last look.
+    always_restart: bool,
     /// With `--reload`: the app root and the fingerprint of its Python files.
     reload: Option<(PathBuf, Fingerprint)>,
     next_check: Instant,
@@ -41,16 +45,32 @@ impl Watcher {
     /// `app_root`. What exists now is the starting point: nothing restarts at start.
     pub fn new(restart_dir: &Path, app_root: &Path, reload: bool, now: Instant) -> Watcher {
         let restart_file = restart_dir.join("restart.txt");
+        let always_restart_file = restart_dir.join("always_restart.txt");
         Watcher {
+            // Seen as absent at first, so a file there at start turns the mode on at once.
+            always_restart: false,
+            always_restart_file,
             restart_mtime: mtime(&restart_file),
             restart_file,
             reload: reload.then(|| (app_root.to_path_buf(), python_fingerprint(app_root))),
-            next_check: now + CHECK_INTERVAL,
+            // The first look is at once: always_restart.txt present at start counts from the
+            // first request.
+            next_check: now,
         }
     }
 
     pub fn next_check(&self) -> Instant {
         self.next_check
+    }
+
+    /// Whether always_restart.txt appeared (`Some(true)`) or went away (`Some(false)`)
+    /// since the last call. Looked at with the other files, by [`Watcher::check`].
+    pub fn always_restart_changed(&mut self) -> Option<bool> {
+        let exists = self.always_restart_file.exists();
+        (exists != self.always_restart).then(|| {
+            self.always_restart = exists;
+            exists
+        })
     }
 
     /// Looks at the files if it is time; returns why the app should restart, if it should.
@@ -152,6 +172,23 @@ mod tests {
             None,
             "not before its time"
         );
+    }
+
+    #[test]
+    fn always_restart_txt_turns_the_mode_on_while_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("always_restart.txt");
+        std::fs::write(&file, "").unwrap();
+        let mut watcher = Watcher::new(dir.path(), dir.path(), false, Instant::now());
+        assert_eq!(
+            watcher.always_restart_changed(),
+            Some(true),
+            "there at start"
+        );
+        assert_eq!(watcher.always_restart_changed(), None);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(watcher.always_restart_changed(), Some(false));
+        assert_eq!(watcher.always_restart_changed(), None);
     }
 
     #[test]

@@ -542,6 +542,7 @@ impl Server {
         for id in due {
             self.probe(id);
         }
+        let due = now >= self.watcher.next_check();
         if let Some(reason) = self.watcher.check(now) {
             if !self.stopping {
                 self.log
@@ -554,6 +555,18 @@ impl Server {
             // No event announces that descriptors are free again: look.
             self.accept_clients();
             self.accept_admin();
+        }
+        if let Some(on) = due.then(|| self.watcher.always_restart_changed()).flatten() {
+            let what = if on {
+                "on: each request gets a newly started process"
+            } else {
+                "off"
+            };
+            self.log.line(&format!("always_restart.txt: {what}"));
+            self.inputs.push_back(Input::SetAlwaysRestart {
+                group: self.group,
+                on,
+            });
         }
         while let Some(&(at, key)) = self.deadlines.first() {
             if at > now {

@@ -30,6 +30,9 @@ pub struct GroupReport {
     pub min_instances: usize,
     pub backoff_remaining_s: Option<f64>,
     pub last_spawn_error: Option<String>,
+    /// tmp/always_restart.txt exists: every request gets a newly started process.
+    #[serde(default)]
+    pub always_restart: bool,
     pub processes: Vec<ProcessReport>,
 }
 
@@ -117,6 +120,12 @@ impl StatusReport {
                 line(
                     &mut out,
                     format!("  Spawning paused for {remaining:.1}s after failures"),
+                );
+            }
+            if group.always_restart {
+                line(
+                    &mut out,
+                    "  Always restart: on (tmp/always_restart.txt)".into(),
                 );
             }
             if let Some(error) = &group.last_spawn_error {

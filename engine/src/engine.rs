@@ -60,6 +60,9 @@ pub(crate) struct Request {
     pub queued_at: Instant,
     /// When its current session started: `max_request_time` counts from here.
     pub started_at: Instant,
+    /// Arrived in always-restart mode: only a process with this id or a later one (spawned
+    /// after the arrival) may serve it.
+    pub fresh_from: Option<ProcessId>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -121,6 +124,7 @@ impl Engine {
             Input::Tick => {}
             Input::RestartGroup { group } => self.restart_group(group),
             Input::DetachProcess { process } => self.detach_process(process),
+            Input::SetAlwaysRestart { group, on } => self.set_always_restart(group, on),
             Input::Shutdown => self.begin_shutdown(),
         }
         self.maintain();

@@ -43,6 +43,10 @@ pub(crate) struct Group {
     pub crash_schedule: Instant,
     /// No spawn before this instant: crashes came faster than the spawn-rate bound.
     pub crash_pause_until: Option<Instant>,
+    /// Always-restart mode (see `always_restart.rs`).
+    pub always_restart: bool,
+    /// The mode has been on: waiting requests may need fresh processes.
+    pub fresh_seen: bool,
 }
 
 impl Group {
@@ -66,6 +70,8 @@ impl Group {
             last_failure_at: None,
             crash_schedule: Instant::ZERO,
             crash_pause_until: None,
+            always_restart: false,
+            fresh_seen: false,
         }
     }
 

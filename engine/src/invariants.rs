@@ -58,6 +58,8 @@ impl Engine {
     ///
     /// 11. During a shutdown a request waits only for a process that can still serve it: its
     ///     group has a ready or starting process, and `shutdown_timeout` has not run out.
+    /// 12. In always-restart mode a request goes only to a process spawned after it arrived
+    ///     (stated and checked, as the choice is made, in `always_restart.rs`).
     ///
     /// The seventh, determinism, is a property of the whole engine and is tested by running
     /// the same inputs twice.
@@ -133,11 +135,17 @@ impl Engine {
             ensure(limit == 0 || group.queue.len() <= limit, 5, || {
                 format!("{name} queue holds {}, limit {limit}", group.queue.len())
             })?;
-            ensure(
-                group.queue.is_empty() || group.routable.is_empty(),
-                4,
-                || format!("{name} has queued requests while a process has room"),
-            )?;
+            // A request needing a fresh process (invariant 12) waits for one of those only.
+            let head_can_go = match group.queue.front() {
+                None => false,
+                Some(head) => match self.requests.get(head).and_then(|r| r.fresh_from) {
+                    Some(from) => self.pick_fresh(name, from).is_some(),
+                    None => !group.routable.is_empty(),
+                },
+            };
+            ensure(!head_can_go, 4, || {
+                format!("{name} has queued requests while a process has room")
+            })?;
             if let Some(shutdown) = &self.shutdown {
                 let servable = group.ready + group.spawning > 0 && self.now < shutdown.deadline;
                 ensure(group.queue.is_empty() || servable, 11, || {

@@ -46,6 +46,10 @@ pub enum Input {
     RestartGroup { group: GroupId },
     /// Take the process out of rotation; it is shut down once its sessions end.
     DetachProcess { process: ProcessId },
+    /// Always-restart mode on or off (Passenger's `tmp/always_restart.txt`): while on, each
+    /// request that arrives is served by a process spawned after it arrived, which serves
+    /// only that request.
+    SetAlwaysRestart { group: GroupId, on: bool },
     /// Stop taking requests, let in-flight ones finish (bounded by `shutdown_timeout`), then
     /// stop every process.
     Shutdown,

@@ -25,6 +25,7 @@
 
 extern crate alloc;
 
+mod always_restart;
 mod config;
 mod crash_policy;
 mod engine;
@@ -76,6 +77,8 @@ pub enum Sabotage {
     /// Let requests run past `max_request_time` and wait past `max_request_queue_time`
     /// (invariant 5).
     IgnoreRequestDeadlines,
+    /// In always-restart mode, serve a request with any process with room (invariant 12).
+    RouteFreshToStale,
 }
 
 #[cfg(feature = "sabotage")]

@@ -17,8 +17,14 @@ impl Engine {
             return self.reject(request, RejectReason::ShuttingDown);
         }
         let now = self.now;
+        let fresh_from = self.fresh_from_now(group_id);
         let group = self.group(group_id);
-        if let Some(process) = self.pick_process(group_id) {
+        // In always-restart mode no process that exists now may serve it.
+        let process = match fresh_from {
+            None => self.pick_process(group_id),
+            Some(_) => None,
+        };
+        if let Some(process) = process {
             self.requests.insert(
                 request,
                 Request {
@@ -26,6 +32,7 @@ impl Engine {
                     process: Some(process),
                     queued_at: now,
                     started_at: now,
+                    fresh_from,
                 },
             );
             return self.start_session(request, process);
@@ -51,6 +58,7 @@ impl Engine {
                 process: None,
                 queued_at: now,
                 started_at: now,
+                fresh_from,
             },
         );
         self.group_mut(group_id).queue.push_back(request);
@@ -74,8 +82,20 @@ impl Engine {
 
     /// Gives queued requests to processes with room, oldest request first.
     pub(crate) fn dispatch(&mut self, group_id: GroupId) {
-        while !self.group(group_id).queue.is_empty() {
-            let Some(process) = self.pick_process(group_id) else {
+        while let Some(&head) = self.group(group_id).queue.front() {
+            // Only a group that has been in always-restart mode pays for the lookup.
+            let fresh_from = match self.group(group_id).fresh_seen {
+                true => self.requests.get(&head).and_then(|r| r.fresh_from),
+                false => None,
+            };
+            #[cfg(feature = "sabotage")]
+            let fresh_from =
+                fresh_from.filter(|_| self.sabotage != Some(crate::Sabotage::RouteFreshToStale));
+            let picked = match fresh_from {
+                Some(from) => self.pick_fresh(group_id, from),
+                None => self.pick_process(group_id),
+            };
+            let Some(process) = picked else {
                 return;
             };
             let request = self
@@ -93,6 +113,7 @@ impl Engine {
     /// Gives `request` (already recorded as served by `process_id`) a session on the process.
     fn start_session(&mut self, request: RequestId, process_id: ProcessId) {
         self.check_routing_choice(process_id);
+        let fresh = self.needs_fresh(request, process_id);
         let now = self.now;
         if let Some(entry) = self.requests.get_mut(&request) {
             entry.started_at = now;
@@ -115,6 +136,12 @@ impl Engine {
             request,
             process: process_id,
         });
+        if fresh && state == ProcessState::Ready {
+            // Its one request: it leaves once that ends, and the next request gets its own.
+            self.update_process(process_id, |p| p.state = ProcessState::Draining);
+            self.mark_dirty(group_id);
+            return;
+        }
         let max_requests = self.group(group_id).config.max_requests;
         if max_requests != 0 && assigned >= max_requests && state == ProcessState::Ready {
             // Retire it now, not after its last request: its replacement starts while it drains.

@@ -62,7 +62,11 @@ impl Engine {
         } else {
             for_min
         };
-        let for_queue = group.processes_for_queue().saturating_sub(group.spawning);
+        let for_queue = if group.fresh_seen {
+            self.fresh_spawn_need(group_id)
+        } else {
+            group.processes_for_queue().saturating_sub(group.spawning)
+        };
         let for_restart = group.outdated_ready.saturating_sub(group.spawning);
         let other = for_queue.max(for_restart).max(group.replacements_owed);
         (for_min, other)
@@ -139,6 +143,14 @@ impl Engine {
             })
             .min_by_key(|(id, p)| (p.last_used, **id));
         if let Some((id, _)) = idle {
+            return Some(*id);
+        }
+        // A process too old for the fresh requests its group waits with.
+        let stale = ready
+            .clone()
+            .filter(|(id, p)| self.stale_for_fresh(**id) && blocked(p.group))
+            .min_by_key(|(id, p)| (p.last_used, **id));
+        if let Some((id, _)) = stale {
             return Some(*id);
         }
         ready

@@ -48,6 +48,8 @@ pub struct GroupStatus {
     /// No spawn before this instant (after failures).
     pub backoff_until: Option<Instant>,
     pub last_spawn_error: Option<String>,
+    /// Always-restart mode is on (each request gets a new process).
+    pub always_restart: bool,
     pub processes: Vec<ProcessStatus>,
 }
 
@@ -81,6 +83,7 @@ impl Engine {
                 generation: group.generation,
                 backoff_until: group.backoff_until.filter(|until| *until > self.now),
                 last_spawn_error: group.last_spawn_error.clone(),
+                always_restart: group.always_restart,
                 processes: group
                     .processes
                     .iter()

@@ -123,6 +123,11 @@ enum Step {
     Restart {
         group: u32,
     },
+    /// Always-restart mode on or off (`tmp/always_restart.txt` appearing or going).
+    AlwaysRestart {
+        group: u32,
+        on: bool,
+    },
     Detach {
         pick: usize,
     },
@@ -249,6 +254,7 @@ impl ReferenceStateMachine for PoolModel {
             8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
             20 => Just(Step::WakeAtDeadline),
             4 => (0..groups).prop_map(|group| Step::Restart { group }),
+            3 => (0..groups, any::<bool>()).prop_map(|(group, on)| Step::AlwaysRestart { group, on }),
             5 => pick().prop_map(|pick| Step::Detach { pick }),
             1 => Just(Step::Shutdown),
             6 => (pick(), 0u8..5).prop_map(|(pick, kind)| Step::Late { pick, kind }),
@@ -268,7 +274,7 @@ impl ReferenceStateMachine for PoolModel {
         match step {
             // Request ids are the caller's to keep unique, even as shrinking reshapes steps.
             Step::Arrive { group, request } => *group < groups && *request >= state.next_request,
-            Step::Restart { group } => *group < groups,
+            Step::Restart { group } | Step::AlwaysRestart { group, .. } => *group < groups,
             _ => true,
         }
     }
@@ -286,6 +292,8 @@ struct ModelProcess {
     sessions: BTreeSet<RequestId>,
     /// One of its requests ran for `max_request_time`: it is stopped with others in flight.
     timed_out: bool,
+    /// Requests ever forwarded to it.
+    served: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -313,6 +321,11 @@ struct Harness {
     arriving: Option<RequestId>,
     /// The request the driver failed to forward in the current input, if one is.
     forward_failed: Option<RequestId>,
+    /// Groups in always-restart mode.
+    always_restart: BTreeSet<GroupId>,
+    /// Requests that arrived in always-restart mode, with the first process id spawned after
+    /// their arrival: only such a process, never used before, may serve them.
+    fresh_from: BTreeMap<RequestId, ProcessId>,
     shutdown_complete: bool,
     /// Every input with its instant, and the commands each gave: replayed for determinism.
     log: Vec<(Instant, Input)>,
@@ -338,6 +351,8 @@ impl Harness {
             shutdown_deadline: None,
             arriving: None,
             forward_failed: None,
+            always_restart: BTreeSet::new(),
+            fresh_from: BTreeMap::new(),
             shutdown_complete: false,
             log: Vec::new(),
             outputs: vec![commands.clone()],
@@ -407,6 +422,10 @@ impl Harness {
             Step::Restart { group } => Input::RestartGroup {
                 group: GroupId(group),
             },
+            Step::AlwaysRestart { group, on } => Input::SetAlwaysRestart {
+                group: GroupId(group),
+                on,
+            },
             Step::Detach { pick } => match self.nth_process(pick, |_| true) {
                 Some(process) => Input::DetachProcess { process },
                 None => Input::Tick,
@@ -471,6 +490,10 @@ impl Harness {
                 self.requests.insert(request, ModelRequest::Queued(group));
                 self.request_times.insert(request, (self.now, self.now));
                 self.arriving = Some(request);
+                if self.always_restart.contains(&group) {
+                    let next = ProcessId(self.last_process.map_or(1, |p| p.0 + 1));
+                    self.fresh_from.insert(request, next);
+                }
             }
             Input::RequestFinished { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
@@ -541,6 +564,13 @@ impl Harness {
                 }
                 self.shutdown_requested = true;
             }
+            Input::SetAlwaysRestart { group, on } => {
+                if on {
+                    self.always_restart.insert(group);
+                } else {
+                    self.always_restart.remove(&group);
+                }
+            }
             Input::Tick | Input::RestartGroup { .. } | Input::DetachProcess { .. } => {}
         }
         for command in commands {
@@ -601,6 +631,7 @@ impl Harness {
                         killed: None,
                         sessions: BTreeSet::new(),
                         timed_out: false,
+                        served: 0,
                     },
                 );
                 assert!(
@@ -628,6 +659,15 @@ impl Harness {
                     concurrency == 0 || p.sessions.len() < concurrency,
                     "forwarded {request} to full {process}"
                 );
+                if let Some(from) = self.fresh_from.get(&request) {
+                    assert!(
+                        process >= *from && p.served == 0,
+                        "{request} arrived in always-restart mode (processes from {from}) but \
+                         went to {process}, which served {}",
+                        p.served
+                    );
+                }
+                p.served += 1;
                 p.sessions.insert(request);
                 self.requests
                     .insert(request, ModelRequest::InFlight(group, process));

@@ -226,3 +226,31 @@ fn ignoring_request_deadlines_breaks_invariant_5() {
     pool.input(Input::Tick);
     assert_eq!(pool.broken(), 5);
 }
+
+#[test]
+fn routing_a_fresh_request_to_an_old_process_breaks_invariant_12() {
+    let (mut pool, old) = Sabotaged::new(pool_of(6), group(1, 1), Sabotage::RouteFreshToStale);
+    pool.input(Input::SetAlwaysRestart {
+        group: GroupId(0),
+        on: true,
+    });
+    let spawned: Vec<ProcessId> = pool
+        .arrive(1)
+        .iter()
+        .filter_map(|c| match c {
+            Command::Spawn { process, .. } => Some(*process),
+            _ => None,
+        })
+        .collect();
+    pool.healthy();
+    assert_eq!(spawned.len(), 1, "a process for the request");
+    // The new process is ready: the broken dispatch hands the request to the old, idle one.
+    let commands = pool.input(Input::ProcessReady {
+        process: spawned[0],
+    });
+    assert!(commands.contains(&Command::Forward {
+        request: RequestId(1),
+        process: old[0]
+    }));
+    assert_eq!(pool.broken(), 12);
+}

@@ -123,3 +123,35 @@ fn reload_restarts_when_a_python_file_changes() {
     wait_replaced(&ferry, &old, 2);
     ferry.wait_output("--reload", LIMIT);
 }
+
+#[test]
+fn while_always_restart_txt_exists_each_request_gets_a_process_started_after_it() {
+    let app = app_dir();
+    let flag = app.path().join("tmp/always_restart.txt");
+    touch(&flag);
+    let ferry = start(app.path(), &[]);
+    ferry.wait_output("always_restart.txt: on", LIMIT);
+    assert_eq!(ferry.group()["always_restart"], true);
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let before = ferry.all_pids();
+        let response = ferry_e2e::get(ferry.addr(), "/pid").expect("GET /pid");
+        assert_eq!(response.status, 200, "{}", response.text());
+        let pid = ferry_e2e::pid_of(&response).expect("a pid");
+        assert!(
+            !before.contains(&pid) && !served.contains(&pid),
+            "{pid} was started for this request (alive before: {before:?}, served: {served:?})"
+        );
+        served.push(pid);
+    }
+    std::fs::remove_file(&flag).unwrap();
+    ferry.wait_output("always_restart.txt: off", LIMIT);
+    // Back to reusing processes: a request goes to one that was there before it.
+    ferry.wait_ready(2, LIMIT);
+    for _ in 0..3 {
+        let before = ferry.all_pids();
+        let response = ferry_e2e::get(ferry.addr(), "/pid").unwrap();
+        let pid = ferry_e2e::pid_of(&response).expect("a pid");
+        assert!(before.contains(&pid), "{pid} among {before:?}");
+    }
+}
