@@ -78,6 +78,25 @@ impl Engine {
         fresh.saturating_sub(on_their_way) + for_others.saturating_sub(spawning_for_others)
     }
 
+    /// Whether the group's waiting requests can still be served once nothing new spawns
+    /// (during a shutdown): a ready or starting process, and for a request that needs a
+    /// fresh process, one spawned after it arrived that has served nothing.
+    pub(crate) fn queue_servable_without_spawns(&self, group_id: GroupId) -> bool {
+        let group = self.group(group_id);
+        let Some(from) = group
+            .fresh_seen
+            .then(|| self.oldest_fresh(group_id))
+            .flatten()
+        else {
+            return group.ready + group.spawning > 0;
+        };
+        group.processes.range(from..).any(|id| {
+            let p = &self.processes[id];
+            p.state == ProcessState::Spawning
+                || (p.state == ProcessState::Ready && p.assigned() == 0)
+        })
+    }
+
     /// Whether `id` is an idle ready process of a group waiting for fresh processes: it
     /// cannot serve them, so its slot is worth more to a new one.
     pub(crate) fn stale_for_fresh(&self, id: ProcessId) -> bool {

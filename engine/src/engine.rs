@@ -200,10 +200,10 @@ impl Engine {
             return;
         };
         let group = &self.groups[p.group.0 as usize];
-        if p.state == ProcessState::Ready
-            && p.sessions == 0
-            && group.ready > group.config.min_instances
-        {
+        let takeable = group.ready > group.config.min_instances
+            // An old process is no use to the fresh requests its group waits with.
+            || group.fresh_seen && self.stale_for_fresh(id);
+        if p.state == ProcessState::Ready && p.sessions == 0 && takeable {
             self.all_dirty = true;
         }
     }

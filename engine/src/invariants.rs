@@ -57,7 +57,8 @@ impl Engine {
     ///    it waits for room), or the pool shuts down. (See `crate::crash_policy`.)
     ///
     /// 11. During a shutdown a request waits only for a process that can still serve it: its
-    ///     group has a ready or starting process, and `shutdown_timeout` has not run out.
+    ///     group has a ready or starting process (for a request waiting for a fresh process,
+    ///     invariant 12, one started after it arrived), and `shutdown_timeout` has not run out.
     /// 12. In always-restart mode a request goes only to a process spawned after it arrived
     ///     (stated and checked, as the choice is made, in `always_restart.rs`).
     ///
@@ -147,7 +148,8 @@ impl Engine {
                 format!("{name} has queued requests while a process has room")
             })?;
             if let Some(shutdown) = &self.shutdown {
-                let servable = group.ready + group.spawning > 0 && self.now < shutdown.deadline;
+                let servable =
+                    self.queue_servable_without_spawns(name) && self.now < shutdown.deadline;
                 ensure(group.queue.is_empty() || servable, 11, || {
                     format!(
                         "{name} keeps {} requests waiting during shutdown with {} ready and {} \

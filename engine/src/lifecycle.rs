@@ -327,7 +327,7 @@ impl Engine {
             if group.queue.is_empty() && group.ready + group.spawning == 0 {
                 continue;
             }
-            if deadline_passed || group.ready + group.spawning == 0 {
+            if deadline_passed || !self.queue_servable_without_spawns(group_id) {
                 self.reject_queued_at_shutdown(Some(group_id));
             }
             if !self.group(group_id).queue.is_empty() {

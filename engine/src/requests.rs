@@ -206,6 +206,10 @@ impl Engine {
         }
         self.requests.remove(&request);
         self.totals.cancelled += 1;
+        if self.group(entry.group).fresh_seen {
+            // A request waiting for a fresh process may have held up others behind it.
+            self.dispatch(entry.group);
+        }
     }
 
     /// The driver could not forward `request` for a reason of its own: its session is

@@ -292,7 +292,7 @@ struct ModelProcess {
     sessions: BTreeSet<RequestId>,
     /// One of its requests ran for `max_request_time`: it is stopped with others in flight.
     timed_out: bool,
-    /// Requests ever forwarded to it.
+    /// Requests forwarded to it that reached it (a refused or failed forward did not).
     served: u64,
 }
 
@@ -521,11 +521,10 @@ impl Harness {
                 if let Some(ModelRequest::InFlight(group, process)) =
                     self.requests.get(&request).cloned()
                 {
-                    self.processes
-                        .get_mut(&process)
-                        .unwrap()
-                        .sessions
-                        .remove(&request);
+                    let p = self.processes.get_mut(&process).unwrap();
+                    // Nothing reached the app: the process has not served it.
+                    p.served -= 1;
+                    p.sessions.remove(&request);
                     self.requests.insert(request, ModelRequest::Queued(group));
                     // Its queue time starts again: the wait at the process was not in a queue.
                     if let Some(times) = self.request_times.get_mut(&request) {
@@ -537,11 +536,9 @@ impl Harness {
                 if let Some(ModelRequest::InFlight(group, process)) =
                     self.requests.get(&request).cloned()
                 {
-                    self.processes
-                        .get_mut(&process)
-                        .unwrap()
-                        .sessions
-                        .remove(&request);
+                    let p = self.processes.get_mut(&process).unwrap();
+                    p.served -= 1;
+                    p.sessions.remove(&request);
                     // Rejected in this very batch, as ferry's own failure.
                     self.requests.insert(request, ModelRequest::Queued(group));
                     self.forward_failed = Some(request);
@@ -685,11 +682,23 @@ impl Harness {
                         // A request that waited when the stop began is served while time
                         // allows: refused only at the deadline, or when no process is left
                         // that could serve it (none starting; the model cannot tell a
-                        // draining process from a ready one).
-                        let starting = self
-                            .processes
-                            .values()
-                            .any(|p| p.group == group && !p.ready && p.killed.is_none());
+                        // draining process from a ready one). While the oldest waiting request
+                        // needs a fresh process (always-restart mode), only a process started
+                        // after it arrived counts: the queue waits for that one.
+                        let oldest_fresh = self
+                            .fresh_from
+                            .iter()
+                            .filter(|(r, _)| {
+                                self.requests.get(r) == Some(&ModelRequest::Queued(group))
+                            })
+                            .map(|(_, from)| *from)
+                            .next();
+                        let starting = self.processes.iter().any(|(id, p)| {
+                            p.group == group
+                                && !p.ready
+                                && p.killed.is_none()
+                                && oldest_fresh.is_none_or(|from| *id >= from)
+                        });
                         assert!(
                             self.arriving == Some(request) || self.deadline_passed() || !starting,
                             "{request} refused during shutdown while a process starts for it"
