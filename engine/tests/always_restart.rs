@@ -1,6 +1,7 @@
 //! Always-restart mode (Passenger's `tmp/always_restart.txt`): each request that arrives
 //! while it is on is served by a process spawned after it arrived, and only that request.
 
+#[allow(dead_code)] // each test file uses a part of the shared helpers
 mod common;
 
 use common::*;

@@ -1,8 +1,5 @@
 //! A small driver for tests: it plays the OS and the clients around one engine, checks the
 //! invariants after every input and hands back the commands each input produced.
-//!
-//! Shared by several test files, each of which uses only part of it.
-#![allow(dead_code)]
 
 use core::time::Duration;
 use ferry_engine::{
