@@ -530,7 +530,7 @@ impl Server {
         }
         if self.client(client_key).is_some_and(|c| c.response_started) {
             // Part of a response went out: the client must see it cut, not a complete one.
-            self.inputs.push_back(Input::RequestFinished { request });
+            self.inputs.push_back(Input::RequestFailed { request });
             self.requests.remove(&request);
             if let Some(client) = self.client(client_key) {
                 // What went out so far still goes; then the close tells the client it was cut.
@@ -571,7 +571,7 @@ impl Server {
     fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {
         self.log
             .line(&format!("The app gave no valid response: {why}"));
-        self.inputs.push_back(Input::RequestFinished { request });
+        self.inputs.push_back(Input::RequestFailed { request });
         let stopping = self.stopping;
         if let Some(client) = self.client(client_key) {
             let answer = crate::exchange::Answer::to(client.pending.as_ref(), !stopping);

@@ -5,6 +5,7 @@ use crate::group::Group;
 use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::io::{Command, Input, KillMode, RejectReason};
 use crate::process::{Process, ProcessState};
+use crate::requests::SessionEnd;
 use crate::status::Totals;
 use crate::time::Instant;
 use crate::timers::{Timer, Timers};
@@ -111,7 +112,8 @@ impl Engine {
         }
         match input {
             Input::RequestArrived { group, request } => self.request_arrived(group, request),
-            Input::RequestFinished { request } => self.end_session(request, false),
+            Input::RequestFinished { request } => self.end_session(request, SessionEnd::Served),
+            Input::RequestFailed { request } => self.end_session(request, SessionEnd::Failed),
             Input::ClientGone { request } => self.client_gone(request),
             Input::ProcessRefused { request } => self.process_refused(request),
             Input::ForwardFailed { request, error } => self.forward_failed(request, error),

@@ -16,6 +16,10 @@ pub enum Input {
     RequestArrived { group: GroupId, request: RequestId },
     /// The process finished answering `request`; its session is free.
     RequestFinished { request: RequestId },
+    /// The exchange with the process broke after the request reached it (the app answered
+    /// nonsense, or cut its response short): the session is free, and the request counts as
+    /// failed, not served. (If the process died, [`Input::ProcessExited`] fails it instead.)
+    RequestFailed { request: RequestId },
     /// The client of a queued or in-flight request went away. A queued request leaves the queue;
     /// an in-flight one ends its session now (the caller has dropped the connection to the app).
     ClientGone { request: RequestId },

@@ -6,6 +6,14 @@ use crate::io::{Command, KillMode, RejectReason};
 use crate::process::ProcessState;
 use crate::timers::Timer;
 
+/// How a session ended, for the totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SessionEnd {
+    Served,
+    Cancelled,
+    Failed,
+}
+
 impl Engine {
     pub(crate) fn request_arrived(&mut self, group_id: GroupId, request: RequestId) {
         if self.requests.contains_key(&request) {
@@ -151,9 +159,8 @@ impl Engine {
         }
     }
 
-    /// Ends the session of an in-flight request: finished (`cancelled == false`) or its client
-    /// went away.
-    pub(crate) fn end_session(&mut self, request: RequestId, cancelled: bool) {
+    /// Ends the session of an in-flight request.
+    pub(crate) fn end_session(&mut self, request: RequestId, end: SessionEnd) {
         let Some(entry) = self.requests.remove(&request) else {
             return;
         };
@@ -162,10 +169,10 @@ impl Engine {
             self.requests.insert(request, entry);
             return;
         };
-        if cancelled {
-            self.totals.cancelled += 1;
-        } else {
-            self.totals.served += 1;
+        match end {
+            SessionEnd::Served => self.totals.served += 1,
+            SessionEnd::Cancelled => self.totals.cancelled += 1,
+            SessionEnd::Failed => self.totals.failed += 1,
         }
         let now = self.now;
         let Some(process) = self.update_process(process_id, |p| {
@@ -194,7 +201,7 @@ impl Engine {
             return;
         };
         if entry.process.is_some() {
-            return self.end_session(request, true);
+            return self.end_session(request, SessionEnd::Cancelled);
         }
         let queue = &mut self.group_mut(entry.group).queue;
         if let Some(at) = queue.iter().position(|r| *r == request) {

@@ -371,7 +371,9 @@ impl Harness {
                 group: GroupId(group),
                 request: RequestId(request),
             },
+            // Now and then the exchange breaks instead (the app answered nonsense).
             Step::Finish { pick } => match self.nth_request(pick, true) {
+                Some(request) if pick % 7 == 3 => Input::RequestFailed { request },
                 Some(request) => Input::RequestFinished { request },
                 None => Input::Tick,
             },
@@ -495,7 +497,7 @@ impl Harness {
                     self.fresh_from.insert(request, next);
                 }
             }
-            Input::RequestFinished { request } => {
+            Input::RequestFinished { request } | Input::RequestFailed { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
                     self.processes
                         .get_mut(process)

@@ -150,3 +150,23 @@ fn a_request_queued_longer_than_max_request_queue_time_gets_a_503() {
     );
     assert_eq!(busy.join().unwrap().expect("the slow one").status, 200);
 }
+
+/// A response the app cut short is a failure, whether ferry sees the broken connection or the
+/// exit first: status counts it failed, not served.
+#[test]
+fn a_cut_response_counts_as_failed_not_served() {
+    use ferry_e2e::wait_for;
+    let ferry = Ferry::start_testapp(&[], &[]);
+    ferry.wait_ready(1, LIMIT);
+    let mut client = HttpClient::connect(ferry.addr()).unwrap();
+    client
+        .send_raw(b"GET /headers-only-then-die HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let cut = client.read_response(false);
+    assert!(cut.is_err(), "the client sees the response cut: {cut:?}");
+    let status = wait_for("the request to be counted", LIMIT, || {
+        let status = ferry.status();
+        (status["totals"]["failed"].as_u64() == Some(1)).then_some(status)
+    });
+    assert_eq!(status["totals"]["served"], 0, "{status}");
+}
