@@ -157,6 +157,10 @@ impl Server {
     fn close_admin(&mut self, key: usize) {
         if let Some(Entry::Admin(mut conn)) = self.entries.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            drop(conn);
+            // At the limit, the descriptor just freed is the reserve's again before a client
+            // connection can take it.
+            self.reserve_fd.restore();
         }
     }
 
