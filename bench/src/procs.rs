@@ -171,12 +171,12 @@ impl ProcId {
     pub fn of(pid: u32) -> Option<ProcId> {
         Some(ProcId {
             pid,
-            start: stat(pid)?.start,
+            start: stat(pid)?.start_ticks,
         })
     }
 
     pub fn alive(&self) -> bool {
-        stat(self.pid).is_some_and(|s| s.start == self.start && s.state != 'Z')
+        stat(self.pid).is_some_and(|s| s.start_ticks == self.start && s.is_alive())
     }
 
     /// SIGKILL if it is still this process.
@@ -187,28 +187,7 @@ impl ProcId {
     }
 }
 
-pub struct Stat {
-    pub comm: String,
-    pub state: char,
-    pub ppid: u32,
-    pub start: u64,
-}
-
-/// Fields of /proc/PID/stat.
-pub fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    // rest[0] is field 3 (state); starttime is field 22.
-    Some(Stat {
-        comm,
-        state: rest.first()?.chars().next()?,
-        ppid: rest.get(1)?.parse().ok()?,
-        start: rest.get(19)?.parse().ok()?,
-    })
-}
+pub use ferry::proc_stats::stat;
 
 fn all_pids() -> Vec<u32> {
     fs::read_dir("/proc")
@@ -224,7 +203,7 @@ pub fn descendants(roots: &[u32]) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for pid in all_pids() {
         if let Some(s) = stat(pid) {
-            if s.state != 'Z' {
+            if s.is_alive() {
                 children.entry(s.ppid).or_default().push(pid);
             }
         }

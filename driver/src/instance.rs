@@ -91,12 +91,5 @@ pub fn find_instances(registry: &Path) -> Vec<Found> {
 
 /// Whether `pid` is a running process (not a zombie waiting to be reaped).
 pub fn process_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // The state letter follows the command name, which may itself hold parentheses.
-    let state = stat
-        .rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next());
-    state.is_some_and(|s| s != "Z" && s != "X")
+    crate::proc_stats::stat(pid).is_some_and(|stat| stat.is_alive())
 }

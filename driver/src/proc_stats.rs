@@ -38,16 +38,57 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(resident_pages * rustix::param::page_size() as u64)
 }
 
+/// The fields of /proc/PID/stat that ferry, its tests and its benchmark read: the one parser
+/// of that file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    pub comm: String,
+    /// `R`, `S`, `D`, `Z` (a zombie, not yet reaped), `X` (dead), …
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    /// When it started, in clock ticks after boot: with the pid, names one process for good.
+    pub start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Running, not a zombie waiting to be reaped.
+    pub fn is_alive(&self) -> bool {
+        !matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// /proc/PID/stat, parsed; `None` if there is no such process.
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name may hold spaces and parentheses: it runs to the last ')'.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    // fields[0] is the file's field 3 (state); utime, stime and starttime are 14, 15, 22.
+    let number = |index: usize| fields.get(index)?.parse().ok();
+    Some(ProcStat {
+        comm: text.get(open + 1..close)?.to_string(),
+        state: fields.first()?.chars().next()?,
+        ppid: number(1)? as u32,
+        pgrp: number(2)? as u32,
+        utime_ticks: number(11)?,
+        stime_ticks: number(12)?,
+        start_ticks: number(19)?,
+    })
+}
+
 /// CPU time used (user + system), the way `ps` reports it.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let stat = stat(pid)?;
     let ticks_per_second = rustix::param::clock_ticks_per_second().max(1);
     Some(Duration::from_secs_f64(
-        (utime + stime) as f64 / ticks_per_second as f64,
+        (stat.utime_ticks + stat.stime_ticks) as f64 / ticks_per_second as f64,
     ))
 }
 
@@ -64,6 +105,19 @@ pub fn cpu_percent(pid: u32, uptime: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_after_a_command_name_with_parentheses() {
+        let text = "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 120 0 0 0 7 3 0 0 20 0 1 0 \
+                    98765 12345678 300 18446744073709551615\n";
+        let stat = parse_stat(text).unwrap();
+        assert_eq!(stat.comm, "my (odd) app");
+        assert_eq!((stat.state, stat.ppid, stat.pgrp), ('S', 1, 4242));
+        assert_eq!((stat.utime_ticks, stat.stime_ticks), (7, 3));
+        assert_eq!(stat.start_ticks, 98765);
+        assert!(stat.is_alive());
+        assert!(parse_stat("4242 (cut").is_none());
+    }
 
     #[test]
     fn private_dirty_plus_swap_from_smaps_text() {

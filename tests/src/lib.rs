@@ -386,17 +386,9 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
     }
 }
 
+/// Whether `pid` runs (a zombie is dead for our purposes).
 pub fn process_alive(pid: u32) -> bool {
-    // A zombie is dead for our purposes: its state letter in /proc is Z.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        }
-        Err(_) => false,
-    }
+    ferry::instance::process_alive(pid)
 }
 
 /// A parsed HTTP response.

@@ -21,17 +21,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // After the command name in parentheses: state, ppid, pgrp.
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && fields[0] != "Z" {
+        if ferry::proc_stats::stat(pid).is_some_and(|s| s.pgrp == pgid && s.is_alive()) {
             members.push(pid);
         }
     }
