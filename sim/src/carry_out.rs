@@ -109,7 +109,7 @@ impl Simulation<'_> {
                 }
                 self.rejection_latency
                     .saturating_record(self.now - open.sent_at_nanos);
-                self.client_answered(&open);
+                self.client_answered(&open, true);
             }
             Command::Fail { request, process } => {
                 let Some(open) = self.requests.end(request) else {
@@ -125,7 +125,7 @@ impl Simulation<'_> {
                     p.in_flight -= 1;
                 }
                 self.counts.failed += 1;
-                self.client_answered(&open);
+                self.client_answered(&open, false);
             }
             Command::TimeOut { request, process } => {
                 let Some(open) = self.requests.end(request) else {
@@ -142,7 +142,7 @@ impl Simulation<'_> {
                 }
                 self.counts.failed += 1;
                 self.counts.timed_out += 1;
-                self.client_answered(&open);
+                self.client_answered(&open, false);
             }
             Command::Kill { process, mode } => self.kill(process, mode),
             Command::ShutdownComplete => {
@@ -183,7 +183,16 @@ impl Simulation<'_> {
         } else {
             None
         };
-        let spawn_time = self.spawn_time.sample(&mut self.rng_app);
+        let alone = self.spawn_time.sample(&mut self.rng_app);
+        // Fixed at the start from the spawns already under way: a simplification of CPU
+        // sharing that matches the measured start times of a group started together.
+        let others = self
+            .processes
+            .values()
+            .filter(|p| p.state == AppState::Spawning && p.id != process)
+            .count();
+        let slowdown = 1.0 + app.spawn_contention * others as f64;
+        let spawn_time = (alone as f64 * slowdown) as u64;
         let (at, kind) = match failure {
             None => (self.now + spawn_time, EventKind::SpawnReady { process }),
             Some(SpawnFailure::Exit) => (self.now + spawn_time, EventKind::SpawnExit { process }),
@@ -216,7 +225,8 @@ impl Simulation<'_> {
         p.in_flight += 1;
         p.last_use_nanos = self.now;
         self.forwarded_total += 1;
-        let service_time = self.service_time.sample(&mut self.rng_app);
+        let service_time = self.service_time.sample(&mut self.rng_app)
+            + self.scenario.app.request_overhead.as_nanos();
         let hang_probability = self.scenario.app.hang_probability;
         if self.faults_on && hang_probability > 0.0 && self.rng_app.random_bool(hang_probability) {
             let p = self.processes.get_mut(&process).expect("checked above");

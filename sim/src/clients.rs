@@ -18,6 +18,7 @@ pub struct Source {
     pub kind: SourceKind,
     pub rtt_nanos: u64,
     pub think: Sampler,
+    pub retry_after_503: Sampler,
     pub disconnect_after_nanos: Option<u64>,
 }
 
@@ -50,6 +51,7 @@ impl Source {
             kind,
             rtt_nanos: traffic.rtt.0,
             think: traffic.think_time.sampler(),
+            retry_after_503: traffic.retry_after_503.sampler(),
             disconnect_after_nanos: traffic.disconnect_after.map(|d| d.0),
         }
     }
@@ -83,13 +85,20 @@ impl Source {
         (at < self.end_nanos as f64).then_some(at as u64)
     }
 
-    /// When a closed-loop client answered at `answered_nanos` sends again, if before the end.
-    pub fn next_send(&self, answered_nanos: u64, rng: &mut ChaCha8Rng) -> Option<u64> {
-        let think = self.think.sample(rng);
-        let at = answered_nanos
-            .saturating_add(self.rtt_nanos)
-            .saturating_add(think)
-            .max(answered_nanos + 1);
+    /// When a closed-loop client answered at `answered_nanos` sends again, if before the end:
+    /// after a 503, its retry cycle; after any other answer, a round trip and its think time.
+    pub fn next_send(
+        &self,
+        answered_nanos: u64,
+        rejected: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<u64> {
+        let pause = if rejected {
+            self.retry_after_503.sample(rng)
+        } else {
+            self.rtt_nanos.saturating_add(self.think.sample(rng))
+        };
+        let at = answered_nanos.saturating_add(pause).max(answered_nanos + 1);
         (at < self.end_nanos).then_some(at)
     }
 }
@@ -109,6 +118,7 @@ mod tests {
             },
             rtt_nanos: 0,
             think: Sampler::Fixed(0),
+            retry_after_503: Sampler::Fixed(0),
             disconnect_after_nanos: None,
         }
     }

@@ -31,6 +31,10 @@ impl SimDuration {
         SimDuration(millis * NANOS_PER_MILLI)
     }
 
+    pub const fn from_micros(micros: u64) -> SimDuration {
+        SimDuration(micros * 1_000)
+    }
+
     pub const fn as_nanos(self) -> u64 {
         self.0
     }

@@ -24,6 +24,7 @@ mod model;
 mod report;
 mod requests;
 mod scenario;
+mod series;
 mod sim;
 mod stats;
 pub mod svg;
@@ -39,6 +40,7 @@ pub use scenario::{
     AppModel, Bound, Expect, Fault, PoolSettings, ProcessPick, Scenario, ScenarioError,
     SpawnFailure, SpawnFailures, Spread, StatusAt, Traffic,
 };
+pub use series::TimeSeries;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -34,6 +34,8 @@ pub struct Report {
     pub passed: bool,
     /// The command that replays this run exactly.
     pub reproduce: String,
+    /// Per virtual second: processes by state, busy sessions, queue, served and rejected.
+    pub time_series: crate::series::TimeSeries,
     #[serde(skip)]
     pub duration_nanos: u64,
     #[serde(skip)]
@@ -171,6 +173,7 @@ impl Report {
             violation: sim.violation.clone(),
             passed,
             reproduce: format!("ferry sim {file_shown} --seed {}", sim.seed),
+            time_series: sim.series.clone(),
             duration_nanos: end,
             timeline,
             markers: sim.markers.clone(),

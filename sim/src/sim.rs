@@ -10,6 +10,7 @@ use crate::events::{EventKind, EventQueue};
 use crate::model::{AppProcess, AppState, Ending, ProcessRecord};
 use crate::requests::{OpenRequest, RequestTable, NO_CLIENT};
 use crate::scenario::{ProcessPick, Scenario};
+use crate::series::TimeSeries;
 use crate::stats::{new_histogram, PoolSize, Slot, Timeline};
 use ferry_engine::{Command, Engine, GroupId, Input, Instant, PoolStatus, ProcessId, RequestId};
 use hdrhistogram::Histogram;
@@ -104,6 +105,7 @@ pub struct Simulation<'a> {
     pub(crate) idle_after_nanos: Option<(u64, u64)>,
     pub(crate) pool_size: PoolSize,
     pub(crate) timeline: Timeline,
+    pub(crate) series: TimeSeries,
     pub(crate) markers: Vec<Marker>,
     observations: Vec<(u64, Observation)>,
     next_observation: usize,
@@ -176,6 +178,7 @@ impl<'a> Simulation<'a> {
             idle_after_nanos: None,
             pool_size: PoolSize::new(0),
             timeline: Timeline::new(duration),
+            series: TimeSeries::new(),
             markers: Vec::new(),
             observations,
             next_observation: 0,
@@ -252,6 +255,7 @@ impl<'a> Simulation<'a> {
             let Some(next) = next.filter(|at| *at <= until) else {
                 break;
             };
+            self.sample_series_before(next);
             self.advance_to(next);
             if next_timer == Some(next) && next_event.is_none_or(|e| e > next) {
                 self.deliver(Input::Tick);
@@ -264,6 +268,7 @@ impl<'a> Simulation<'a> {
         if self.violation.is_none() && self.now < until {
             self.advance_to(until);
         }
+        self.sample_series_before(until.saturating_add(1));
     }
 
     fn advance_to(&mut self, at: u64) {
@@ -422,7 +427,7 @@ impl<'a> Simulation<'a> {
             p.last_use_nanos = self.now;
         }
         self.deliver(Input::RequestFinished { request });
-        self.client_answered(&open);
+        self.client_answered(&open, false);
     }
 
     fn disconnect(&mut self, request: RequestId) {
@@ -435,16 +440,16 @@ impl<'a> Simulation<'a> {
             p.last_use_nanos = self.now;
         }
         self.deliver(Input::ClientGone { request });
-        self.client_answered(&open);
+        self.client_answered(&open, false);
     }
 
-    /// A closed-loop client got its answer (or gave up): it sends again after a round trip.
-    pub(crate) fn client_answered(&mut self, open: &OpenRequest) {
+    /// A closed-loop client got its answer (`rejected`: a 503) or gave up: it sends again.
+    pub(crate) fn client_answered(&mut self, open: &OpenRequest, rejected: bool) {
         if open.client == NO_CLIENT {
             return;
         }
         let source = &self.sources[open.source as usize];
-        if let Some(at) = source.next_send(self.now, &mut self.rng_traffic) {
+        if let Some(at) = source.next_send(self.now, rejected, &mut self.rng_traffic) {
             let kind = EventKind::ClientSend {
                 source: open.source,
                 client: open.client,

@@ -170,6 +170,9 @@ fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {
             max: millis(rng.random_range(2..=3_000)),
         }),
         hang_probability: 0.0, // set by `generate`, where max_request_time can end hangs
+        // The measured defaults, without a draw: the seeded streams stay as they were.
+        spawn_contention: crate::scenario::SPAWN_CONTENTION_DEFAULT,
+        request_overhead: crate::scenario::REQUEST_OVERHEAD_DEFAULT,
     }
 }
 
@@ -194,6 +197,7 @@ fn generate_traffic(rng: &mut ChaCha8Rng, duration: SimDuration) -> Traffic {
         disconnect_after: rng
             .random_bool(0.2)
             .then(|| millis(rng.random_range(10..=5_000))),
+        retry_after_503: crate::scenario::default_retry_after_503(),
     }
 }
 
