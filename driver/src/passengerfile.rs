@@ -86,6 +86,7 @@ pub const KEYS: &[Key] = &[
     key("keep_alive_timeout", "keep_alive_timeout", Kind::Value),
     key("send_timeout", "send_timeout", Kind::Value),
     key("shutdown_timeout", "shutdown_timeout", Kind::Value),
+    key("socket_backlog", "socket_backlog", Kind::Value),
 ];
 
 /// Passenger settings ferry does not have (or does differently): warned about, not used.
@@ -113,8 +114,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("meteor_app_settings", "use app_start_command"),
     ("app_group_name", "ferry serves one app"),
     ("memory_limit", "not supported"),
-    ("max_request_time", "not supported"),
-    ("max_request_queue_time", "not supported"),
     ("instance_registry_dir", "give --instance-registry-dir"),
     ("data_buffer_dir", "bodies spill to the instance directory"),
     ("core_file_descriptor_ulimit", "not supported"),

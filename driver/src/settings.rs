@@ -145,6 +145,7 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         keep_alive_timeout,
         send_timeout,
         shutdown_timeout,
+        socket_backlog,
     );
 }
 
@@ -191,6 +192,20 @@ mod tests {
         assert_eq!(args.min_instances, 3, "FERRY_ counts as PASSENGER_ does");
         assert_eq!(args.max_requests, 7, "the file beats the default");
         assert_eq!(args.start_timeout, 90, "the default when nobody says");
+    }
+
+    #[test]
+    fn other_helpers_flags_come_from_the_file_too() {
+        let file = r#"{"socket_backlog": 64, "max_request_time": 20, "max_request_queue_time": 5}"#;
+        let args = resolve_with(&[], &[], Some(file)).unwrap().args;
+        assert_eq!(
+            (
+                args.socket_backlog,
+                args.max_request_time,
+                args.max_request_queue_time
+            ),
+            (64, 20, 5)
+        );
     }
 
     #[test]
