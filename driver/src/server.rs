@@ -132,6 +132,8 @@ pub struct Server {
     pub reserve_fd: ReserveFd,
     /// Stops what app processes leave behind if ferry dies (see `watchdog`).
     pub watchdog: Option<crate::watchdog::Watchdog>,
+    /// Spawns that found ferry out of descriptors or memory, and when to try each again.
+    pub spawn_retries: BTreeMap<ProcessId, std::time::Instant>,
 }
 
 fn engine_config(args: &StartArgs, app: &App) -> Config {
@@ -383,6 +385,7 @@ impl Server {
             accept_pause: AcceptPause::default(),
             reserve_fd: ReserveFd::new(),
             watchdog: None,
+            spawn_retries: BTreeMap::new(),
         };
         match crate::watchdog::Watchdog::start() {
             Ok(watchdog) => server.watchdog = Some(watchdog),
@@ -512,9 +515,10 @@ impl Server {
             .first()
             .map(|(at, _)| at.saturating_duration_since(now));
         let watcher = Some(self.watcher.next_check().saturating_duration_since(now));
-        let accept_retry = self
-            .accept_pause
-            .retry_at()
+        let accept_retry = [self.accept_pause.retry_at(), self.next_spawn_retry()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|at| at.saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
         [engine, probe, deadline, watcher, accept_retry]
@@ -551,6 +555,7 @@ impl Server {
                     .push_back(Input::RestartGroup { group: self.group });
             }
         }
+        self.retry_spawns(now);
         if self.accept_pause.due(now) {
             // No event announces that descriptors are free again: look.
             self.accept_clients();
@@ -691,26 +696,21 @@ impl Server {
             Command::Kill { process, mode } => {
                 if let Some(child) = self.children.get(&process) {
                     child.process.signal(mode == ferry_engine::KillMode::Force);
+                } else {
+                    self.give_up_spawn(process);
                 }
             }
             Command::ShutdownComplete => self.shutdown_complete = true,
         }
     }
 
-    fn spawn(&mut self, id: ProcessId) {
+    pub fn spawn(&mut self, id: ProcessId) {
         let spawned = children::spawn(&self.app, &self.process_dir, &self.loader_path, id.0);
         let mut process = match spawned {
             Ok(process) => process,
+            Err(e) if is_exhaustion(&e) => return self.spawn_later(id, &e),
             Err(e) => {
-                // ferry's own shortage is named as such: the app is not what failed.
-                let error = if is_exhaustion(&e) {
-                    format!(
-                        "{}: cannot start an app process",
-                        crate::resources::describe_exhaustion(&e)
-                    )
-                } else {
-                    format!("cannot start the app: {e}")
-                };
+                let error = format!("cannot start the app: {e}");
                 self.log.line(&error);
                 self.inputs
                     .push_back(Input::SpawnFailed { process: id, error });

@@ -233,3 +233,27 @@ fn a_zero_socket_backlog_is_refused_with_a_clear_error() {
         finished.stderr
     );
 }
+
+#[test]
+fn a_spawn_that_finds_no_descriptors_waits_for_them_without_counting_a_failure() {
+    let ferry = Ferry::start_testapp(&[], &[]);
+    let first = ferry.wait_ready(1, LIMIT)[0];
+    let server = ferry.child.id();
+    // The exit frees the process's three descriptors; starting its replacement needs more
+    // (a port probe, two pipes, std's exec-error pipe, /dev/null).
+    let old = set_soft_fd_limit(&ferry, limit_leaving(server, 0));
+    ferry_e2e::signal(first, rustix::process::Signal::KILL);
+    ferry.wait_output("cannot start an app process yet", LIMIT);
+    set_soft_fd_limit(&ferry, old.current.unwrap());
+    let replacement = wait_for("the replacement to be ready", LIMIT, || {
+        ferry.pids_in("ready").into_iter().find(|pid| *pid != first)
+    });
+    let response = get(ferry.addr(), "/pid").unwrap();
+    assert_eq!(ferry_e2e::pid_of(&response), Some(replacement));
+    assert_eq!(
+        ferry.total("spawn_failures"),
+        0,
+        "ferry's shortage is not the app's failure: {}",
+        ferry.output_text()
+    );
+}
