@@ -30,7 +30,10 @@ pub enum Command {
     /// Replace every app process of a running instance, one by one, without downtime.
     Restart(SelectArgs),
     /// Run a scenario of traffic, crashes and idle time on a virtual clock.
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
+    /// Replay an access log over a sweep of pool settings and recommend the cheapest one that
+    /// meets a latency target.
+    Plan(Box<crate::cli_replay::PlanArgs>),
 }
 
 /// `ferry start`'s flags. Each may also come from `PASSENGER_<NAME>` or `FERRY_<NAME>` in the
@@ -225,4 +228,11 @@ pub struct SimArgs {
     /// Run this many random scenarios with the engine's invariants checked after every event.
     #[arg(long)]
     pub swarm: Option<u64>,
+    /// Replay this access log instead of a scenario: the combined log format followed by a
+    /// request time (nginx $request_time in seconds, Apache %D in microseconds).
+    #[arg(long, conflicts_with_all = ["scenario", "swarm"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: the pool, as `ferry start` takes it.
+    #[command(flatten)]
+    pub pool: crate::cli_replay::ReplayPoolArgs,
 }

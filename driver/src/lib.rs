@@ -13,6 +13,7 @@ pub mod backend;
 pub mod buffers;
 pub mod children;
 pub mod cli;
+pub mod cli_replay;
 pub mod cli_values;
 pub mod client;
 pub mod clock;
@@ -70,14 +71,37 @@ pub fn main_entry() -> ExitCode {
         cli::Command::Stop(args) => control::stop(&args, registry),
         cli::Command::Restart(args) => control::restart(&args, registry),
         cli::Command::Sim(args) => {
+            let args = *args;
+            if args.replay.is_none() && args.pool.given() {
+                eprintln!(
+                    "ferry sim: pool flags (--max-pool-size, --spawn-time, …) go with --replay LOG; a scenario sets its pool in its [pool] table"
+                );
+                return ExitCode::from(2);
+            }
+            let replay = args.replay.map(|log| ferry_sim::ReplayOptions {
+                log,
+                pool: args.pool.pool(),
+                spawn_time: args.pool.spawn_time(),
+            });
             let options = ferry_sim::SimOptions {
                 scenario: args.scenario,
                 seed: args.seed,
                 json: args.json,
                 svg: args.svg,
                 swarm: args.swarm,
+                replay,
             };
             let code = ferry_sim::run_cli(&options, &mut std::io::stdout(), &mut std::io::stderr());
+            ExitCode::from(code)
+        }
+        cli::Command::Plan(args) => {
+            let code = ferry_sim::run_plan(
+                &args.log,
+                &args.options(),
+                args.svg.as_deref(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
             ExitCode::from(code)
         }
     }

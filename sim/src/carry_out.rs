@@ -225,8 +225,14 @@ impl Simulation<'_> {
         p.in_flight += 1;
         p.last_use_nanos = self.now;
         self.forwarded_total += 1;
-        let service_time = self.service_time.sample(&mut self.rng_app)
-            + self.scenario.app.request_overhead.as_nanos();
+        // A logged duration already holds the overhead a drawn service time leaves out.
+        let service_time = match open.service_nanos {
+            Some(logged) => logged,
+            None => {
+                self.service_time.sample(&mut self.rng_app)
+                    + self.scenario.app.request_overhead.as_nanos()
+            }
+        };
         let hang_probability = self.scenario.app.hang_probability;
         if self.faults_on && hang_probability > 0.0 && self.rng_app.random_bool(hang_probability) {
             let p = self.processes.get_mut(&process).expect("checked above");

@@ -32,6 +32,8 @@ pub enum SourceKind {
     Closed {
         clients: u32,
     },
+    /// The requests of a replayed log, at their own times (`Scenario::replay`).
+    Replay,
 }
 
 impl Source {
@@ -53,6 +55,19 @@ impl Source {
             think: traffic.think_time.sampler(),
             retry_after_503: traffic.retry_after_503.sampler(),
             disconnect_after_nanos: traffic.disconnect_after.map(|d| d.0),
+        }
+    }
+
+    /// The source of a replayed log's requests.
+    pub fn replay(scenario_duration: SimDuration) -> Source {
+        Source {
+            start_nanos: 0,
+            end_nanos: scenario_duration.0,
+            kind: SourceKind::Replay,
+            rtt_nanos: 0,
+            think: Sampler::Fixed(0),
+            retry_after_503: Sampler::Fixed(0),
+            disconnect_after_nanos: None,
         }
     }
 

@@ -10,6 +10,8 @@ use std::collections::BinaryHeap;
 pub enum EventKind {
     /// The next Poisson arrival of an open-loop traffic stretch.
     OpenArrival { source: u32 },
+    /// The `index`-th request of the replayed log arrives.
+    ReplayArrival { index: u32 },
     /// A closed-loop client sends its next request.
     ClientSend { source: u32, client: u32 },
     /// The app finishes a request.

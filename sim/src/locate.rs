@@ -72,6 +72,13 @@ pub fn line_of_key(source: &str, section: &str, index: Option<usize>, key: &str)
         .map(|span| line_of(source, span.start))
 }
 
+/// The field a serde message names in backquotes ("missing field `duration`").
+pub(crate) fn field_named_in(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

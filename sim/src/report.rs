@@ -34,6 +34,8 @@ pub struct Report {
     pub passed: bool,
     /// The command that replays this run exactly.
     pub reproduce: String,
+    /// How the replayed access log was read, if the run replayed one.
+    pub replay: Option<crate::replay::ReadSummary>,
     /// Per virtual second: processes by state, busy sessions, queue, served and rejected.
     pub time_series: crate::series::TimeSeries,
     #[serde(skip)]
@@ -174,6 +176,11 @@ impl Report {
             passed,
             reproduce: format!("ferry sim {file_shown} --seed {}", sim.seed),
             time_series: sim.series.clone(),
+            replay: sim
+                .scenario
+                .replay
+                .as_ref()
+                .and_then(|r| r.read.as_deref().cloned()),
             duration_nanos: end,
             timeline,
             markers: sim.markers.clone(),
@@ -195,6 +202,21 @@ impl Report {
         );
         if let Some(description) = &self.description {
             let _ = writeln!(out, "{description}");
+        }
+        if let Some(read) = &self.replay {
+            let _ = write!(
+                out,
+                "replayed    {} requests from {} lines of {}",
+                read.requests, read.lines, read.file
+            );
+            if read.unreadable > 0 {
+                let _ = write!(
+                    out,
+                    "; {} unreadable: {}",
+                    read.unreadable, read.unreadable_lines
+                );
+            }
+            out.push('\n');
         }
         out.push('\n');
         self.write_requests(&mut out);

@@ -16,6 +16,8 @@ pub struct OpenRequest {
     pub sent_at_nanos: u64,
     /// The process serving it, once forwarded.
     pub process: Option<ProcessId>,
+    /// Its service time when known in advance (a replayed log); else drawn when forwarded.
+    pub service_nanos: Option<u64>,
 }
 
 pub const NO_CLIENT: u32 = u32::MAX;

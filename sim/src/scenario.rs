@@ -7,7 +7,7 @@
 use crate::dist::Dist;
 use crate::duration::SimDuration;
 pub use crate::expect::{Bound, Expect, Spread, StatusAt};
-use crate::locate::{key_at, line_of, line_of_key};
+use crate::locate::{field_named_in, key_at, line_of, line_of_key};
 use ferry_engine::{Config, ConfigError, GroupConfig, PoolConfig};
 use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -43,6 +43,8 @@ pub struct Scenario {
     pub expect: Vec<Expect>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub status: Vec<StatusAt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<crate::replay::Replay>,
 }
 
 /// The pool's settings, named and defaulted as `ferry start`'s flags and the engine's
@@ -340,7 +342,9 @@ impl Scenario {
             key: None,
             message: format!("cannot read the scenario: {error}"),
         })?;
-        Scenario::parse(&source, &file)
+        let mut scenario = Scenario::parse(&source, &file)?;
+        crate::replay::attach_log(&mut scenario, path)?;
+        Ok(scenario)
     }
 
     /// Parses and checks scenario text; `file` is only for error messages.
@@ -585,11 +589,4 @@ fn within(
         ));
     }
     Ok(())
-}
-
-/// The field a serde message names in backquotes ("missing field `duration`").
-fn field_named_in(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
 }

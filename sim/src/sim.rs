@@ -85,7 +85,7 @@ pub struct Simulation<'a> {
     pub(crate) requests: RequestTable,
     pub(crate) processes: BTreeMap<ProcessId, AppProcess>,
     pub(crate) finished: Vec<ProcessRecord>,
-    sources: Vec<Source>,
+    pub(crate) sources: Vec<Source>,
     pub(crate) spawn_time: Sampler,
     pub(crate) service_time: Sampler,
     pub(crate) shutdown_time: Sampler,
@@ -132,11 +132,14 @@ impl<'a> Simulation<'a> {
             engine.sabotage(sabotage);
         }
         let duration = scenario.duration.0;
-        let sources: Vec<Source> = scenario
+        let mut sources: Vec<Source> = scenario
             .traffic
             .iter()
             .map(|t| Source::new(t, scenario.duration))
             .collect();
+        if scenario.replay.is_some() {
+            sources.push(Source::replay(scenario.duration));
+        }
         let mut observations = Vec::new();
         for (index, expect) in scenario.expect.iter().enumerate() {
             observations.push((
@@ -228,6 +231,7 @@ impl<'a> Simulation<'a> {
                         );
                     }
                 }
+                SourceKind::Replay => self.schedule_replay(0),
                 SourceKind::Closed { clients } => {
                     for client in 0..clients {
                         let kind = EventKind::ClientSend {
@@ -325,9 +329,10 @@ impl<'a> Simulation<'a> {
                 if let Some(at) = next {
                     self.queue.schedule(at, EventKind::OpenArrival { source });
                 }
-                self.send_request(source, NO_CLIENT);
+                self.send_request(source, NO_CLIENT, None);
             }
-            EventKind::ClientSend { source, client } => self.send_request(source, client),
+            EventKind::ClientSend { source, client } => self.send_request(source, client, None),
+            EventKind::ReplayArrival { index } => self.replay_arrival(index as usize),
             EventKind::ServiceDone { request, process } => self.service_done(request, process),
             EventKind::CrashWhileServing { process } => {
                 if self.process_gone(process, Ending::Crashed) {
@@ -391,12 +396,13 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn send_request(&mut self, source: u32, client: u32) {
+    pub(crate) fn send_request(&mut self, source: u32, client: u32, service_nanos: Option<u64>) {
         let request = self.requests.insert(OpenRequest {
             source,
             client,
             sent_at_nanos: self.now,
             process: None,
+            service_nanos,
         });
         self.counts.arrived += 1;
         if let Some(after) = self.sources[source as usize].disconnect_after_nanos {

@@ -61,6 +61,7 @@ pub fn generate(seed: u64) -> Scenario {
         fault,
         expect: Vec::new(),
         status: Vec::new(),
+        replay: None,
     }
 }
 

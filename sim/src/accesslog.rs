@@ -1,0 +1,255 @@
+//! Reading access logs for `ferry sim --replay` and `ferry plan`: each line gives a request's
+//! time and its duration, which the replay takes as the request's arrival and service time.
+//!
+//! One format today, the combined log format (nginx's and Apache's) followed by a request
+//! time: nginx's `$request_time` (seconds, with a decimal point) or Apache's `%D`
+//! (microseconds, a whole number). A new format (ferry's own access log) is one more
+//! [`LogFormat`] variant with its line reader; everything after the line is shared.
+
+use std::fmt;
+use std::path::Path;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Unreadable lines listed in an error or a warning; the rest are counted.
+const UNREADABLE_SHOWN: usize = 5;
+/// More unreadable lines than this share of all lines is an error, not a warning.
+pub const UNREADABLE_SHARE_MAX: f64 = 0.01;
+
+/// The formats the reader knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `host ident user [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 2326 "referer"
+    /// "agent" TIME`, TIME being nginx's `$request_time` or Apache's `%D`.
+    CombinedWithTime,
+}
+
+/// One logged request, relative to the start of the log's first second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LoggedRequest {
+    pub arrival_nanos: u64,
+    pub service_nanos: u64,
+}
+
+/// A line as a format reads it, before requests are placed in time.
+struct LineRead {
+    /// Unix time of the logged second.
+    second: i64,
+    duration_nanos: u64,
+    /// nginx logs a request when it ends, Apache when it started.
+    logged_at_end: bool,
+}
+
+/// A line that could not be read: where, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub line: usize,
+    pub why: String,
+}
+
+/// A log read: its requests in arrival order, and what could not be read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessLog {
+    pub file: String,
+    pub requests: Vec<LoggedRequest>,
+    /// Lines with text (blank lines are not counted).
+    pub lines: usize,
+    pub unreadable_count: usize,
+    /// The first few unreadable lines.
+    pub unreadable: Vec<Unreadable>,
+    /// Unix time of the first logged second (arrival 0).
+    pub start_unix_s: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogError(pub String);
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LogError {}
+
+impl AccessLog {
+    pub fn load(path: &Path, format: LogFormat) -> Result<AccessLog, LogError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| LogError(format!("{file}: cannot read the access log: {error}")))?;
+        AccessLog::parse(&text, &file, format)
+    }
+
+    /// Reads every line; more than 1% unreadable (or none readable) is an error naming the
+    /// first unreadable lines.
+    pub fn parse(text: &str, file: &str, format: LogFormat) -> Result<AccessLog, LogError> {
+        let mut log = AccessLog {
+            file: file.to_string(),
+            ..AccessLog::default()
+        };
+        let mut read = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            log.lines += 1;
+            let parsed = match format {
+                LogFormat::CombinedWithTime => read_combined(line),
+            };
+            match parsed {
+                Ok(line) => read.push(line),
+                Err(why) => {
+                    log.unreadable_count += 1;
+                    if log.unreadable.len() < UNREADABLE_SHOWN {
+                        log.unreadable.push(Unreadable {
+                            line: index + 1,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        if read.is_empty() {
+            let why = if log.lines == 0 {
+                "it has no lines".to_string()
+            } else {
+                format!("no line could be read; {}", log.unreadable_summary())
+            };
+            return Err(LogError(format!("{file}: nothing to replay: {why}")));
+        }
+        if log.unreadable_count as f64 > UNREADABLE_SHARE_MAX * log.lines as f64 {
+            return Err(LogError(format!(
+                "{file}: {} of {} lines cannot be read (more than 1%): is it the combined log format followed by a request time (nginx $request_time or Apache %D)? {}",
+                log.unreadable_count,
+                log.lines,
+                log.unreadable_summary()
+            )));
+        }
+        log.place(read);
+        Ok(log)
+    }
+
+    /// "line 3: …; line 9: …" for the first unreadable lines, and how many more.
+    pub fn unreadable_summary(&self) -> String {
+        let mut text: Vec<String> = self
+            .unreadable
+            .iter()
+            .map(|u| format!("line {}: {}", u.line, u.why))
+            .collect();
+        let more = self.unreadable_count - self.unreadable.len();
+        if more > 0 {
+            text.push(format!("and {more} more"));
+        }
+        text.join("; ")
+    }
+
+    /// Requests logged within one second arrive spread evenly over it, in the order logged
+    /// (the k-th of n at (k + ½)/n s), so a replay is the same every time.
+    fn place(&mut self, mut read: Vec<LineRead>) {
+        // Spread by the logged second, keeping the log's order within a second.
+        read.sort_by_key(|line| line.second);
+        let first = read[0].second;
+        self.start_unix_s = first;
+        let mut start = 0;
+        while start < read.len() {
+            let second = read[start].second;
+            let end = start + read[start..].partition_point(|l| l.second == second);
+            let n = (end - start) as u64;
+            let base = (second - first) as u64 * NANOS_PER_SEC;
+            for (k, line) in read[start..end].iter().enumerate() {
+                let logged = base + (2 * k as u64 + 1) * NANOS_PER_SEC / (2 * n);
+                let arrival = if line.logged_at_end {
+                    logged.saturating_sub(line.duration_nanos)
+                } else {
+                    logged
+                };
+                self.requests.push(LoggedRequest {
+                    arrival_nanos: arrival,
+                    service_nanos: line.duration_nanos,
+                });
+            }
+            start = end;
+        }
+        self.requests.sort();
+    }
+
+    /// From the first arrival to the last request's end.
+    pub fn span_nanos(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|r| r.arrival_nanos + r.service_nanos)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+const CLF_TIME: &[BorrowedFormatItem<'static>] = format_description!(
+    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+);
+
+fn read_combined(line: &str) -> Result<LineRead, String> {
+    let open = line
+        .find('[')
+        .ok_or("no [time] field (the combined format's 4th field)")?;
+    let close = line[open..]
+        .find(']')
+        .map(|at| open + at)
+        .ok_or("the [time] field is not closed with ]")?;
+    let stamp = &line[open + 1..close];
+    let time = OffsetDateTime::parse(stamp, CLF_TIME).map_err(|error| {
+        format!("bad time [{stamp}]: {error} (expected e.g. [10/Oct/2000:13:55:36 -0700])")
+    })?;
+    let rest = &line[close + 1..];
+    if rest.matches('"').count() < 2 {
+        return Err("no quoted request (\"GET / HTTP/1.1\") after the time".into());
+    }
+    let last_quote = rest.rfind('"').expect("counted above");
+    let field = rest[last_quote + 1..].trim();
+    if field.is_empty() {
+        return Err("no request time after the last quoted field (nginx: add $request_time to log_format; Apache: %D to LogFormat)".into());
+    }
+    if field.contains(char::is_whitespace) {
+        return Err(format!(
+            "\"{field}\": expected one request time after the last quoted field"
+        ));
+    }
+    let (duration_nanos, logged_at_end) = if field.contains('.') {
+        let seconds: f64 = field
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| format!("request time \"{field}\" is not a number of seconds"))?;
+        ((seconds * 1e9).round() as u64, true)
+    } else {
+        let micros: u64 = field.parse().map_err(|_| {
+            format!("request time \"{field}\" is neither seconds (nginx, 0.012) nor microseconds (Apache %D, 12000)")
+        })?;
+        (micros.saturating_mul(1_000), false)
+    };
+    Ok(LineRead {
+        second: time.unix_timestamp(),
+        duration_nanos,
+        logged_at_end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_offset_moves_the_second() {
+        let utc = read_combined(
+            r#"h - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "-" 0.5"#,
+        )
+        .unwrap();
+        let west = read_combined(
+            r#"h - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "-" 0.5"#,
+        )
+        .unwrap();
+        assert_eq!(west.second - utc.second, 7 * 3600);
+        assert_eq!(utc.second, 971_186_136);
+    }
+}

@@ -1,0 +1,217 @@
+//! Access logs: reading each format (good lines, bad lines with their numbers, the 1% rule),
+//! replaying a log deterministically, and `ferry plan`'s choice where the answer is known.
+
+use ferry_sim::accesslog::{AccessLog, LogFormat};
+use ferry_sim::plan::{plan, PlanOptions};
+use ferry_sim::{run, scenario_of_log, PoolSettings, SimDuration};
+
+const FORMAT: LogFormat = LogFormat::CombinedWithTime;
+
+fn nginx(second: u32, request_time: &str) -> String {
+    format!(
+        r#"10.0.0.1 - - [30/Nov/2026:09:00:{second:02} +0000] "GET /a HTTP/1.1" 200 512 "-" "curl/8.5.0" {request_time}"#
+    )
+}
+
+fn apache(second: u32, micros: u64) -> String {
+    format!(
+        r#"10.0.0.2 - frank [30/Nov/2026:10:00:{second:02} +0100] "POST /b?x=[1] HTTP/1.1" 201 7 "http://example.com/" "Mozilla/5.0 (X11; Linux x86_64)" {micros}"#
+    )
+}
+
+fn parse(lines: &[String]) -> Result<AccessLog, String> {
+    AccessLog::parse(&lines.join("\n"), "test.log", FORMAT).map_err(|e| e.to_string())
+}
+
+#[test]
+fn nginx_lines_end_at_their_logged_time_spread_over_the_second() {
+    // nginx logs a request when it ends: two in second 1 are logged at 1.25 s and 1.75 s.
+    let log = parse(&[nginx(0, "0.000"), nginx(1, "0.250"), nginx(1, "0.500")]).unwrap();
+    let got: Vec<(u64, u64)> = log
+        .requests
+        .iter()
+        .map(|r| (r.arrival_nanos / 1_000_000, r.service_nanos / 1_000_000))
+        .collect();
+    assert_eq!(got, [(500, 0), (1_000, 250), (1_250, 500)]);
+    assert_eq!((log.lines, log.unreadable_count), (3, 0));
+}
+
+#[test]
+fn apache_lines_start_at_their_logged_time_in_microseconds() {
+    // %t is when Apache received the request; %D its duration in microseconds. Brackets and
+    // spaces inside quoted fields do not confuse the reader.
+    let log = parse(&[apache(0, 12_000), apache(0, 3_500_000), apache(2, 1)]).unwrap();
+    let got: Vec<(u64, u64)> = log
+        .requests
+        .iter()
+        .map(|r| (r.arrival_nanos / 1_000, r.service_nanos / 1_000))
+        .collect();
+    assert_eq!(
+        got,
+        [(250_000, 12_000), (750_000, 3_500_000), (2_500_000, 1)]
+    );
+}
+
+#[test]
+fn an_unreadable_line_is_counted_with_its_number_and_over_one_percent_is_an_error() {
+    let mut lines: Vec<String> = (0..199).map(|i| nginx(i % 60, "0.010")).collect();
+    lines.insert(
+        41,
+        r#"10.0.0.1 - - [30/Nov/2026:09:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "-""#.into(),
+    );
+    // 1 of 200 lines (0.5%): read, and the line is reported.
+    let log = parse(&lines).unwrap();
+    assert_eq!((log.requests.len(), log.unreadable_count), (199, 1));
+    let summary = log.unreadable_summary();
+    assert!(summary.starts_with("line 42: no request time"), "{summary}");
+    // 3 of 202 (1.5%): an error naming the lines and the expected format.
+    lines.insert(0, "garbage".into());
+    lines.push(nginx(3, "fast"));
+    let error = parse(&lines).unwrap_err();
+    assert!(
+        error.contains("3 of 202 lines cannot be read (more than 1%)"),
+        "{error}"
+    );
+    assert!(error.contains("line 1: no [time] field"), "{error}");
+    assert!(error.contains("line 43: no request time"), "{error}");
+    assert!(error.contains("line 202: request time \"fast\""), "{error}");
+    let bad_time =
+        parse(&[r#"h - - [31/Foo/2026:09:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "-" 0.1"#.into()])
+            .unwrap_err();
+    assert!(
+        bad_time.contains("line 1: bad time [31/Foo/2026:09:00:01 +0000]"),
+        "{bad_time}"
+    );
+    assert!(parse(&[]).unwrap_err().contains("no lines"));
+}
+
+/// Every second of `seconds`, three requests of 0.9 s each (Apache: logged at their start).
+fn steady_log(seconds: u32) -> AccessLog {
+    AccessLog::parse(&steady_log_text(seconds), "steady.log", FORMAT).unwrap()
+}
+
+fn steady_log_text(seconds: u32) -> String {
+    let lines: Vec<String> = (0..seconds)
+        .flat_map(|s| (0..3).map(move |_| s))
+        .map(|s| {
+            let (minute, second) = (s / 60, s % 60);
+            format!(
+                r#"h - - [30/Nov/2026:10:{minute:02}:{second:02} +0000] "GET / HTTP/1.1" 200 5 "-" "-" 900000"#
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+#[test]
+fn a_replay_serves_each_request_for_its_logged_duration_the_same_every_time() {
+    let log = steady_log(60);
+    let pool = PoolSettings {
+        max_pool_size: 3,
+        min_instances: 3,
+        ..PoolSettings::default()
+    };
+    let scenario = scenario_of_log(log.clone(), pool, SimDuration::from_millis(100)).unwrap();
+    let first = run(&scenario, 0, Some("steady.log"));
+    let second = run(&scenario, 0, Some("steady.log"));
+    assert_eq!(first.to_json(), second.to_json());
+    assert_eq!(first.requests.arrived, 180);
+    assert_eq!(first.requests.served, 180);
+    // Three processes, at most three requests at once: nobody waits, each takes 0.9 s.
+    // (The histogram keeps three significant figures.)
+    for nanos in [
+        first.latency.served.p50_nanos,
+        first.latency.served.max_nanos,
+    ] {
+        let ms = nanos.unwrap() as f64 / 1e6;
+        assert!((899.0..=901.0).contains(&ms), "{ms} ms");
+    }
+    let text = first.to_text();
+    assert!(
+        text.contains("replayed    180 requests from 180 lines of steady.log"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plan_picks_the_smallest_pool_that_keeps_up_and_the_cheaper_minimum() {
+    // 2.7 requests in flight on average, 3 at most: two processes fall ever further behind,
+    // three keep up. Spawning the second and third on demand delays only the first seconds'
+    // requests, under 1%, so one minimum instance meets the target more cheaply than three.
+    let log = steady_log(300);
+    let options = PlanOptions {
+        p99: SimDuration::from_secs(1),
+        max_503_rate: 0.0,
+        pool: PoolSettings::default(),
+        spawn_time: SimDuration::from_millis(200),
+        min_instances: vec![1, 3],
+        pool_idle_times: vec![SimDuration::from_secs(60)],
+    };
+    let result = plan(&log, &options);
+    let best = result
+        .recommended
+        .clone()
+        .expect("a setting meets the target");
+    assert_eq!(
+        best.setting(),
+        "--min-instances 1 --max-pool-size 3 --pool-idle-time 60"
+    );
+    // The search saw that two processes cannot keep up.
+    let two = result
+        .trials
+        .iter()
+        .find(|t| t.max_pool_size == 2)
+        .expect("max_pool_size 2 was tried");
+    assert!(!two.meets, "{two:?}");
+    // The picture is well-formed SVG with a point per replay.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("steady.log");
+    std::fs::write(&path, steady_log_text(300)).unwrap();
+    let svg = dir.path().join("plan.svg");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = ferry_sim::run_plan(&path, &options, Some(&svg), &mut out, &mut err);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let svg = std::fs::read_to_string(svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let circles = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle"))
+        .count();
+    assert!(circles >= result.trials.len(), "{circles} circles");
+    let text = result.to_text(&options, &log);
+    let last = text.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "recommended: --min-instances 1 --max-pool-size 3 --pool-idle-time 60"
+    );
+}
+
+#[test]
+fn a_scenario_file_names_a_log_relative_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("steady.log"), steady_log_text(20)).unwrap();
+    let scenario = dir.path().join("replay.toml");
+    let toml = "name = \"from-a-log\"\nduration = \"30s\"\n[pool]\nmin_instances = 3\nmax_pool_size = 3\n[replay]\nlog = \"steady.log\"\n[[expect]]\nserved = 60\n";
+    std::fs::write(&scenario, toml).unwrap();
+    let options = ferry_sim::SimOptions {
+        scenario: Some(scenario.clone()),
+        ..ferry_sim::SimOptions::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = ferry_sim::run_cli(&options, &mut out, &mut err);
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("replayed    60 requests from 60 lines of"),
+        "{out}"
+    );
+    // A log that is not there is an error naming the key.
+    std::fs::remove_file(dir.path().join("steady.log")).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(ferry_sim::run_cli(&options, &mut out, &mut err), 2);
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains("key `replay.log`") && err.contains("cannot read the access log"),
+        "{err}"
+    );
+}
