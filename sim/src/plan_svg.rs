@@ -47,14 +47,15 @@ fn draw(
         .filter(|t| t.p99_nanos.is_some())
         .collect();
     let x_max = shown.iter().map(|t| t.process_hours).fold(0.0, f64::max) * 1.1 + 0.1;
-    // Latency spans orders of magnitude between a starved pool and a roomy one.
-    let y_min = shown
+    // A starved pool's p99 can be minutes: the axis stops at four times the target and such
+    // points sit on its top edge, hollow.
+    let y_max = shown
         .iter()
         .map(|t| p99_ms(t))
-        .fold(target_ms, f64::min)
-        .max(0.01)
-        * 0.8;
-    let y_max = shown.iter().map(|t| p99_ms(t)).fold(target_ms, f64::max) * 1.5;
+        .fold(target_ms, f64::max)
+        .min(target_ms * 4.0)
+        * 1.05;
+    let at = |t: &Trial| (t.process_hours, p99_ms(t).min(y_max));
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
@@ -66,11 +67,11 @@ fn draw(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
     chart
         .configure_mesh()
         .x_desc("process-hours")
-        .y_desc("p99 latency (ms, log scale)")
+        .y_desc("p99 latency (ms)")
         .x_label_formatter(&|x| format!("{x:.1}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(WHITE)
@@ -98,25 +99,31 @@ fn draw(
             shown
                 .iter()
                 .filter(|t| t.meets)
-                .map(|t| Circle::new((t.process_hours, p99_ms(t)), 4, meets.filled())),
+                .map(|t| Circle::new(at(t), 4, meets.filled())),
         )?
         .label("meets the target")
         .legend(move |(x, y)| Circle::new((x + 10, y), 4, meets.filled()));
     chart
-        .draw_series(
-            shown
-                .iter()
-                .filter(|t| !t.meets)
-                .map(|t| Circle::new((t.process_hours, p99_ms(t)), 3, misses.filled())),
-        )?
-        .label("misses it (p99 or 503s)")
+        .draw_series(shown.iter().filter(|t| !t.meets).map(|t| {
+            let style = if p99_ms(t) > y_max {
+                misses.stroke_width(1)
+            } else {
+                misses.filled()
+            };
+            Circle::new(at(t), 3, style)
+        }))?
+        .label("misses it (p99 or 503s); hollow: p99 above the axis")
         .legend(move |(x, y)| Circle::new((x + 10, y), 3, misses.filled()));
     if let Some(best) = &plan.recommended {
-        let at = (best.process_hours, p99_ms(best));
-        chart.draw_series(std::iter::once(Circle::new(at, 8, target.stroke_width(2))))?;
+        let point = at(best);
+        chart.draw_series(std::iter::once(Circle::new(
+            point,
+            8,
+            target.stroke_width(2),
+        )))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("recommended: {}", best.setting()),
-            at,
+            point,
             ("sans-serif", 13).into_font().color(&BLACK),
         )))?;
     }
