@@ -401,6 +401,11 @@ impl Server {
                     }
                     None => None,
                 };
+                if let Some(request) = request {
+                    // A tunnel holds a connection, not the app's attention: the engine stops
+                    // counting it toward routing and scaling.
+                    self.inputs.push_back(Input::SessionUpgraded { request });
+                }
                 if let (Some(request), Some(client)) = (request, self.client(client_key)) {
                     client.phase = Phase::Tunnel {
                         request,

@@ -74,6 +74,11 @@ pub struct StartArgs {
         value_parser = values::count::<u32>
     )]
     pub concurrency: u32,
+    /// Sessions per process the pool is scaled for: a soft target, below the hard
+    /// --concurrency cap; the pool grows once its processes carry more than 80% of it on
+    /// average. Default: --concurrency, or 10 when that is 0 (unlimited).
+    #[arg(long)]
+    pub target_concurrency: Option<u32>,
     /// Processes started at once while the pool grows.
     #[arg(long, default_value_t = 6, value_parser = values::at_least_one::<usize>)]
     pub max_spawn_concurrency: usize,

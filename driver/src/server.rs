@@ -136,6 +136,12 @@ pub struct Server {
     pub spawn_retries: BTreeMap<ProcessId, std::time::Instant>,
 }
 
+/// The default scaling target of processes with no concurrency cap: a process that takes
+/// any number of requests at once (an event loop, or threads) is given more company once it
+/// carries about eight on average, before one event loop's share of the CPU makes every
+/// request on it slower.
+const UNLIMITED_TARGET_CONCURRENCY: u32 = 10;
+
 fn engine_config(args: &StartArgs, app: &App) -> Config {
     Config {
         pool: PoolConfig {
@@ -148,6 +154,10 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
             name: app.root.display().to_string(),
             min_instances: args.min_instances,
             concurrency: args.concurrency,
+            target_concurrency: args.target_concurrency.unwrap_or(match args.concurrency {
+                0 => UNLIMITED_TARGET_CONCURRENCY,
+                cap => cap,
+            }),
             max_request_queue_size: args.max_request_queue_size,
             max_requests: args.max_requests,
             max_spawn_concurrency: args.max_spawn_concurrency,
@@ -175,6 +185,14 @@ fn flag_error(error: &ferry_engine::ConfigError) -> String {
         ),
         E::ZeroMaxPoolSize => "--max-pool-size must be at least 1".to_string(),
         E::ZeroSpawnConcurrency { .. } => "--max-spawn-concurrency must be at least 1".to_string(),
+        E::ZeroTargetConcurrency { .. } => "--target-concurrency must be at least 1".to_string(),
+        E::TargetAboveConcurrency {
+            target_concurrency,
+            concurrency,
+            ..
+        } => format!(
+            "--target-concurrency ({target_concurrency}) must not be above --concurrency ({concurrency}); lower it, or give --concurrency 0 (unlimited)"
+        ),
         other => other.to_string(),
     }
 }

@@ -58,8 +58,13 @@ pub struct GroupConfig {
     pub name: String,
     /// Processes kept alive even when idle; spawned at start.
     pub min_instances: usize,
-    /// Sessions one process takes at once; 0 means unlimited.
+    /// Sessions one process takes at once; 0 means unlimited. A hard cap: beyond it requests
+    /// wait in the queue.
     pub concurrency: u32,
+    /// Sessions per process the pool is scaled for: a soft target, apart from the hard
+    /// `concurrency` cap (as Knative's autoscaler's target). A group whose processes carry
+    /// more than this on average grows; at most `concurrency` when that is not 0.
+    pub target_concurrency: u32,
     /// Requests waiting for a process beyond this are answered 503 at once; 0 means unlimited.
     pub max_request_queue_size: usize,
     /// A process that has been given this many requests is replaced; 0 means never.
@@ -88,6 +93,7 @@ impl Default for GroupConfig {
             name: String::new(),
             min_instances: 1,
             concurrency: 1,
+            target_concurrency: 1,
             max_request_queue_size: 100,
             max_requests: 0,
             max_spawn_concurrency: 6,
@@ -124,6 +130,14 @@ pub enum ConfigError {
         max_pool_size: usize,
     },
     BackoffMaxBelowInitial,
+    ZeroTargetConcurrency {
+        group: String,
+    },
+    TargetAboveConcurrency {
+        group: String,
+        target_concurrency: u32,
+        concurrency: u32,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -145,6 +159,13 @@ impl fmt::Display for ConfigError {
             ConfigError::BackoffMaxBelowInitial => {
                 write!(f, "backoff_max must not be below backoff_initial")
             }
+            ConfigError::ZeroTargetConcurrency { group } => {
+                write!(f, "target_concurrency of group '{group}' must be at least 1")
+            }
+            ConfigError::TargetAboveConcurrency { group, target_concurrency, concurrency } => write!(
+                f,
+                "target_concurrency ({target_concurrency}) of group '{group}' is above its concurrency ({concurrency}); lower it, or raise concurrency (0 is unlimited)"
+            ),
         }
     }
 }
@@ -166,6 +187,18 @@ impl Config {
             if group.max_spawn_concurrency == 0 {
                 return Err(ConfigError::ZeroSpawnConcurrency {
                     group: group.name.clone(),
+                });
+            }
+            if group.target_concurrency == 0 {
+                return Err(ConfigError::ZeroTargetConcurrency {
+                    group: group.name.clone(),
+                });
+            }
+            if group.concurrency != 0 && group.target_concurrency > group.concurrency {
+                return Err(ConfigError::TargetAboveConcurrency {
+                    group: group.name.clone(),
+                    target_concurrency: group.target_concurrency,
+                    concurrency: group.concurrency,
                 });
             }
             if group.min_instances > pool.max_pool_size {

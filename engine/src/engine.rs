@@ -64,6 +64,8 @@ pub(crate) struct Request {
     /// Arrived in always-restart mode: only a process with this id or a later one (spawned
     /// after the arrival) may serve it.
     pub fresh_from: Option<ProcessId>,
+    /// The session became a tunnel (WebSocket): it no longer counts toward scaling.
+    pub upgraded: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +83,11 @@ impl Engine {
         let group_count = config.groups.len();
         let mut engine = Engine {
             pool: config.pool,
-            groups: config.groups.into_iter().map(Group::new).collect(),
+            groups: config
+                .groups
+                .into_iter()
+                .map(|group| Group::new(group, now))
+                .collect(),
             processes: BTreeMap::new(),
             requests: BTreeMap::new(),
             timers: Timers::default(),
@@ -114,6 +120,7 @@ impl Engine {
             Input::RequestArrived { group, request } => self.request_arrived(group, request),
             Input::RequestFinished { request } => self.end_session(request, SessionEnd::Served),
             Input::RequestFailed { request } => self.end_session(request, SessionEnd::Failed),
+            Input::SessionUpgraded { request } => self.session_upgraded(request),
             Input::ClientGone { request } => self.client_gone(request),
             Input::ProcessRefused { request } => self.process_refused(request),
             Input::ForwardFailed { request, error } => self.forward_failed(request, error),
@@ -227,8 +234,10 @@ impl Engine {
         let concurrency = group.config.concurrency;
         let old_key = process.has_room(concurrency).then(|| process.route_key(id));
         let old_state = process.state;
+        let old_load = process.load();
         let was_outdated = process.generation < group.generation;
         change(process);
+        group.load_sessions = group.load_sessions - old_load + process.load();
         if let Some(key) = old_key {
             group.routable.remove(&key);
         }
@@ -252,6 +261,7 @@ impl Engine {
             group.routable.remove(&process.route_key(id));
         }
         *group.count_mut(process.state) -= 1;
+        group.load_sessions -= process.load();
         if process.state == ProcessState::Ready && process.generation < group.generation {
             group.outdated_ready -= 1;
         }

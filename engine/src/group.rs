@@ -1,6 +1,7 @@
 //! One app group: its settings, queue, routing set and counters.
 
 use crate::config::GroupConfig;
+use crate::demand::Demand;
 use crate::ids::{ProcessId, RequestId};
 use crate::process::{ProcessState, RouteKey};
 use crate::time::Instant;
@@ -47,10 +48,16 @@ pub(crate) struct Group {
     pub always_restart: bool,
     /// The mode has been on: waiting requests may need fresh processes.
     pub fresh_seen: bool,
+    /// What the traffic asks of the group, measured.
+    pub demand: Demand,
+    /// Sessions of the group's processes that count toward scaling (not upgraded ones).
+    pub load_sessions: u32,
+    /// The earliest demand check in the timer heap, if one is.
+    pub demand_check_at: Option<Instant>,
 }
 
 impl Group {
-    pub fn new(config: GroupConfig) -> Group {
+    pub fn new(config: GroupConfig, now: Instant) -> Group {
         Group {
             config,
             queue: VecDeque::new(),
@@ -72,6 +79,9 @@ impl Group {
             crash_pause_until: None,
             always_restart: false,
             fresh_seen: false,
+            demand: Demand::new(now),
+            load_sessions: 0,
+            demand_check_at: None,
         }
     }
 
@@ -101,13 +111,5 @@ impl Group {
     /// Spawning waits for the spawn-rate bound on replacing crashed processes.
     pub fn crash_paused(&self, now: Instant) -> bool {
         self.crash_pause_until.is_some_and(|until| now < until)
-    }
-
-    /// Sessions a new process absorbs from the queue (`concurrency` 0 = unlimited: all).
-    pub fn processes_for_queue(&self) -> usize {
-        match self.config.concurrency {
-            0 => usize::from(!self.queue.is_empty()),
-            c => self.queue.len().div_ceil(c as usize),
-        }
     }
 }

@@ -42,8 +42,9 @@ impl Engine {
     /// 3. Every request ends exactly once: each one not yet ended is either in its group's
     ///    queue or in exactly one process's sessions, and
     ///    arrived = served + rejected + failed + cancelled + not yet ended.
-    /// 4. A request goes only to a ready process with room, one with the fewest sessions; no
-    ///    request waits while a process has room. (The choice itself is checked as it is made.)
+    /// 4. A request goes only to a ready process with room, one with the fewest sessions
+    ///    (upgraded ones, tunnels, not counted); no request waits while a process has room.
+    ///    (The choice itself is checked as it is made.)
     /// 5. No queue is longer than its limit. A busy process is never shut down for idleness
     ///    (checked as the decision is made). No request has waited in its queue for
     ///    `max_request_queue_time`, nor run for `max_request_time`, when those are set: the
@@ -61,6 +62,12 @@ impl Engine {
     ///     invariant 12, one started after it arrived), and `shutdown_timeout` has not run out.
     /// 12. In always-restart mode a request goes only to a process spawned after it arrived
     ///     (stated and checked, as the choice is made, in `always_restart.rs`).
+    ///
+    /// 10. The pool follows the load: a group with more spawning and ready processes than it
+    ///     keeps — the most its measured demand needed at any moment of the last
+    ///     `pool_idle_time`, and at least `min_instances` (see `demand.rs`) — has no idle
+    ///     ready process left. So once the load drops, the processes beyond what it needs are
+    ///     gone within `pool_idle_time` of the drop, plus the averages' time constants.
     ///
     /// The seventh, determinism, is a property of the whole engine and is tested by running
     /// the same inputs twice.
@@ -182,6 +189,20 @@ impl Engine {
                     )
                 })?;
             }
+            if let Some(kept) = self.kept(name) {
+                let idle = group.processes.iter().find(|id| {
+                    let p = &self.processes[*id];
+                    p.state == ProcessState::Ready && p.sessions == 0
+                });
+                ensure(group.active() <= kept || idle.is_none(), 10, || {
+                    format!(
+                        "{name} keeps {kept} processes for its demand, has {} spawning or \
+                         ready, and {} is idle",
+                        group.active(),
+                        idle.expect("an idle process")
+                    )
+                })?;
+            }
             let counted = [group.spawning, group.ready, group.draining, group.stopping];
             ensure(
                 counts == counted && outdated == group.outdated_ready,
@@ -289,12 +310,12 @@ impl Engine {
         let p = &self.processes[&chosen];
         let group = self.group(p.group);
         let fewest = group.routable.first().map(|key| key.0);
-        if !p.has_room(group.config.concurrency) || Some(p.sessions) != fewest {
+        if !p.has_room(group.config.concurrency) || Some(p.load()) != fewest {
             self.decision_violation = Some(Violation {
                 invariant: 4,
                 detail: format!(
                     "{chosen} got a request with {} sessions; the fewest was {fewest:?}",
-                    p.sessions
+                    p.load()
                 ),
             });
         }

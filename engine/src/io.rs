@@ -20,6 +20,12 @@ pub enum Input {
     /// nonsense, or cut its response short): the session is free, and the request counts as
     /// failed, not served. (If the process died, [`Input::ProcessExited`] fails it instead.)
     RequestFailed { request: RequestId },
+    /// The process answered `request` with 101 and the connection became a tunnel
+    /// (WebSocket and the like). Its session lasts until [`Input::RequestFinished`] or
+    /// [`Input::ClientGone`], but no longer counts toward routing and scaling: an idle
+    /// WebSocket does not make a process look busy. (It still counts toward the hard
+    /// `concurrency` cap, and a process with one is never shut down for idleness.)
+    SessionUpgraded { request: RequestId },
     /// The client of a queued or in-flight request went away. A queued request leaves the queue;
     /// an in-flight one ends its session now (the caller has dropped the connection to the app).
     ClientGone { request: RequestId },

@@ -28,6 +28,7 @@ extern crate alloc;
 mod always_restart;
 mod config;
 mod crash_policy;
+mod demand;
 mod engine;
 mod group;
 mod ids;
@@ -79,6 +80,8 @@ pub enum Sabotage {
     IgnoreRequestDeadlines,
     /// In always-restart mode, serve a request with any process with room (invariant 12).
     RouteFreshToStale,
+    /// Never shut down processes beyond what the demand needs (invariant 10).
+    NeverShrinkToDemand,
 }
 
 #[cfg(feature = "sabotage")]

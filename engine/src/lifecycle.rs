@@ -44,7 +44,8 @@ impl Engine {
             p.last_used = now;
         });
         let process = &self.processes[&id];
-        let group_id = process.group;
+        let (group_id, spawn_time) = (process.group, now.saturating_since(process.spawned_at));
+        self.group_mut(group_id).demand.spawn_took(spawn_time);
         // The app starts: the streak of start failures is over (see `crate::crash_policy`).
         let group = self.group_mut(group_id);
         group.starts_failing = false;
@@ -219,7 +220,7 @@ impl Engine {
         }
     }
 
-    fn shut_down_idle(&mut self, id: ProcessId) {
+    pub(crate) fn shut_down_idle(&mut self, id: ProcessId) {
         if self.processes[&id].sessions != 0 {
             self.decision_violation = Some(crate::invariants::Violation {
                 invariant: 5,
@@ -282,6 +283,7 @@ impl Engine {
             Timer::ErrorHealed(group_id) => self.clear_error_if_healed(group_id),
             Timer::RequestDeadline(request) => self.request_deadline(request),
             Timer::QueueDeadline(request) => self.queue_deadline(request),
+            Timer::Demand(group_id) => self.demand_check_due(group_id),
             Timer::ShutdownDeadline => {
                 // Time is up: waiting requests are told, and every process is asked to stop.
                 // The ask is a SIGTERM; a process still there `kill_timeout` later gets the

@@ -29,6 +29,9 @@ pub(crate) struct Process {
     /// The group's restart generation when it was spawned; older ones are replaced.
     pub generation: u32,
     pub sessions: u32,
+    /// Sessions that became tunnels (WebSocket): they hold a connection, not the app's
+    /// attention, so routing and scaling do not count them.
+    pub upgraded: u32,
     /// Sessions ended, whatever their outcome.
     pub processed: u64,
     pub spawned_at: Instant,
@@ -54,6 +57,7 @@ impl Process {
             state: ProcessState::Spawning,
             generation,
             sessions: 0,
+            upgraded: 0,
             processed: 0,
             spawned_at: now,
             ready_at: None,
@@ -71,19 +75,25 @@ impl Process {
         self.processed + u64::from(self.sessions)
     }
 
+    /// Sessions that count for routing and scaling: all but upgraded ones.
+    pub fn load(&self) -> u32 {
+        self.sessions - self.upgraded
+    }
+
     /// Whether it can take one more session under `concurrency` (0 = unlimited).
     pub fn has_room(&self, concurrency: u32) -> bool {
         self.state == ProcessState::Ready && (concurrency == 0 || self.sessions < concurrency)
     }
 
-    /// The routing order: fewest sessions first, then the most recently used, then the oldest
+    /// The routing order: fewest sessions (upgraded ones not counted) first, then the most
+    /// recently used, then the oldest
     /// id. This concentrates light load and spreads heavy load: while requests rarely
     /// overlap, they keep going to the process used last, so the others go idle and are shut
     /// down after `pool_idle_time`; once every process is busy, each request goes to one with
     /// the fewest sessions, so load spreads evenly. (Ties to the least recently used would
     /// rotate light traffic through every process and keep all of them alive.)
     pub fn route_key(&self, id: ProcessId) -> RouteKey {
-        (self.sessions, Reverse(self.last_used), id)
+        (self.load(), Reverse(self.last_used), id)
     }
 
     /// The order in which to give processes up: fewest sessions first, then the longest idle.

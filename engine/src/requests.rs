@@ -26,6 +26,15 @@ impl Engine {
         }
         let now = self.now;
         let fresh_from = self.fresh_from_now(group_id);
+        self.group_mut(group_id).demand.arrived(now);
+        let entry = Request {
+            group: group_id,
+            process: None,
+            queued_at: now,
+            started_at: now,
+            upgraded: false,
+            fresh_from,
+        };
         let group = self.group(group_id);
         // In always-restart mode no process that exists now may serve it.
         let process = match fresh_from {
@@ -36,11 +45,8 @@ impl Engine {
             self.requests.insert(
                 request,
                 Request {
-                    group: group_id,
                     process: Some(process),
-                    queued_at: now,
-                    started_at: now,
-                    fresh_from,
+                    ..entry
                 },
             );
             return self.start_session(request, process);
@@ -59,16 +65,7 @@ impl Engine {
         if limit != 0 && group.queue.len() >= limit {
             return self.reject(request, RejectReason::QueueFull);
         }
-        self.requests.insert(
-            request,
-            Request {
-                group: group_id,
-                process: None,
-                queued_at: now,
-                started_at: now,
-                fresh_from,
-            },
-        );
+        self.requests.insert(request, entry);
         self.group_mut(group_id).queue.push_back(request);
         let max_queue_time = self.group(group_id).config.max_request_queue_time;
         if !max_queue_time.is_zero() {
@@ -111,8 +108,10 @@ impl Engine {
                 .queue
                 .pop_front()
                 .expect("queue is not empty");
+            let now = self.now;
             if let Some(entry) = self.requests.get_mut(&request) {
                 entry.process = Some(process);
+                entry.started_at = now;
             }
             self.start_session(request, process);
         }
@@ -140,6 +139,7 @@ impl Engine {
             return;
         };
         let (group_id, assigned, state) = (process.group, process.assigned(), process.state);
+        self.mark_dirty(group_id);
         self.push(Command::Forward {
             request,
             process: process_id,
@@ -175,8 +175,14 @@ impl Engine {
             SessionEnd::Failed => self.totals.failed += 1,
         }
         let now = self.now;
+        if !entry.upgraded {
+            let length = now.saturating_since(entry.started_at);
+            self.group_mut(entry.group).demand.session_ended(length);
+        }
+        self.mark_dirty(entry.group);
         let Some(process) = self.update_process(process_id, |p| {
             p.sessions -= 1;
+            p.upgraded -= u32::from(entry.upgraded);
             p.processed += 1;
             p.last_used = now;
             if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
@@ -207,6 +213,7 @@ impl Engine {
         if let Some(at) = queue.iter().position(|r| *r == request) {
             queue.remove(at);
         }
+        self.mark_dirty(entry.group);
         #[cfg(feature = "sabotage")]
         if self.sabotage == Some(crate::Sabotage::ForgetCancelledRequest) {
             return;
@@ -225,17 +232,20 @@ impl Engine {
         let Some(Request {
             group: group_id,
             process: Some(process_id),
+            upgraded,
             ..
         }) = self.requests.get(&request).copied()
         else {
             return;
         };
         self.requests.remove(&request);
+        self.mark_dirty(group_id);
         let now = self.now;
         let Some(process) = self.update_process(process_id, |p| {
             // Idle from now, as after a session that ended.
             p.last_used = now;
             p.sessions -= 1;
+            p.upgraded -= u32::from(upgraded);
             if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
                 p.in_flight.swap_remove(at);
             }
@@ -254,10 +264,35 @@ impl Engine {
         self.note_maybe_idle(process_id);
     }
 
+    /// The session became a tunnel: what it took the app to answer counts as its service
+    /// time, and from now on it counts neither for routing nor for scaling.
+    pub(crate) fn session_upgraded(&mut self, request: RequestId) {
+        let now = self.now;
+        let Some(entry) = self.requests.get_mut(&request) else {
+            return;
+        };
+        let Some(process_id) = entry.process else {
+            return;
+        };
+        if entry.upgraded {
+            return;
+        }
+        entry.upgraded = true;
+        let (group_id, started_at) = (entry.group, entry.started_at);
+        self.group_mut(group_id)
+            .demand
+            .session_ended(now.saturating_since(started_at));
+        self.update_process(process_id, |p| p.upgraded += 1);
+        self.mark_dirty(group_id);
+        // Routing ignores the tunnel now: a request waiting may fit on this process.
+        self.dispatch(group_id);
+    }
+
     pub(crate) fn process_refused(&mut self, request: RequestId) {
         let Some(Request {
             group: group_id,
             process: Some(process_id),
+            upgraded,
             ..
         }) = self.requests.get(&request).copied()
         else {
@@ -266,6 +301,7 @@ impl Engine {
         self.update_process(process_id, |p| {
             // The session never started for the app: it is undone, not counted.
             p.sessions -= 1;
+            p.upgraded -= u32::from(upgraded);
             if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
                 p.in_flight.swap_remove(at);
             }
@@ -294,6 +330,7 @@ impl Engine {
         if let Some(entry) = self.requests.get_mut(&request) {
             entry.process = None;
             entry.queued_at = now;
+            entry.upgraded = false;
         }
         self.group_mut(group_id).queue.push_front(request);
         let max_queue_time = self.group(group_id).config.max_request_queue_time;
@@ -326,8 +363,10 @@ impl Engine {
         self.requests.remove(&request);
         self.totals.failed += 1;
         self.totals.timed_out += 1;
+        self.mark_dirty(entry.group);
         self.update_process(process_id, |p| {
             p.sessions -= 1;
+            p.upgraded -= u32::from(entry.upgraded);
             if let Some(at) = p.in_flight.iter().position(|r| *r == request) {
                 p.in_flight.swap_remove(at);
             }
@@ -365,6 +404,7 @@ impl Engine {
             queue.remove(at);
         }
         self.requests.remove(&request);
+        self.mark_dirty(entry.group);
         self.reject(request, RejectReason::QueueTimeout);
     }
 }

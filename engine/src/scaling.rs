@@ -1,9 +1,13 @@
-//! When to spawn, and where capacity comes from when the pool is full.
+//! When to spawn and when to shrink (the rule itself, with its constants, is in
+//! `demand.rs`), and where capacity comes from when the pool is full.
 
+use crate::demand::{Situation, CHECK_INTERVAL};
 use crate::engine::Engine;
 use crate::ids::{GroupId, ProcessId};
 use crate::io::Command;
 use crate::process::ProcessState;
+use crate::time::Instant;
+use crate::timers::Timer;
 
 impl Engine {
     /// Runs after every input: spawns what the groups need, frees pool slots for groups that
@@ -51,9 +55,14 @@ impl Engine {
     ///
     /// - up to `min_instances` serving or spawning processes (these ignore
     ///   `max_spawn_concurrency`: the user asked for them to exist);
-    /// - enough for the queue, counting what is already spawning;
+    /// - up to what the demand needs (`demand.rs`), counting what is already spawning, unless
+    ///   nothing waits here while other groups wait for room;
     /// - one per outdated process during a restart, and one per retired process.
-    fn spawn_need(&self, group_id: GroupId) -> (usize, usize) {
+    ///
+    /// Returns `(for_min, other, other_blocking)`: `other_blocking` leaves out spawns for the
+    /// load alone while nothing waits in the group, which never take capacity from another
+    /// group (they wait for room like nobody's business).
+    fn spawn_need(&self, group_id: GroupId) -> (usize, usize, usize) {
         let group = self.group(group_id);
         let for_min = group.config.min_instances.saturating_sub(group.active());
         #[cfg(feature = "sabotage")]
@@ -62,36 +71,50 @@ impl Engine {
         } else {
             for_min
         };
-        let for_queue = if group.fresh_seen {
+        // Spawns for the load alone (nothing waits here) give way to groups whose requests
+        // wait for room in a full pool: else such a spawn could take every slot that frees.
+        let for_demand = if group.fresh_seen {
             self.fresh_spawn_need(group_id)
+        } else if group.queue.is_empty() && self.pool_waiting {
+            0
         } else {
-            group.processes_for_queue().saturating_sub(group.spawning)
+            self.needed(group_id).saturating_sub(group.active())
         };
         let for_restart = group.outdated_ready.saturating_sub(group.spawning);
-        let other = for_queue.max(for_restart).max(group.replacements_owed);
-        (for_min, other)
+        let other_blocking = for_restart.max(group.replacements_owed);
+        let other = for_demand.max(other_blocking);
+        let other_blocking = if group.queue.is_empty() {
+            other_blocking
+        } else {
+            other
+        };
+        (for_min, other, other_blocking)
     }
 
     /// Spawns what the group needs within its limits; returns how many more it wanted but the
     /// full pool did not allow.
     fn spawn_for(&mut self, group_id: GroupId) -> usize {
+        self.sample_demand(group_id);
         if self.group(group_id).backing_off(self.now) {
             return 0;
         }
-        let (for_min, other) = self.spawn_need(group_id);
+        let (for_min, other, other_blocking) = self.spawn_need(group_id);
         let group = self.group(group_id);
         let concurrency_left = group
             .config
             .max_spawn_concurrency
             .saturating_sub(group.spawning);
         // While spawns fail, one attempt at a time probes whether the app starts again.
-        let wanted = if group.starts_failing {
-            for_min
-                .max(other)
-                .min(1usize.saturating_sub(group.spawning))
-        } else {
-            for_min.max(other.min(concurrency_left))
+        let wanted_of = |other: usize| {
+            if group.starts_failing {
+                for_min
+                    .max(other)
+                    .min(1usize.saturating_sub(group.spawning))
+            } else {
+                for_min.max(other.min(concurrency_left))
+            }
         };
+        let (wanted, wanted_blocking) = (wanted_of(other), wanted_of(other_blocking));
         let room = self.pool.max_pool_size.saturating_sub(self.processes.len());
         #[cfg(feature = "sabotage")]
         let room = if self.sabotage == Some(crate::Sabotage::IgnoreMaxPoolSize) {
@@ -105,7 +128,148 @@ impl Engine {
         }
         let group = self.group_mut(group_id);
         group.replacements_owed = group.replacements_owed.saturating_sub(spawns);
-        wanted - spawns
+        self.shrink_to_demand(group_id);
+        wanted_blocking.saturating_sub(spawns)
+    }
+
+    /// What the group's situation is now, for the demand rule.
+    fn situation(&self, group_id: GroupId) -> Situation {
+        let situation = self.situation_unsabotaged(group_id);
+        #[cfg(feature = "sabotage")]
+        match self.sabotage {
+            Some(crate::Sabotage::IgnoreMinInstances) => {
+                return Situation {
+                    min_instances: 0,
+                    ..situation
+                }
+            }
+            Some(crate::Sabotage::IgnoreMaxPoolSize) => {
+                return Situation {
+                    max_pool_size: usize::MAX,
+                    ..situation
+                }
+            }
+            _ => {}
+        }
+        situation
+    }
+
+    fn situation_unsabotaged(&self, group_id: GroupId) -> Situation {
+        let group = self.group(group_id);
+        Situation {
+            min_instances: group.config.min_instances,
+            max_pool_size: self.pool.max_pool_size,
+            target_concurrency: group.config.target_concurrency,
+            queued: group.queue.len(),
+            oldest_queued_at: group
+                .queue
+                .front()
+                .and_then(|request| self.requests.get(request))
+                .map(|request| request.queued_at),
+            ready: group.ready,
+        }
+    }
+
+    /// Processes the group's demand needs now.
+    pub(crate) fn needed(&self, group_id: GroupId) -> usize {
+        let situation = self.situation(group_id);
+        self.group(group_id).demand.needed(self.now, &situation)
+    }
+
+    /// Brings the group's demand up to date with its requests now (every change to its
+    /// sessions or queue marks the group, so this runs at each of them), records the need and
+    /// asks to be woken when it should be looked at again.
+    fn sample_demand(&mut self, group_id: GroupId) {
+        let now = self.now;
+        let idle_time = self.pool.pool_idle_time;
+        let group = self.group(group_id);
+        let load = group.load_sessions + group.queue.len() as u32;
+        self.group_mut(group_id).demand.set_load(now, load);
+        let situation = self.situation(group_id);
+        let demand = &mut self.group_mut(group_id).demand;
+        let to_keep = demand.to_keep(now, &situation);
+        demand.forget_before(now, idle_time);
+        demand.record_needed(now, to_keep);
+        let mut next = demand.next_expiry(idle_time);
+        if demand.moving(now) {
+            next = Some(next.map_or(now + CHECK_INTERVAL, |at| at.min(now + CHECK_INTERVAL)));
+        }
+        // A deadline already passed was taken into account by this very sample.
+        let queue_deadline = situation
+            .oldest_queued_at
+            .map(|oldest| demand.queue_deadline(oldest))
+            .filter(|at| *at > now);
+        if let Some(at) = queue_deadline {
+            next = Some(next.map_or(at, |next| next.min(at)));
+        }
+        if let Some(at) = next {
+            self.arm_demand_check(group_id, at);
+        }
+    }
+
+    fn arm_demand_check(&mut self, group_id: GroupId, at: Instant) {
+        let now = self.now;
+        let group = self.group_mut(group_id);
+        let armed = group.demand_check_at.filter(|armed| *armed > now);
+        if at > now && armed.is_none_or(|armed| at < armed) {
+            group.demand_check_at = Some(at);
+            self.timers.set(at, Timer::Demand(group_id));
+        }
+    }
+
+    pub(crate) fn demand_check_due(&mut self, group_id: GroupId) {
+        let now = self.now;
+        let group = self.group_mut(group_id);
+        if group.demand_check_at.is_some_and(|at| at <= now) {
+            group.demand_check_at = None;
+        }
+        self.mark_dirty(group_id);
+    }
+
+    /// The processes the group keeps: the most its demand needed at any moment of the last
+    /// `pool_idle_time` (and `min_instances`); `None` while nothing is shut down for it: no
+    /// idle time, shutdown, or a restart or replacement under way (the new processes come on
+    /// top of the old ones they replace).
+    pub(crate) fn kept(&self, group_id: GroupId) -> Option<usize> {
+        let idle_time = self.pool.pool_idle_time;
+        let group = self.group(group_id);
+        if idle_time.is_zero()
+            || self.shutdown.is_some()
+            || group.outdated_ready > 0
+            || group.replacements_owed > 0
+        {
+            return None;
+        }
+        let kept = group.demand.kept(self.now, idle_time);
+        Some(kept.max(group.config.min_instances))
+    }
+
+    /// Shuts down idle ready processes beyond what the group keeps, least recently used first.
+    fn shrink_to_demand(&mut self, group_id: GroupId) {
+        #[cfg(feature = "sabotage")]
+        if matches!(
+            self.sabotage,
+            Some(crate::Sabotage::NeverShrinkToDemand | crate::Sabotage::NeverIdleShutdown)
+        ) {
+            return;
+        }
+        let Some(kept) = self.kept(group_id) else {
+            return;
+        };
+        while self.group(group_id).active() > kept {
+            let group = self.group(group_id);
+            let idle = group
+                .processes
+                .iter()
+                .map(|id| (*id, &self.processes[id]))
+                .filter(|(_, p)| p.state == ProcessState::Ready && p.sessions == 0)
+                .min_by_key(|(id, p)| p.idle_key(*id))
+                .map(|(id, _)| id);
+            let Some(id) = idle else {
+                return;
+            };
+            self.shut_down_idle(id);
+        }
     }
 
     /// The pool is full and groups wait for room: stop processes that can go, unless enough
@@ -128,8 +292,8 @@ impl Engine {
     fn capacity_candidate(&self) -> Option<ProcessId> {
         let blocked = |group_id: GroupId| {
             let group = self.group(group_id);
-            let (for_min, other) = self.spawn_need(group_id);
-            !group.backing_off(self.now) && (for_min > 0 || other > 0)
+            let (for_min, _, other_blocking) = self.spawn_need(group_id);
+            !group.backing_off(self.now) && (for_min > 0 || other_blocking > 0)
         };
         let ready = self
             .processes

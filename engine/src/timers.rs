@@ -17,6 +17,9 @@ pub(crate) enum Timer {
     StartTimeout(ProcessId),
     /// The process may still be alive `kill_timeout` after a graceful kill.
     KillTimeout(ProcessId),
+    /// The group's demand may need another look (its averages moved, its oldest queued request
+    /// has waited a spawn time, or a past need stopped counting).
+    Demand(GroupId),
     /// The group's spawn backoff may be over.
     BackoffOver(GroupId),
     /// The group may be healthy again: no failure for `stable_uptime`.

@@ -115,6 +115,10 @@ enum Step {
     ForwardFail {
         pick: usize,
     },
+    /// An in-flight request became a tunnel (a WebSocket).
+    Upgrade {
+        pick: usize,
+    },
     Advance {
         by_ms: u64,
     },
@@ -183,6 +187,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         durations_ms(&[5_000, 90_000]),
         durations_ms(&[0, 0, 2_000, 30_000]),
         durations_ms(&[0, 0, 1_000, 10_000]),
+        1u32..=4,
     )
         .prop_map(
             |(
@@ -194,10 +199,16 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 start_timeout,
                 max_request_time,
                 max_request_queue_time,
+                target_concurrency,
             )| GroupConfig {
                 name: String::new(),
                 min_instances,
                 concurrency,
+                // At most the hard cap, as validation demands.
+                target_concurrency: match concurrency {
+                    0 => target_concurrency,
+                    cap => target_concurrency.min(cap),
+                },
                 max_request_queue_size,
                 max_requests,
                 max_spawn_concurrency,
@@ -251,6 +262,7 @@ impl ReferenceStateMachine for PoolModel {
             30 => pick().prop_map(|pick| Step::Reap { pick }),
             faults => pick().prop_map(|pick| Step::Refuse { pick }),
             faults => pick().prop_map(|pick| Step::ForwardFail { pick }),
+            4 => pick().prop_map(|pick| Step::Upgrade { pick }),
             8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
             20 => Just(Step::WakeAtDeadline),
             4 => (0..groups).prop_map(|group| Step::Restart { group }),
@@ -392,6 +404,10 @@ impl Harness {
                 },
                 None => Input::Tick,
             },
+            Step::Upgrade { pick } => match self.nth_request(pick, true) {
+                Some(request) => Input::SessionUpgraded { request },
+                None => Input::Tick,
+            },
             Step::Ready { pick } => match self.nth_process(pick, |p| !p.ready) {
                 Some(process) => Input::ProcessReady { process },
                 None => Input::Tick,
@@ -507,6 +523,8 @@ impl Harness {
                     self.end(request);
                 }
             }
+            // The session goes on (as a tunnel); nothing ends.
+            Input::SessionUpgraded { .. } => {}
             Input::ClientGone { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
                     self.processes

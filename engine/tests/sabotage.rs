@@ -254,3 +254,51 @@ fn routing_a_fresh_request_to_an_old_process_breaks_invariant_12() {
     }));
     assert_eq!(pool.broken(), 12);
 }
+
+#[test]
+fn never_shrinking_to_demand_breaks_invariant_10() {
+    let pool_config = PoolConfig {
+        pool_idle_time: core::time::Duration::from_secs(60),
+        ..pool_of(6)
+    };
+    // One process, then three requests at once for ten seconds (the pool grows to three
+    // and needs them), then one request at a time: once the busy stretch is a pool_idle_time
+    // ago, the two processes beyond what the load needs must be gone.
+    let (mut pool, _) = Sabotaged::new(pool_config, group(1, 1), Sabotage::NeverShrinkToDemand);
+    let mut request = 0;
+    let mut waiting = Vec::new();
+    for step in 0..100u64 {
+        pool.now = Instant::from_nanos(step * 100_000_000);
+        for _ in 0..3 {
+            for command in pool.arrive(request) {
+                if let Command::Spawn { process, .. } = command {
+                    waiting.push(process);
+                }
+            }
+            request += 1;
+        }
+        for process in waiting.drain(..) {
+            pool.input(Input::ProcessReady { process });
+        }
+        for done in request - 3..request {
+            pool.input(Input::RequestFinished {
+                request: RequestId(done),
+            });
+        }
+    }
+    pool.healthy();
+    let mut broken = None;
+    for step in 100..2000u64 {
+        pool.now = Instant::from_nanos(step * 100_000_000);
+        pool.arrive(request);
+        pool.input(Input::RequestFinished {
+            request: RequestId(request),
+        });
+        request += 1;
+        if let Err(violation) = pool.engine.check_invariants() {
+            broken = Some(violation.invariant);
+            break;
+        }
+    }
+    assert_eq!(broken, Some(10));
+}

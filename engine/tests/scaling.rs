@@ -107,3 +107,125 @@ mod routing {
         assert!(ps.contains(&served[0]));
     }
 }
+
+/// One process (min 1, concurrency 1) whose spawn took `spawn_ms`, ready at that instant.
+fn one_process(spawn_ms: u64) -> (Pool, ProcessId) {
+    let (mut pool, commands) = Pool::start(idle_pool(6, 300), vec![group(1, 1)]);
+    let first = spawns(&commands)[0];
+    pool.now = at(ms(spawn_ms));
+    pool.ready(first);
+    (pool, first)
+}
+
+mod spawning {
+    use super::*;
+    use ferry_engine::{GroupConfig, Input, RequestId};
+
+    #[test]
+    fn a_queue_shorter_than_a_spawn_does_not_spawn() {
+        // Issue 11: two overlapping requests spawned a process although the busy one was
+        // free again long before a new one could start.
+        let (mut pool, first) = one_process(1000);
+        pool.now = at(ms(2000));
+        assert_eq!(forward_of(&pool.arrive(0, 1), 1), Some(first));
+        let queued = pool.arrive(0, 2);
+        assert!(spawns(&queued).is_empty(), "{queued:?}");
+        let timed = pool.run_until(at(ms(2050)));
+        assert!(spawns(&untimed(&timed)).is_empty(), "{timed:?}");
+        assert_eq!(forward_of(&pool.finish(1), 2), Some(first));
+        let timed = pool.run_until(at(secs(60)));
+        assert!(spawns(&untimed(&timed)).is_empty(), "{timed:?}");
+    }
+
+    #[test]
+    fn a_request_waiting_as_long_as_a_spawn_takes_spawns() {
+        let (mut pool, first) = one_process(1000);
+        pool.now = at(ms(2000));
+        assert_eq!(forward_of(&pool.arrive(0, 1), 1), Some(first));
+        pool.arrive(0, 2);
+        let timed = pool.run_until(at(ms(3100)));
+        let spawned: Vec<_> = timed
+            .iter()
+            .filter(|(_, c)| matches!(c, ferry_engine::Command::Spawn { .. }))
+            .map(|(when, _)| *when)
+            .collect();
+        assert_eq!(spawned.len(), 1, "{timed:?}");
+        // Once it has waited the measured spawn time (1 s), not before.
+        assert!(spawned[0] >= at(ms(3000)), "{spawned:?}");
+    }
+
+    #[test]
+    fn a_burst_grows_the_pool_to_the_max_within_one_spawn_time() {
+        let (mut pool, _) = one_process(500);
+        pool.now = at(secs(2));
+        let mut spawned = Vec::new();
+        for request in 0..200 {
+            spawned.extend(spawns(&pool.arrive(0, request)));
+        }
+        let timed = pool.run_until(at(ms(2500)));
+        spawned.extend(spawns(&untimed(&timed)));
+        assert_eq!(spawned.len(), 5, "five more, to max_pool_size 6: {timed:?}");
+    }
+
+    #[test]
+    fn offered_load_beyond_the_target_grows_the_pool_without_a_queue() {
+        // Unlimited concurrency: nothing ever queues, yet 20 sessions of 1 s at a time on
+        // a process whose target is 4 need more processes.
+        let generic = GroupConfig {
+            concurrency: 0,
+            target_concurrency: 4,
+            ..group(1, 0)
+        };
+        let (mut pool, _) = Pool::started(idle_pool(6, 300), vec![generic]);
+        let mut spawned = Vec::new();
+        let mut next = 0;
+        for tick in 0..100u64 {
+            pool.now = at(ms(100 * tick));
+            for _ in 0..2 {
+                spawned.extend(spawns(&pool.arrive(0, next)));
+                next += 1;
+            }
+            if next > 20 {
+                spawned.extend(spawns(&pool.finish(next - 21)));
+                spawned.extend(spawns(&pool.finish(next - 20)));
+            }
+        }
+        assert_eq!(pool.engine.queue_len(ferry_engine::GroupId(0)), 0);
+        // 20 at once need 20 / (4 x 0.8) = 7 (capped at 6); the arrival rate averages over
+        // 10 s, so by then the pool has grown by at least three.
+        assert!(spawned.len() >= 3, "{spawned:?}");
+    }
+
+    /// A process with `tunnels` long-lived sessions (upgraded or not), then a minute.
+    fn tunnels(upgrade: bool) -> usize {
+        let generic = GroupConfig {
+            concurrency: 0,
+            target_concurrency: 2,
+            ..group(1, 0)
+        };
+        let (mut pool, _) = Pool::started(idle_pool(6, 300), vec![generic]);
+        let mut spawned = Vec::new();
+        for request in 0..10 {
+            pool.now = at(ms(10 * request + 10));
+            spawned.extend(spawns(&pool.arrive(0, request)));
+            if upgrade {
+                pool.now = at(ms(10 * request + 15));
+                spawned.extend(spawns(&pool.input(Input::SessionUpgraded {
+                    request: RequestId(request),
+                })));
+            }
+        }
+        spawned.extend(spawns(&untimed(&pool.run_until(at(secs(60))))));
+        spawned.len()
+    }
+
+    #[test]
+    fn upgraded_sessions_do_not_make_a_pool_look_full() {
+        assert_eq!(
+            tunnels(true),
+            0,
+            "ten idle WebSockets on one process spawn nothing"
+        );
+        assert!(tunnels(false) > 0, "ten long requests at target 2 do spawn");
+    }
+}

@@ -36,6 +36,14 @@ impl Checker {
         }
     }
 
+    fn real(&mut self, key: &str, bound: &Option<Bound<f64>>, observed: impl FnOnce() -> f64) {
+        if let Some(bound) = bound {
+            let value = observed();
+            let shown = format!("{value:.2}");
+            self.push(key, bound.to_string(), shown, bound.contains(value));
+        }
+    }
+
     /// A duration bound over something that may not have happened yet: with no sample, only a
     /// bound without a minimum holds.
     fn duration(&mut self, key: &str, bound: &Option<Bound<SimDuration>>, observed: Option<u64>) {
@@ -78,6 +86,12 @@ pub fn evaluate(sim: &Simulation, index: usize, at_nanos: u64) -> Vec<ExpectResu
         let status = sim.engine.status();
         let ready = status.groups.iter().flat_map(|g| &g.processes);
         ready.filter(|p| p.state == ProcessState::Ready).count() as u64
+    });
+    check.real("processes_avg", &expect.processes_avg, || {
+        sim.pool_size.mean(at_nanos)
+    });
+    check.real("process_seconds", &expect.process_seconds, || {
+        sim.pool_size.process_seconds(at_nanos)
     });
     check.count("queue", &expect.queue, || sim.requests.queued() as u64);
     check.count("busy", &expect.busy, || sim.requests.in_flight() as u64);

@@ -19,6 +19,12 @@ pub struct Expect {
     pub processes: Option<Bound<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<Bound<u64>>,
+    /// Live processes averaged over time, from the start until `at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes_avg: Option<Bound<f64>>,
+    /// The pool's cost from the start until `at`: live processes times seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_seconds: Option<Bound<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<Bound<u64>>,
     /// Requests in flight inside processes.

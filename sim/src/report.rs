@@ -83,6 +83,8 @@ pub struct PoolSummary {
     /// Weighted by virtual time.
     pub processes_avg: f64,
     pub processes_max: u64,
+    /// The pool's cost: live processes integrated over the run, in process-seconds.
+    pub process_seconds: f64,
     pub spawns: u64,
     pub spawn_failures: u64,
     pub crashes: u64,
@@ -152,6 +154,7 @@ impl Report {
                 processes_min: sim.pool_size.min,
                 processes_avg: (sim.pool_size.mean(end) * 100.0).round() / 100.0,
                 processes_max: sim.pool_size.max,
+                process_seconds: (sim.pool_size.process_seconds(end) * 10.0).round() / 10.0,
                 spawns: totals.spawns,
                 spawn_failures: totals.spawn_failures,
                 crashes: totals.crashes,
@@ -257,8 +260,8 @@ impl Report {
         let p = &self.pool;
         let _ = writeln!(
             out,
-            "pool        processes min {}, avg {:.2}, max {} (max_pool_size {})",
-            p.processes_min, p.processes_avg, p.processes_max, p.max_pool_size
+            "pool        processes min {}, avg {:.2}, max {} (max_pool_size {}); {:.1} process-seconds",
+            p.processes_min, p.processes_avg, p.processes_max, p.max_pool_size, p.process_seconds
         );
         let _ = writeln!(
             out,

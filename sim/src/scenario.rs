@@ -58,6 +58,7 @@ pub struct PoolSettings {
     pub max_requests: u64,
     pub max_request_queue_size: usize,
     pub concurrency: u32,
+    pub target_concurrency: u32,
     pub max_spawn_concurrency: usize,
     pub start_timeout: SimDuration,
     pub kill_timeout: SimDuration,
@@ -82,6 +83,7 @@ impl Default for PoolSettings {
             max_requests: group.max_requests,
             max_request_queue_size: group.max_request_queue_size,
             concurrency: group.concurrency,
+            target_concurrency: group.target_concurrency,
             max_spawn_concurrency: group.max_spawn_concurrency,
             start_timeout: SimDuration::from_std(group.start_timeout),
             kill_timeout: SimDuration::from_std(pool.kill_timeout),
@@ -400,6 +402,7 @@ impl Scenario {
                 name: self.name.clone(),
                 min_instances: p.min_instances,
                 concurrency: p.concurrency,
+                target_concurrency: p.target_concurrency,
                 max_request_queue_size: p.max_request_queue_size,
                 max_requests: p.max_requests,
                 max_spawn_concurrency: p.max_spawn_concurrency,
@@ -429,6 +432,8 @@ impl Scenario {
                     "min_instances"
                 }
                 ConfigError::BackoffMaxBelowInitial => "backoff_max",
+                ConfigError::ZeroTargetConcurrency { .. }
+                | ConfigError::TargetAboveConcurrency { .. } => "target_concurrency",
             };
             return Err(invalid("pool", None, key, error.to_string()));
         }

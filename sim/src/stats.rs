@@ -199,12 +199,21 @@ impl PoolSize {
         self.max = self.max.max(count);
     }
 
+    /// Process-nanoseconds from the start to `end_nanos`.
+    fn area_until(&self, end_nanos: u64) -> u128 {
+        self.area
+            + u128::from(self.current) * u128::from(end_nanos.saturating_sub(self.since_nanos))
+    }
+
     pub fn mean(&self, end_nanos: u64) -> f64 {
-        let area = self.area
-            + u128::from(self.current) * u128::from(end_nanos.saturating_sub(self.since_nanos));
         if end_nanos == 0 {
             return self.current as f64;
         }
-        area as f64 / end_nanos as f64
+        self.area_until(end_nanos) as f64 / end_nanos as f64
+    }
+
+    /// The pool's cost from the start to `end_nanos`: live processes times time.
+    pub fn process_seconds(&self, end_nanos: u64) -> f64 {
+        self.area_until(end_nanos) as f64 / 1e9
     }
 }

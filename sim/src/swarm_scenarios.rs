@@ -22,6 +22,7 @@ pub fn generate(seed: u64) -> Scenario {
     let rng = &mut rng;
     let duration = secs(*[5, 10, 20, 30, 60, 120].choose(rng).expect("not empty"));
     let mut pool = generate_pool(rng);
+    pool.target_concurrency = target_for(pool.concurrency);
     let mut app = generate_app(rng, duration);
     // Mostly apps that start in time; now and then one whose start times out, sometimes
     // always (it can never serve).
@@ -101,6 +102,9 @@ fn generate_pool(rng: &mut ChaCha8Rng) -> PoolSettings {
         backoff_max: SimDuration(backoff_initial.as_nanos() * rng.random_range(1..=30)),
         stable_uptime: millis(rng.random_range(1_000..=20_000)),
         crash_respawn_interval: millis(*[0, 100, 1_000].choose(rng).expect("not empty")),
+        // Set by `generate` from the concurrency, without a draw of its own (so every seed
+        // keeps the scenario it had).
+        target_concurrency: 1,
         max_request_time: SimDuration::ZERO, // set by `generate`, with the app's hangs
         max_request_queue_time: if rng.random_bool(0.2) {
             millis(rng.random_range(100..=10_000))
@@ -108,6 +112,12 @@ fn generate_pool(rng: &mut ChaCha8Rng) -> PoolSettings {
             SimDuration::ZERO
         },
     }
+}
+
+/// A soft scaling target below the hard cap where the cap allows (half of it), so the swarm
+/// scales processes that take several sessions at once as well as single-session ones.
+fn target_for(concurrency: u32) -> u32 {
+    (concurrency / 2).max(1)
 }
 
 fn generate_app(rng: &mut ChaCha8Rng, duration: SimDuration) -> AppModel {

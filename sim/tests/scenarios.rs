@@ -39,6 +39,11 @@ fn idle_300s() {
 }
 
 #[test]
+fn light_after_burst() {
+    passes("light-after-burst.toml");
+}
+
+#[test]
 fn queue_full() {
     passes("queue-full.toml");
 }

@@ -20,11 +20,13 @@ pub fn at(since_start: Duration) -> Instant {
     Instant::ZERO + since_start
 }
 
-/// A group of the given size settings; everything else default.
+/// A group of the given size settings, scaled for `concurrency` sessions per process (one
+/// when unlimited); everything else default.
 pub fn group(min_instances: usize, concurrency: u32) -> GroupConfig {
     GroupConfig {
         min_instances,
         concurrency,
+        target_concurrency: concurrency.max(1),
         ..GroupConfig::default()
     }
 }
