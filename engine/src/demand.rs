@@ -50,9 +50,10 @@ pub(crate) const LOAD_TIME_CONSTANT: Duration = Duration::from_secs(2);
 pub(crate) const RATE_TIME_CONSTANT: Duration = Duration::from_secs(10);
 /// The share of their target concurrency processes are scaled to carry on average (as
 /// Knative's autoscaler's target utilization): the rest absorbs the peaks of random arrivals.
-pub(crate) const TARGET_UTILIZATION: f64 = 0.8;
-/// The weight of each new service time in its average: about the last ten sessions.
-const SERVICE_TIME_WEIGHT: f64 = 0.1;
+pub(crate) const TARGET_UTILIZATION: f64 = 0.9;
+/// The weight of each new service time in its average: about the last hundred sessions,
+/// so that the noise of random service times does not read as a change of load.
+const SERVICE_TIME_WEIGHT: f64 = 0.01;
 /// The weight of each new spawn time in its average.
 const SPAWN_TIME_WEIGHT: f64 = 0.5;
 /// A spawn's assumed length before any has been measured: a typical app's startup.
