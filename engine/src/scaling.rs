@@ -75,7 +75,10 @@ impl Engine {
         // wait for room in a full pool: else such a spawn could take every slot that frees.
         let for_demand = if group.fresh_seen {
             self.fresh_spawn_need(group_id)
-        } else if group.queue.is_empty() && self.pool_waiting {
+        } else if group.queue.is_empty() && (self.pool_waiting || self.has_idle_ready(group_id)) {
+            // Nothing waits and a ready process sits idle: a spawn for the load estimate
+            // would only be shut down again for idleness (the estimate lags a load that has
+            // just stopped, say after a flood of 503s), so there is none.
             0
         } else {
             self.needed(group_id).saturating_sub(group.active())
@@ -130,6 +133,13 @@ impl Engine {
         group.replacements_owed = group.replacements_owed.saturating_sub(spawns);
         self.shrink_to_demand(group_id);
         wanted_blocking.saturating_sub(spawns)
+    }
+
+    /// Whether a ready process of the group has no session.
+    fn has_idle_ready(&self, group_id: GroupId) -> bool {
+        self.group(group_id).processes.iter().any(|id| {
+            self.processes[id].state == ProcessState::Ready && self.processes[id].sessions == 0
+        })
     }
 
     /// What the group's situation is now, for the demand rule.

@@ -44,6 +44,11 @@ fn light_after_burst() {
 }
 
 #[test]
+fn flood_then_idle() {
+    passes("flood-then-idle.toml");
+}
+
+#[test]
 fn queue_full() {
     passes("queue-full.toml");
 }
