@@ -995,6 +995,33 @@ mod max_requests {
 mod lifecycle {
     use super::*;
 
+    /// "Last error" says what happened to a process that had been serving, and goes once the
+    /// group is healthy: a process ready and `stable_uptime` without a failure since.
+    #[test]
+    fn the_last_error_names_a_crash_and_is_cleared_once_the_group_is_healthy() {
+        let (mut pool, ps) = Pool::started(pool_of(6), vec![group(1, 1)]);
+        let stable_uptime = pool.engine.config().stable_uptime;
+        let replacement = spawns(&pool.input(Input::ProcessExited {
+            process: ps[0],
+            description: "killed by signal 9".into(),
+        }))[0];
+        let error = pool.status().groups[0].last_spawn_error.clone();
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("exited") && e.contains("killed by signal 9")),
+            "{error:?}"
+        );
+        pool.now = pool.now + ms(200);
+        pool.ready(replacement);
+        assert!(
+            pool.status().groups[0].last_spawn_error.is_some(),
+            "kept until the group has been healthy for stable_uptime"
+        );
+        pool.run_until(pool.now + stable_uptime);
+        assert_eq!(pool.status().groups[0].last_spawn_error, None);
+    }
+
     #[test]
     fn a_process_not_ready_within_start_timeout_is_killed_and_counts_as_a_failed_spawn() {
         let (mut pool, commands) = Pool::start(pool_of(6), vec![group(1, 1)]);
