@@ -14,7 +14,7 @@ pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         "\n### Pool dynamics\n\n\
          Burst: testapp with TESTAPP_STARTUP_DELAY_MS={}, `--min-instances 1 --max-pool-size {}`, \
          then `wrk -c{}`; times from the start of wrk. Crash: a pool of {} processes up for more \
-         than {} s (ferry replaces a younger one after backoff, as a crash loop), `kill -9` of \
+         than {} s (before issue 9 ferry replaced a younger one only after backoff), `kill -9` of \
          one per trial, {} trials, medians. ferry is polled through its status (admin socket, as \
          `ferry status --json`) every ~1 ms and cross-checked with its log (ms timestamps); \
          Passenger through /proc (its core's testapp children) and its log (each testapp's \
