@@ -233,8 +233,9 @@ pub struct SimArgs {
     /// Run this many random scenarios with the engine's invariants checked after every event.
     #[arg(long)]
     pub swarm: Option<u64>,
-    /// Replay this access log instead of a scenario: the combined log format followed by a
-    /// request time (nginx $request_time in seconds, Apache %D in microseconds).
+    /// Replay this access log instead of a scenario: ferry's own (--access-log, combined or
+    /// JSON), or the combined log format followed by a request time (nginx $request_time in
+    /// seconds, Apache %D in microseconds).
     #[arg(long, conflicts_with_all = ["scenario", "swarm"])]
     pub replay: Option<PathBuf>,
     /// With --replay: the pool, as `ferry start` takes it.

@@ -90,8 +90,9 @@ fn fraction(text: &str) -> Result<f64, String> {
 /// `ferry plan LOG --p99 DURATION`.
 #[derive(Args, Debug, Clone)]
 pub struct PlanArgs {
-    /// The access log: the combined log format followed by a request time (nginx
-    /// $request_time in seconds, Apache %D in microseconds).
+    /// The access log: ferry's own (--access-log, combined or JSON), or the combined log
+    /// format followed by a request time (nginx $request_time in seconds, Apache %D in
+    /// microseconds).
     pub log: PathBuf,
     /// The target: served requests' 99th-percentile latency at most this (e.g. 200ms).
     #[arg(long, value_parser = ferry_sim::parse_duration)]

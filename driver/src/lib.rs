@@ -6,6 +6,7 @@
 //! ([`children`]), the admin socket ([`admin`]) and the commands that use it ([`control`]).
 //! The crate is a library too so that fuzz targets and benchmarks can reach the HTTP layer.
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod app_user;

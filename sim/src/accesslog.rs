@@ -1,13 +1,14 @@
 //! Reading access logs for `ferry sim --replay` and `ferry plan`: each line gives a request's
 //! time and its duration, which the replay takes as the request's arrival and service time.
 //!
-//! One format today, the combined log format (nginx's and Apache's) followed by a request
-//! time: nginx's `$request_time` (seconds, with a decimal point) or Apache's `%D`
-//! (microseconds, a whole number). A new format (ferry's own access log) is one more
-//! [`LogFormat`] variant with its line reader; everything after the line is shared.
+//! The formats: the combined log format (nginx's and Apache's) followed by a request time,
+//! nginx's `$request_time` (seconds, with a decimal point) or Apache's `%D` (microseconds, a
+//! whole number); and ferry's own access log (`ferry start --access-log`), combined or JSON
+//! lines. Each [`LogFormat`] has its line reader; everything after the line is shared.
 
 use std::fmt;
 use std::path::Path;
+use time::format_description::well_known::Rfc3339;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -24,6 +25,49 @@ pub enum LogFormat {
     /// `host ident user [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 2326 "referer"
     /// "agent" TIME`, TIME being nginx's `$request_time` or Apache's `%D`.
     CombinedWithTime,
+    /// ferry's own `--access-log`: the combined format followed by the request time in
+    /// seconds and the app process's pid (`-` when no process served it). Logged at the end.
+    Ferry,
+    /// ferry's `--access-log-format json`: one object a line, whose `time` (RFC 3339, when
+    /// the request ended, to the millisecond) and `request_time` (seconds) place the request
+    /// exactly, with no spreading over the second.
+    FerryJson,
+}
+
+impl LogFormat {
+    /// The format of a log, from its first line with text: `{` starts ferry's JSON lines,
+    /// two fields after the last quote (a request time and a pid) ferry's combined format,
+    /// anything else the combined format followed by a request time.
+    pub fn detect(text: &str) -> LogFormat {
+        let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
+            return LogFormat::CombinedWithTime;
+        };
+        if line.starts_with('{') {
+            return LogFormat::FerryJson;
+        }
+        let tail = line.rfind('"').map_or("", |at| &line[at + 1..]);
+        match tail.split_whitespace().collect::<Vec<_>>()[..] {
+            [time, pid] if time.contains('.') && is_pid(pid) => LogFormat::Ferry,
+            _ => LogFormat::CombinedWithTime,
+        }
+    }
+
+    /// What a line of this format looks like, for the error about a log that does not fit.
+    fn described(self) -> &'static str {
+        match self {
+            LogFormat::CombinedWithTime => {
+                "the combined log format followed by a request time (nginx $request_time or Apache %D)"
+            }
+            LogFormat::Ferry => {
+                "ferry's access log (the combined format, the request time in seconds, the pid)"
+            }
+            LogFormat::FerryJson => "ferry's JSON access log (one object a line)",
+        }
+    }
+}
+
+fn is_pid(field: &str) -> bool {
+    field == "-" || (!field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One logged request, relative to the start of the log's first second.
@@ -37,6 +81,9 @@ pub struct LoggedRequest {
 struct LineRead {
     /// Unix time of the logged second.
     second: i64,
+    /// Where in that second, when the log says (ferry's JSON); otherwise lines of one second
+    /// are spread over it.
+    subsec_nanos: Option<u32>,
     duration_nanos: u64,
     /// nginx logs a request when it ends, Apache when it started.
     logged_at_end: bool,
@@ -82,6 +129,14 @@ impl AccessLog {
         AccessLog::parse(&text, &file, format)
     }
 
+    /// Reads a log in whichever format its first line shows (see [`LogFormat::detect`]).
+    pub fn load_detected(path: &Path) -> Result<AccessLog, LogError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| LogError(format!("{file}: cannot read the access log: {error}")))?;
+        AccessLog::parse(&text, &file, LogFormat::detect(&text))
+    }
+
     /// Reads every line; more than 1% unreadable (or none readable) is an error naming the
     /// first unreadable lines.
     pub fn parse(text: &str, file: &str, format: LogFormat) -> Result<AccessLog, LogError> {
@@ -97,6 +152,8 @@ impl AccessLog {
             log.lines += 1;
             let parsed = match format {
                 LogFormat::CombinedWithTime => read_combined(line),
+                LogFormat::Ferry => read_ferry(line),
+                LogFormat::FerryJson => read_ferry_json(line),
             };
             match parsed {
                 Ok(line) => read.push(line),
@@ -121,9 +178,10 @@ impl AccessLog {
         }
         if log.unreadable_count as f64 > UNREADABLE_SHARE_MAX * log.lines as f64 {
             return Err(LogError(format!(
-                "{file}: {} of {} lines cannot be read (more than 1%): is it the combined log format followed by a request time (nginx $request_time or Apache %D)? {}",
+                "{file}: {} of {} lines cannot be read (more than 1%): is it {}? {}",
                 log.unreadable_count,
                 log.lines,
+                format.described(),
                 log.unreadable_summary()
             )));
         }
@@ -146,7 +204,8 @@ impl AccessLog {
     }
 
     /// Requests logged within one second arrive spread evenly over it, in the order logged
-    /// (the k-th of n at (k + ½)/n s), so a replay is the same every time.
+    /// (the k-th of n at (k + ½)/n s), so a replay is the same every time; a line that gives
+    /// its place within the second keeps it.
     fn place(&mut self, mut read: Vec<LineRead>) {
         // Spread by the logged second, keeping the log's order within a second.
         read.sort_by_key(|line| line.second);
@@ -156,10 +215,19 @@ impl AccessLog {
         while start < read.len() {
             let second = read[start].second;
             let end = start + read[start..].partition_point(|l| l.second == second);
-            let n = (end - start) as u64;
+            let lines = &read[start..end];
+            let n = lines.iter().filter(|l| l.subsec_nanos.is_none()).count() as u64;
             let base = (second - first) as u64 * NANOS_PER_SEC;
-            for (k, line) in read[start..end].iter().enumerate() {
-                let logged = base + (2 * k as u64 + 1) * NANOS_PER_SEC / (2 * n);
+            let mut k = 0;
+            for line in lines {
+                let within = line.subsec_nanos.map_or_else(
+                    || {
+                        k += 1;
+                        (2 * k - 1) * NANOS_PER_SEC / (2 * n)
+                    },
+                    u64::from,
+                );
+                let logged = base + within;
                 let arrival = if line.logged_at_end {
                     logged.saturating_sub(line.duration_nanos)
                 } else {
@@ -189,7 +257,8 @@ const CLF_TIME: &[BorrowedFormatItem<'static>] = format_description!(
     "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
 );
 
-fn read_combined(line: &str) -> Result<LineRead, String> {
+/// The combined format up to its last quoted field: the logged second and what follows.
+fn read_combined_prefix(line: &str) -> Result<(i64, &str), String> {
     let open = line
         .find('[')
         .ok_or("no [time] field (the combined format's 4th field)")?;
@@ -206,7 +275,11 @@ fn read_combined(line: &str) -> Result<LineRead, String> {
         return Err("no quoted request (\"GET / HTTP/1.1\") after the time".into());
     }
     let last_quote = rest.rfind('"').expect("counted above");
-    let field = rest[last_quote + 1..].trim();
+    Ok((time.unix_timestamp(), rest[last_quote + 1..].trim()))
+}
+
+fn read_combined(line: &str) -> Result<LineRead, String> {
+    let (second, field) = read_combined_prefix(line)?;
     if field.is_empty() {
         return Err("no request time after the last quoted field (nginx: add $request_time to log_format; Apache: %D to LogFormat)".into());
     }
@@ -218,10 +291,8 @@ fn read_combined(line: &str) -> Result<LineRead, String> {
     let (duration_nanos, logged_at_end) = if field.contains('.') {
         let seconds: f64 = field
             .parse()
-            .ok()
-            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-            .ok_or_else(|| format!("request time \"{field}\" is not a number of seconds"))?;
-        ((seconds * 1e9).round() as u64, true)
+            .map_err(|_| format!("request time \"{field}\" is not a number of seconds"))?;
+        (seconds_to_nanos(seconds, field)?, true)
     } else {
         let micros: u64 = field.parse().map_err(|_| {
             format!("request time \"{field}\" is neither seconds (nginx, 0.012) nor microseconds (Apache %D, 12000)")
@@ -229,9 +300,67 @@ fn read_combined(line: &str) -> Result<LineRead, String> {
         (micros.saturating_mul(1_000), false)
     };
     Ok(LineRead {
-        second: time.unix_timestamp(),
+        second,
+        subsec_nanos: None,
         duration_nanos,
         logged_at_end,
+    })
+}
+
+/// Seconds, as a request time is logged, to nanoseconds.
+fn seconds_to_nanos(seconds: f64, field: &str) -> Result<u64, String> {
+    if seconds.is_finite() && seconds >= 0.0 {
+        Ok((seconds * 1e9).round() as u64)
+    } else {
+        Err(format!(
+            "request time \"{field}\" is not a number of seconds"
+        ))
+    }
+}
+
+fn read_ferry(line: &str) -> Result<LineRead, String> {
+    let (second, tail) = read_combined_prefix(line)?;
+    let [time, pid] = tail.split_whitespace().collect::<Vec<_>>()[..] else {
+        return Err(format!(
+            "\"{tail}\": expected the request time and the pid after the last quoted field"
+        ));
+    };
+    if !is_pid(pid) {
+        return Err(format!("pid \"{pid}\" is neither a number nor -"));
+    }
+    let seconds: f64 = time
+        .parse()
+        .map_err(|_| format!("request time \"{time}\" is not a number of seconds"))?;
+    Ok(LineRead {
+        second,
+        subsec_nanos: None,
+        duration_nanos: seconds_to_nanos(seconds, time)?,
+        logged_at_end: true,
+    })
+}
+
+/// The fields of a JSON line the replay needs; the others are ignored.
+#[derive(serde::Deserialize)]
+struct JsonLine {
+    time: String,
+    request_time: f64,
+}
+
+fn read_ferry_json(line: &str) -> Result<LineRead, String> {
+    let json: JsonLine = serde_json::from_str(line).map_err(|error| {
+        format!("not a JSON object with \"time\" and \"request_time\": {error}")
+    })?;
+    let time = OffsetDateTime::parse(&json.time, &Rfc3339).map_err(|error| {
+        format!(
+            "bad time \"{}\": {error} (expected RFC 3339, e.g. 2000-10-10T13:55:36.250Z)",
+            json.time
+        )
+    })?;
+    Ok(LineRead {
+        second: time.unix_timestamp(),
+        subsec_nanos: Some(time.nanosecond()),
+        duration_nanos: seconds_to_nanos(json.request_time, &json.request_time.to_string())?,
+        logged_at_end: true,
     })
 }
 

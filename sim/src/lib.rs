@@ -92,8 +92,7 @@ pub fn load_log(
     path: &std::path::Path,
     err: &mut dyn Write,
 ) -> Result<accesslog::AccessLog, String> {
-    let log = accesslog::AccessLog::load(path, accesslog::LogFormat::CombinedWithTime)
-        .map_err(|error| error.to_string())?;
+    let log = accesslog::AccessLog::load_detected(path).map_err(|error| error.to_string())?;
     if log.unreadable_count > 0 {
         let _ = writeln!(
             err,

@@ -1,7 +1,7 @@
 //! Replaying an access log: the scenario a log makes (for `ferry sim --replay` and
 //! `ferry plan`), and a scenario file's `[replay]` table naming a log.
 
-use crate::accesslog::{AccessLog, LogFormat, LoggedRequest};
+use crate::accesslog::{AccessLog, LoggedRequest};
 use crate::duration::SimDuration;
 use crate::events::EventKind;
 use crate::requests::NO_CLIENT;
@@ -64,15 +64,12 @@ pub(crate) fn attach_log(
         return Ok(());
     };
     let dir = scenario_path.parent().unwrap_or(Path::new("."));
-    let log =
-        AccessLog::load(&dir.join(&replay.log), LogFormat::CombinedWithTime).map_err(|error| {
-            ScenarioError {
-                file: scenario_path.display().to_string(),
-                line: None,
-                key: Some("replay.log".into()),
-                message: error.to_string(),
-            }
-        })?;
+    let log = AccessLog::load_detected(&dir.join(&replay.log)).map_err(|error| ScenarioError {
+        file: scenario_path.display().to_string(),
+        line: None,
+        key: Some("replay.log".into()),
+        message: error.to_string(),
+    })?;
     let name = replay.log.clone();
     let mut attached = Replay::of_log(log);
     attached.log = name;

@@ -85,6 +85,84 @@ fn an_unreadable_line_is_counted_with_its_number_and_over_one_percent_is_an_erro
     assert!(parse(&[]).unwrap_err().contains("no lines"));
 }
 
+/// A line of ferry's own combined access log: the request time and the pid follow.
+fn ferry_line(second: u32, request_time: &str, pid: &str) -> String {
+    format!(
+        r#"127.0.0.1 - - [02/Dec/2026:01:00:{second:02} +0000] "GET /x?q=\x22 HTTP/1.1" 503 91 "-" "curl/8.5.0" {request_time} {pid}"#
+    )
+}
+
+#[test]
+fn ferry_combined_lines_end_at_their_logged_time_with_or_without_a_pid() {
+    let lines = [
+        ferry_line(0, "0.100", "4242"),
+        ferry_line(1, "0.250", "-"),
+        ferry_line(1, "0.500", "4243"),
+    ];
+    let text = lines.join("\n");
+    assert_eq!(LogFormat::detect(&text), LogFormat::Ferry);
+    // nginx's lines have one field after the last quote, not two.
+    assert_eq!(
+        LogFormat::detect(&nginx(0, "0.1")),
+        LogFormat::CombinedWithTime
+    );
+    let log = AccessLog::parse(&text, "ferry.log", LogFormat::Ferry).unwrap();
+    let got: Vec<(u64, u64)> = log
+        .requests
+        .iter()
+        .map(|r| (r.arrival_nanos / 1_000_000, r.service_nanos / 1_000_000))
+        .collect();
+    assert_eq!(got, [(400, 100), (1_000, 250), (1_250, 500)]);
+    let bad = [
+        ferry_line(0, "0.100", "4242"),
+        ferry_line(0, "0.100", "pid7"),
+        ferry_line(0, "slow", "1"),
+    ];
+    let error = AccessLog::parse(&bad.join("\n"), "ferry.log", LogFormat::Ferry).unwrap_err();
+    let error = error.to_string();
+    assert!(error.contains("is it ferry's access log"), "{error}");
+    assert!(error.contains("line 2: pid \"pid7\""), "{error}");
+    assert!(error.contains("line 3: request time \"slow\""), "{error}");
+}
+
+#[test]
+fn ferry_json_lines_keep_their_millisecond_and_detect_themselves() {
+    let text = [
+        r#"{"time":"2026-12-02T01:00:00.750Z","remote_addr":"127.0.0.1","status":200,"request_time":0.25,"pid":7}"#,
+        r#"{"time":"2026-12-02T01:00:00.300Z","request_time":0.1,"pid":null}"#,
+        r#"{"time":"2026-12-02T01:00:02.000+01:00","request_time":0.0}"#,
+    ]
+    .join("\n");
+    assert_eq!(LogFormat::detect(&text), LogFormat::FerryJson);
+    let log = AccessLog::parse(&text, "ferry.json", LogFormat::FerryJson).unwrap();
+    let got: Vec<(u64, u64)> = log
+        .requests
+        .iter()
+        .map(|r| (r.arrival_nanos / 1_000_000, r.service_nanos / 1_000_000))
+        .collect();
+    // Placed exactly: ended at 0.75 s after 0.25 s, at 0.3 s after 0.1 s; the third line is
+    // an hour before the others (its zone), so it comes first and the log starts there.
+    assert_eq!(log.start_unix_s, 1_796_169_602); // 2026-12-02T00:00:02Z
+    assert_eq!(
+        got,
+        [(0, 0), (3_598_200, 100), (3_598_500, 250)],
+        "{:?}",
+        log.requests
+    );
+    let error = AccessLog::parse(
+        r#"{"time":"yesterday","request_time":1}"#,
+        "f",
+        LogFormat::FerryJson,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("line 1: bad time \"yesterday\""), "{error}");
+    let error = AccessLog::parse("{\"time\":1}", "f", LogFormat::FerryJson)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("line 1: not a JSON object"), "{error}");
+}
+
 /// Every second of `seconds`, three requests of 0.9 s each (Apache: logged at their start).
 fn steady_log(seconds: u32) -> AccessLog {
     AccessLog::parse(&steady_log_text(seconds), "steady.log", FORMAT).unwrap()
