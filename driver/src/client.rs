@@ -383,6 +383,7 @@ impl Server {
             RejectReason::OutOfResources { error } => {
                 format!("ferry is out of resources ({error}); try again shortly")
             }
+            RejectReason::UnknownGroup { group } => format!("ferry has no app {group}"),
         };
         let stopping = self.stopping;
         if let Some(client) = self.client(key) {

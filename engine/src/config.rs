@@ -108,34 +108,56 @@ impl Default for GroupConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// What the groups share: the pool's size and its timings.
     pub pool: PoolConfig,
+    /// The app groups, at least one; group `i` gets `GroupId(i)`.
     pub groups: Vec<GroupConfig>,
 }
 
-/// A setting that cannot work, named so that a user can fix it.
+/// A setting that cannot work, named so that a user can fix it. `Display` gives the message;
+/// group names are [`GroupConfig::name`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
+    /// `groups` is empty: a pool serves at least one app.
     NoGroups,
+    /// `max_pool_size` is 0: no process could ever run.
     ZeroMaxPoolSize,
+    /// A group's `max_spawn_concurrency` is 0: it could never spawn.
     ZeroSpawnConcurrency {
+        /// The group's name.
         group: String,
     },
+    /// A group asks to keep more processes than the whole pool may hold.
     MinAboveMax {
+        /// The group's name.
         group: String,
+        /// Its `min_instances`.
         min_instances: usize,
+        /// The pool's `max_pool_size`.
         max_pool_size: usize,
     },
+    /// The groups' minimums together do not fit in the pool.
     MinSumAboveMax {
+        /// `min_instances` summed over the groups.
         min_instances_total: usize,
+        /// The pool's `max_pool_size`.
         max_pool_size: usize,
     },
+    /// `backoff_max` is shorter than `backoff_initial`, so the backoff could not double up to it.
     BackoffMaxBelowInitial,
+    /// A group's `target_concurrency` is 0: no load could ever be "on target".
     ZeroTargetConcurrency {
+        /// The group's name.
         group: String,
     },
+    /// A group's soft target is above its hard cap: the pool would be scaled for sessions no
+    /// process can take.
     TargetAboveConcurrency {
+        /// The group's name.
         group: String,
+        /// Its `target_concurrency`.
         target_concurrency: u32,
+        /// Its `concurrency` (the hard cap).
         concurrency: u32,
     },
 }

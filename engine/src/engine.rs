@@ -131,9 +131,12 @@ impl Engine {
                 description,
             } => self.process_exited(process, &description),
             Input::Tick => {}
-            Input::RestartGroup { group } => self.restart_group(group),
+            Input::RestartGroup { group } if self.has_group(group) => self.restart_group(group),
             Input::DetachProcess { process } => self.detach_process(process),
-            Input::SetAlwaysRestart { group, on } => self.set_always_restart(group, on),
+            Input::SetAlwaysRestart { group, on } if self.has_group(group) => {
+                self.set_always_restart(group, on)
+            }
+            Input::RestartGroup { .. } | Input::SetAlwaysRestart { .. } => {}
             Input::Shutdown => self.begin_shutdown(),
         }
         self.maintain();
@@ -171,6 +174,7 @@ impl Engine {
         self.now
     }
 
+    /// The pool settings it was built with (the groups' are in [`Engine::status`]).
     pub fn config(&self) -> &PoolConfig {
         &self.pool
     }
@@ -178,6 +182,11 @@ impl Engine {
     /// The group a process belongs to, while it is live.
     pub fn process_group(&self, process: ProcessId) -> Option<GroupId> {
         self.processes.get(&process).map(|p| p.group)
+    }
+
+    /// Whether `id` is one of the groups `new` created: the only ids `group` may be given.
+    pub(crate) fn has_group(&self, id: GroupId) -> bool {
+        (id.0 as usize) < self.groups.len()
     }
 
     pub(crate) fn group(&self, id: GroupId) -> &Group {

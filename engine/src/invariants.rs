@@ -1,5 +1,8 @@
-//! The pool's invariants, each written once. The engine checks them after every input in
-//! debug builds; the property tests and the simulator's swarm call the same function.
+//! The pool's invariants, each written once, here: the numbered list on
+//! [`Engine::check_invariants`] is their one statement, next to the code that checks them
+//! (the few checked as a decision is made say so, and point to where). The engine checks them
+//! after every input in debug builds; the property tests and the simulator's swarm call the
+//! same function.
 
 use crate::engine::Engine;
 use crate::ids::{GroupId, ProcessId, RequestId};
@@ -8,10 +11,12 @@ use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
-/// An invariant that does not hold, with its number (as in `DESIGN.md`) and the evidence.
+/// An invariant that does not hold, with the evidence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// Its number in the list on [`Engine::check_invariants`].
     pub invariant: u8,
+    /// What was seen: the ids and counts that break it.
     pub detail: String,
 }
 
@@ -53,24 +58,24 @@ impl Engine {
     ///    idle for `pool_idle_time`: the engine asks to be woken at each deadline.
     /// 8. The pool is not empty while requests wait and the app's last start succeeded: a
     ///    group with queued requests has a process ready or spawning — unless its latest start
-    ///    failed or is failing (then it backs off), crashes came faster than the spawn-rate bound (then it
-    ///    waits for that, at most `crash_respawn_interval` per crash), the pool is full (then
-    ///    it waits for room), or the pool shuts down. (See `crate::crash_policy`.)
-    ///
+    ///    failed or is failing (then it backs off), crashes came faster than the spawn-rate
+    ///    bound (then it waits for that, at most `crash_respawn_interval` per crash), the
+    ///    pool is full (then it waits for room), or the pool shuts down. (See
+    ///    `crate::crash_policy`.)
+    /// 10. The pool follows the load: a group with more spawning and ready processes than it
+    ///     keeps — the most its measured demand needed at any moment of the last
+    ///     `pool_idle_time`, and at least `min_instances` (see `demand.rs`) — has no idle
+    ///     ready process left. So once the load drops, the processes beyond what it needs are
+    ///     gone within `pool_idle_time` of the drop, plus the averages' time constants.
     /// 11. During a shutdown a request waits only for a process that can still serve it: its
     ///     group has a ready or starting process (for a request waiting for a fresh process,
     ///     invariant 12, one started after it arrived), and `shutdown_timeout` has not run out.
     /// 12. In always-restart mode a request goes only to a process spawned after it arrived
     ///     (stated and checked, as the choice is made, in `always_restart.rs`).
     ///
-    /// 10. The pool follows the load: a group with more spawning and ready processes than it
-    ///     keeps — the most its measured demand needed at any moment of the last
-    ///     `pool_idle_time`, and at least `min_instances` (see `demand.rs`) — has no idle
-    ///     ready process left. So once the load drops, the processes beyond what it needs are
-    ///     gone within `pool_idle_time` of the drop, plus the averages' time constants.
-    ///
     /// The seventh, determinism, is a property of the whole engine and is tested by running
-    /// the same inputs twice.
+    /// the same inputs twice. Number 9 is kept for a rolling restart never lowering serving
+    /// capacity, which is not checked yet.
     pub fn check_invariants(&self) -> Result<(), Violation> {
         if let Some(violation) = &self.decision_violation {
             return Err(violation.clone());

@@ -6,60 +6,106 @@ use serde::{Deserialize, Serialize};
 
 /// Something that happened, reported by the driver or the simulator.
 ///
-/// Inputs naming a process or request the engine no longer knows are ignored: they can arrive
-/// legitimately late (a client hanging up on a request that already failed, say).
+/// Inputs naming a group, process or request the engine does not know (any more, or ever)
+/// are ignored: they can arrive legitimately late (a client hanging up on a request that
+/// already failed, say). The one exception is a request arriving for an unknown group: it is
+/// rejected ([`RejectReason::UnknownGroup`]), since every request must end exactly once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A complete request (head and body) is ready to go to a process of `group`.
-    /// `request` must not be in use already; `group` must be one that [`crate::Engine::new`]
-    /// created.
-    RequestArrived { group: GroupId, request: RequestId },
+    RequestArrived {
+        /// One of the groups [`crate::Engine::new`] created.
+        group: GroupId,
+        /// A new id: not one of a request that has not ended yet.
+        request: RequestId,
+    },
     /// The process finished answering `request`; its session is free.
-    RequestFinished { request: RequestId },
+    RequestFinished {
+        /// A request the engine forwarded.
+        request: RequestId,
+    },
     /// The exchange with the process broke after the request reached it (the app answered
     /// nonsense, or cut its response short): the session is free, and the request counts as
     /// failed, not served. (If the process died, [`Input::ProcessExited`] fails it instead.)
-    RequestFailed { request: RequestId },
+    RequestFailed {
+        /// A request the engine forwarded.
+        request: RequestId,
+    },
     /// The process answered `request` with 101 and the connection became a tunnel
     /// (WebSocket and the like). Its session lasts until [`Input::RequestFinished`] or
     /// [`Input::ClientGone`], but no longer counts toward routing and scaling: an idle
     /// WebSocket does not make a process look busy. (It still counts toward the hard
     /// `concurrency` cap, and a process with one is never shut down for idleness.)
-    SessionUpgraded { request: RequestId },
+    SessionUpgraded {
+        /// A request the engine forwarded.
+        request: RequestId,
+    },
     /// The client of a queued or in-flight request went away. A queued request leaves the queue;
     /// an in-flight one ends its session now (the caller has dropped the connection to the app).
-    ClientGone { request: RequestId },
+    ClientGone {
+        /// The request whose client left.
+        request: RequestId,
+    },
     /// The process an in-flight request was forwarded to refused the connection, so nothing
     /// reached the app: the request goes back to the front of its queue, and the process —
     /// dying, or broken — is stopped and counted as a failure.
-    ProcessRefused { request: RequestId },
+    ProcessRefused {
+        /// The request whose connection the process refused.
+        request: RequestId,
+    },
     /// The driver could not hand an in-flight request to its process for a reason of its
     /// own: it is out of file descriptors or memory. Nothing reached the app and the process
     /// is not at fault: it keeps serving, nothing counts as a failure, and the request is
     /// rejected with [`RejectReason::OutOfResources`] (retrying at once would fail the same
-    /// way). `error` says what ran out.
-    ForwardFailed { request: RequestId, error: String },
+    /// way).
+    ForwardFailed {
+        /// The request that could not be handed over.
+        request: RequestId,
+        /// What ran out, for the 503's message.
+        error: String,
+    },
     /// A spawned process accepts requests.
-    ProcessReady { process: ProcessId },
+    ProcessReady {
+        /// A process the engine spawned.
+        process: ProcessId,
+    },
     /// A spawn failed before any OS process remained (exec failed, say). For a process that
     /// started and then exited, send [`Input::ProcessExited`] instead.
-    SpawnFailed { process: ProcessId, error: String },
-    /// The OS process is gone (reaped). `description` says how, for error messages.
-    ProcessExited {
+    SpawnFailed {
+        /// The process of the [`Command::Spawn`].
         process: ProcessId,
+        /// Why, for the group's last error and the 503s that quote it.
+        error: String,
+    },
+    /// The OS process is gone (reaped).
+    ProcessExited {
+        /// A process the engine spawned.
+        process: ProcessId,
+        /// How it ended ("exit status 1", "killed by signal 9"), for error messages.
         description: String,
     },
     /// Nothing but the passing of time: fires the timers that are due.
     Tick,
     /// Replace every process of the group, one by one, without losing capacity where the pool
     /// has room (a rolling restart).
-    RestartGroup { group: GroupId },
+    RestartGroup {
+        /// The group to restart.
+        group: GroupId,
+    },
     /// Take the process out of rotation; it is shut down once its sessions end.
-    DetachProcess { process: ProcessId },
+    DetachProcess {
+        /// The process to take out.
+        process: ProcessId,
+    },
     /// Always-restart mode on or off (Passenger's `tmp/always_restart.txt`): while on, each
     /// request that arrives is served by a process spawned after it arrived, which serves
     /// only that request.
-    SetAlwaysRestart { group: GroupId, on: bool },
+    SetAlwaysRestart {
+        /// The group the mode applies to.
+        group: GroupId,
+        /// The mode's new state.
+        on: bool,
+    },
     /// Stop taking requests, let in-flight ones finish (bounded by `shutdown_timeout`), then
     /// stop every process.
     Shutdown,
@@ -80,44 +126,77 @@ pub enum RejectReason {
     /// The group's queue is at `max_request_queue_size`.
     QueueFull,
     /// The group has no process and its spawns are failing; the last spawn error.
-    SpawnFailing { error: String },
+    SpawnFailing {
+        /// The group's last start failure.
+        error: String,
+    },
     /// The pool is shutting down.
     ShuttingDown,
     /// The server itself is out of resources (file descriptors, memory); what ran out.
-    OutOfResources { error: String },
+    OutOfResources {
+        /// What ran out.
+        error: String,
+    },
     /// The request waited in the queue for `max_request_queue_time`.
     QueueTimeout,
+    /// The request named a group the engine does not have: a caller's mistake, answered
+    /// rather than left hanging.
+    UnknownGroup {
+        /// The group it named.
+        group: GroupId,
+    },
 }
 
 /// Something the driver must carry out.
 #[must_use]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Start an app process for `group`, known as `process` from now on.
-    Spawn { group: GroupId, process: ProcessId },
-    /// Send `request` to `process`.
+    /// Start an app process for `group`. Report how it goes with [`Input::ProcessReady`],
+    /// [`Input::SpawnFailed`] or [`Input::ProcessExited`].
+    Spawn {
+        /// The group whose app to start.
+        group: GroupId,
+        /// The id the engine knows it by from now on; new, never reused.
+        process: ProcessId,
+    },
+    /// Send `request` to `process`; report its end with [`Input::RequestFinished`] (or
+    /// [`Input::RequestFailed`], [`Input::ProcessRefused`], [`Input::ForwardFailed`]).
     Forward {
+        /// A request that arrived and has not ended.
         request: RequestId,
+        /// A ready process of the request's group.
         process: ProcessId,
     },
     /// Answer `request` with 503; the request has ended.
     Reject {
+        /// The request to answer.
         request: RequestId,
+        /// Why it gets no process.
         reason: RejectReason,
     },
     /// Answer `request` with 502: `process` died while handling it; the request has ended.
     Fail {
+        /// The request to answer.
         request: RequestId,
+        /// The process it was forwarded to, now gone.
         process: ProcessId,
     },
     /// Answer `request` with 504: it ran for `max_request_time` on `process`, which the
     /// engine is stopping; the request has ended.
     TimeOut {
+        /// The request to answer.
         request: RequestId,
+        /// The process it ran on, which gets a [`Command::Kill`] too.
         process: ProcessId,
     },
-    /// Stop `process`.
-    Kill { process: ProcessId, mode: KillMode },
+    /// Stop `process`, then report its exit with [`Input::ProcessExited`]. Until then it
+    /// counts toward `max_pool_size`.
+    Kill {
+        /// A process the engine spawned.
+        process: ProcessId,
+        /// Ask or force.
+        mode: KillMode,
+    },
     /// After [`Input::Shutdown`]: no process and no request is left.
     ShutdownComplete,
 }

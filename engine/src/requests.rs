@@ -21,6 +21,9 @@ impl Engine {
             return;
         }
         self.totals.arrived += 1;
+        if !self.has_group(group_id) {
+            return self.reject(request, RejectReason::UnknownGroup { group: group_id });
+        }
         if self.shutdown.is_some() {
             return self.reject(request, RejectReason::ShuttingDown);
         }

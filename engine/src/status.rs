@@ -8,60 +8,96 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-/// Counts since the engine started.
+/// Counts since the engine started. Every request that arrived ends exactly once, so
+/// `arrived` = `served` + `rejected` + `failed` + `cancelled` + the requests still open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
+    /// Requests handed to the engine ([`crate::Input::RequestArrived`]).
     pub arrived: u64,
+    /// Requests whose process finished answering them.
     pub served: u64,
+    /// Requests answered 503 without reaching a process ([`crate::Command::Reject`]).
     pub rejected: u64,
+    /// Requests that reached a process and got no proper answer: 502s
+    /// ([`crate::Command::Fail`]), 504s ([`crate::Command::TimeOut`]) and broken exchanges
+    /// ([`crate::Input::RequestFailed`]).
     pub failed: u64,
+    /// Requests whose client left before they ended.
     pub cancelled: u64,
     /// Requests that ran for `max_request_time` (counted in `failed` too).
     pub timed_out: u64,
+    /// Spawn commands given.
     pub spawns: u64,
+    /// Processes that never became ready (exec failed, exited while starting, start timeout).
     pub spawn_failures: u64,
+    /// Processes that had become ready and exited without being asked to.
     pub crashes: u64,
+    /// Idle processes shut down: idle for `pool_idle_time`, or beyond what the demand needs.
     pub idle_shutdowns: u64,
 }
 
+/// The whole pool at one instant ([`Engine::status`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolStatus {
+    /// The instant the snapshot describes: the latest the engine has seen.
     pub now: Instant,
+    /// The pool's cap on live processes.
     pub max_pool_size: usize,
     /// Live processes of every state.
     pub process_count: usize,
     /// Requests waiting over all groups.
     pub queued: usize,
+    /// A shutdown has begun ([`crate::Input::Shutdown`]).
     pub shutting_down: bool,
+    /// Counts since the engine started.
     pub totals: Totals,
+    /// Every group, in [`GroupId`] order.
     pub groups: Vec<GroupStatus>,
 }
 
+/// One app group in a [`PoolStatus`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GroupStatus {
+    /// The group's id.
     pub id: GroupId,
+    /// Its [`crate::GroupConfig::name`].
     pub name: String,
+    /// Processes it keeps even when idle.
     pub min_instances: usize,
+    /// Requests waiting for a process now.
     pub queue: usize,
+    /// The queue's limit (0: unlimited).
     pub max_request_queue_size: usize,
+    /// How many restarts it has had: processes of an older generation are being replaced.
     pub generation: u32,
     /// No spawn before this instant (after failures).
     pub backoff_until: Option<Instant>,
+    /// The latest failure of its processes, until the group is healthy again.
     pub last_spawn_error: Option<String>,
     /// Always-restart mode is on (each request gets a new process).
     pub always_restart: bool,
+    /// Its live processes, by id.
     pub processes: Vec<ProcessStatus>,
 }
 
+/// One live process in a [`GroupStatus`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessStatus {
+    /// The process's id.
     pub id: ProcessId,
+    /// Where it is in its life.
     pub state: ProcessState,
+    /// Requests it is serving now (upgraded tunnels included).
     pub sessions: u32,
+    /// Sessions it has ended, whatever their outcome.
     pub processed: u64,
+    /// The group's restart generation when it was spawned.
     pub generation: u32,
+    /// When its spawn command was given.
     pub spawned_at: Instant,
+    /// When it became ready, if it has.
     pub ready_at: Option<Instant>,
+    /// When a session last started or ended on it (or when it became ready).
     pub last_used: Instant,
     /// When its oldest request in flight started, if it has any.
     pub oldest_request_started_at: Option<Instant>,
@@ -120,6 +156,7 @@ impl Engine {
         }
     }
 
+    /// Counts since the engine started (the same as `status().totals`, without the copying).
     pub fn totals(&self) -> Totals {
         self.totals
     }
@@ -129,9 +166,11 @@ impl Engine {
         self.processes.len()
     }
 
-    /// Requests waiting in `group`'s queue.
+    /// Requests waiting in `group`'s queue; 0 for a group the engine does not have.
     pub fn queue_len(&self, group: GroupId) -> usize {
-        self.group(group).queue.len()
+        self.groups
+            .get(group.0 as usize)
+            .map_or(0, |group| group.queue.len())
     }
 
     /// Sessions in progress over all groups.

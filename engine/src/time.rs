@@ -19,10 +19,12 @@ impl Instant {
     /// The epoch itself.
     pub const ZERO: Instant = Instant(0);
 
+    /// The instant `nanos` nanoseconds after the epoch.
     pub const fn from_nanos(nanos: u64) -> Instant {
         Instant(nanos)
     }
 
+    /// Nanoseconds since the epoch.
     pub const fn as_nanos(self) -> u64 {
         self.0
     }

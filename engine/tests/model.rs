@@ -740,6 +740,9 @@ impl Harness {
                             "{request} rejected for its queue time too early"
                         );
                     }
+                    RejectReason::UnknownGroup { group } => {
+                        panic!("{request} of {group} rejected: the group exists")
+                    }
                     RejectReason::SpawnFailing { error } => {
                         assert!(!error.is_empty());
                         let spawning = self

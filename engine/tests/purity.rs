@@ -40,6 +40,11 @@ fn no_engine_source_mentions_std() {
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         for (index, line) in text.lines().enumerate() {
+            // Comments cannot bring std in; doc examples run as crates of their own, with std
+            // (the run loop's example plays the OS with it).
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
             let place = format!("{}:{}: {line}", file.display(), index + 1);
             assert!(!line.contains("std::"), "{place}");
             assert!(!line.contains("extern crate std"), "{place}");

@@ -106,6 +106,9 @@ impl Simulation<'_> {
                     RejectReason::QueueTimeout => self.counts.rejected_queue_timeout += 1,
                     // The simulated server never runs out of its own resources.
                     RejectReason::OutOfResources { .. } => {}
+                    RejectReason::UnknownGroup { group } => {
+                        self.violate(format!("{request} arrived for unknown {group}"))
+                    }
                 }
                 self.rejection_latency
                     .saturating_record(self.now - open.sent_at_nanos);
