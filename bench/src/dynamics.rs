@@ -139,17 +139,20 @@ fn start_burst_load(port: u16) -> Result<Guard, String> {
     Guard::spawn("wrk (burst)", &mut cmd)
 }
 
-/// ferry: `--min-instances 1 --max-pool-size 6` (plus `extra`), a 200-connection burst,
-/// polled status.
+/// ferry: `--min-instances 1 --max-pool-size 6 --concurrency 1` (plus `extra`), a
+/// 200-connection burst, polled status. One session per process (a WSGI app's default; a
+/// generic app's is unlimited) keeps the figures comparable with Passenger's and earlier runs.
 pub fn ferry_burst(ctx: &Ctx, extra: &[&str]) -> Result<Burst, String> {
     let dir = ctx.run_dir("ferry-burst")?;
+    let mut args = vec!["--concurrency", "1"];
+    args.extend_from_slice(extra);
     let running = servers::ferry_generic(
         ctx,
         &dir,
         &delayed_testapp(ctx, STARTUP_DELAY_MS),
         1,
         BURST_MAX_POOL,
-        extra,
+        &args,
     )?;
     let registry = dir.join("registry");
     let log = dir.join("ferry.log");
@@ -205,7 +208,7 @@ pub fn ferry_burst(ctx: &Ctx, extra: &[&str]) -> Result<Burst, String> {
 
 /// Passenger: the same burst, observed through /proc. Passenger lets a generic app take
 /// unlimited concurrent sessions and then never grows the pool, so it is told one session
-/// per process, like ferry's default `--concurrency 1`.
+/// per process, as ferry's burst is.
 pub fn passenger_burst(ctx: &Ctx) -> Result<Burst, String> {
     let dir = ctx.run_dir("passenger-burst")?;
     let running = peers::passenger_generic(

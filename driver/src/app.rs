@@ -6,6 +6,14 @@ use std::path::{Path, PathBuf};
 /// The wsgi loader ferry ships, written into the instance directory at start.
 pub const WSGI_LOADER: &str = include_str!("wsgi_loader.py");
 
+/// The default scaling target of processes with no concurrency cap. Knative's autoscaler
+/// targets 100 concurrent requests per container at 70% (so it scales out at about 70), but
+/// its unit is a container, often several cores; ferry's is one process, usually one event
+/// loop on one core, whose requests all slow down together once its CPU is the limit. At 10
+/// (scaled for 90%: 9 on average) the pool grows while each process still answers quickly,
+/// and a single process still takes bursts far beyond it (a soft target, not a cap).
+pub const UNLIMITED_TARGET_CONCURRENCY: u32 = 10;
+
 #[derive(Clone, Debug)]
 pub enum AppKind {
     /// Any command that listens on `$PORT`.
@@ -96,6 +104,26 @@ impl App {
         })
     }
 
+    /// The hard cap on a process's concurrent sessions and the soft target the pool is
+    /// scaled for, from `--concurrency` and `--target-concurrency` or this app's defaults.
+    ///
+    /// ferry's WSGI loader serves one request at a time, so a WSGI process takes 1. A generic
+    /// app is usually an event loop (Node, uvicorn) or a threaded server that serves many
+    /// requests at once: capping it at 1 would make each idle WebSocket or slow upstream call
+    /// hold a whole process, so it takes any number (Knative's default too: no hard limit),
+    /// and the pool grows on the soft target instead.
+    pub fn concurrency(&self, args: &StartArgs) -> (u32, u32) {
+        let cap = args.concurrency.unwrap_or(match self.kind {
+            AppKind::Wsgi { .. } => 1,
+            AppKind::Generic { .. } => 0,
+        });
+        let target = args.target_concurrency.unwrap_or(match cap {
+            0 => UNLIMITED_TARGET_CONCURRENCY,
+            cap => cap,
+        });
+        (cap, target)
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             AppKind::Generic { .. } => "generic",
@@ -134,4 +162,50 @@ fn find_python(python: &str) -> Result<String, String> {
                  or install it"
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn args(flags: &[&str]) -> StartArgs {
+        let argv = ["ferry", "start", "."].iter().chain(flags);
+        match Cli::parse_from(argv).command {
+            Command::Start(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    fn app(kind: AppKind) -> App {
+        App {
+            root: PathBuf::from("/app"),
+            kind,
+            environment: "development".into(),
+            envvars: Vec::new(),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn a_generic_app_takes_many_requests_at_once_and_a_wsgi_app_one() {
+        let generic = app(AppKind::Generic {
+            command: "node app.js".into(),
+        });
+        let wsgi = app(AppKind::Wsgi {
+            startup_file: PathBuf::from("/app/passenger_wsgi.py"),
+            python: "python3".into(),
+        });
+        assert_eq!(
+            generic.concurrency(&args(&[])),
+            (0, UNLIMITED_TARGET_CONCURRENCY)
+        );
+        assert_eq!(wsgi.concurrency(&args(&[])), (1, 1));
+        assert_eq!(generic.concurrency(&args(&["--concurrency", "4"])), (4, 4));
+        assert_eq!(
+            wsgi.concurrency(&args(&["--concurrency", "0", "--target-concurrency", "3"])),
+            (0, 3)
+        );
+    }
 }

@@ -66,18 +66,19 @@ pub struct StartArgs {
     /// Requests waiting for a free process beyond this get 503 (0: unlimited).
     #[arg(long, default_value_t = 100, value_parser = values::count::<usize>)]
     pub max_request_queue_size: usize,
-    /// Requests one process handles at once (0: unlimited).
+    /// Requests one process handles at once (0: unlimited). Default: 1 for a WSGI app (its
+    /// loader serves one request at a time), 0 for a generic app (--app-start-command: an
+    /// event loop or a threaded server takes many at once).
     #[arg(
         long,
         visible_alias = "force-max-concurrent-requests-per-process",
-        default_value_t = 1,
         value_parser = values::count::<u32>
     )]
-    pub concurrency: u32,
+    pub concurrency: Option<u32>,
     /// Sessions per process the pool is scaled for: a soft target, below the hard
-    /// --concurrency cap; the pool grows once its processes carry more than 80% of it on
+    /// --concurrency cap; the pool grows once its processes carry more than 90% of it on
     /// average. Default: --concurrency, or 10 when that is 0 (unlimited).
-    #[arg(long)]
+    #[arg(long, value_parser = values::at_least_one::<u32>)]
     pub target_concurrency: Option<u32>,
     /// Processes started at once while the pool grows.
     #[arg(long, default_value_t = 6, value_parser = values::at_least_one::<usize>)]

@@ -74,6 +74,7 @@ pub const KEYS: &[Key] = &[
     key("restart_dir", "restart_dir", Kind::Path),
     key("static_files_dir", "static_files_dir", Kind::Path),
     key("concurrency", "concurrency", Kind::Value),
+    key("target_concurrency", "target_concurrency", Kind::Value),
     key(
         "max_spawn_concurrency",
         "max_spawn_concurrency",

@@ -136,13 +136,8 @@ pub struct Server {
     pub spawn_retries: BTreeMap<ProcessId, std::time::Instant>,
 }
 
-/// The default scaling target of processes with no concurrency cap: a process that takes
-/// any number of requests at once (an event loop, or threads) is given more company once it
-/// carries about eight on average, before one event loop's share of the CPU makes every
-/// request on it slower.
-const UNLIMITED_TARGET_CONCURRENCY: u32 = 10;
-
 fn engine_config(args: &StartArgs, app: &App) -> Config {
+    let (concurrency, target_concurrency) = app.concurrency(args);
     Config {
         pool: PoolConfig {
             max_pool_size: args.max_pool_size,
@@ -153,11 +148,8 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
         groups: vec![GroupConfig {
             name: app.root.display().to_string(),
             min_instances: args.min_instances,
-            concurrency: args.concurrency,
-            target_concurrency: args.target_concurrency.unwrap_or(match args.concurrency {
-                0 => UNLIMITED_TARGET_CONCURRENCY,
-                cap => cap,
-            }),
+            concurrency,
+            target_concurrency,
             max_request_queue_size: args.max_request_queue_size,
             max_requests: args.max_requests,
             max_spawn_concurrency: args.max_spawn_concurrency,

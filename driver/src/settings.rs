@@ -123,6 +123,7 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         max_requests,
         max_request_queue_size,
         concurrency,
+        target_concurrency,
         start_timeout,
         max_request_time,
         max_request_queue_time,
@@ -206,6 +207,17 @@ mod tests {
             ),
             (64, 20, 5)
         );
+    }
+
+    #[test]
+    fn the_scaling_target_comes_from_the_file_and_the_cap_stays_the_apps_default() {
+        let file = r#"{"target_concurrency": 4}"#;
+        let args = resolve_with(&[], &[], Some(file)).unwrap().args;
+        assert_eq!((args.concurrency, args.target_concurrency), (None, Some(4)));
+        let args = resolve_with(&[], &[("PASSENGER_CONCURRENCY", "2")], None)
+            .unwrap()
+            .args;
+        assert_eq!(args.concurrency, Some(2));
     }
 
     #[test]

@@ -376,8 +376,36 @@ pub fn testapp_args(args: &[&str]) -> Vec<String> {
         "--app-start-command".to_string(),
         testapp_bin().display().to_string(),
     ];
+    all.extend(one_session_unless_given(args));
+    all
+}
+
+/// `ferry start` arguments serving the stdlib asyncio test app (tests/asyncapp), then `args`:
+/// a generic app with ferry's defaults for one (unlimited concurrency) unless `args` say more.
+pub fn asyncapp_args(args: &[&str]) -> Vec<String> {
+    let app = repo_root().join("tests").join("asyncapp");
+    let mut all = vec![
+        app.display().to_string(),
+        "--app-start-command".to_string(),
+        format!("python3 '{}'", app.join("asyncapp.py").display()),
+    ];
     all.extend(args.iter().map(|a| a.to_string()));
     all
+}
+
+/// `args`, with `--concurrency 1` first unless they give one: the tests of a generic app were
+/// written for one session per process (a WSGI app's default; a generic app's is unlimited),
+/// where a second concurrent request queues or spawns.
+pub fn one_session_unless_given(args: &[&str]) -> Vec<String> {
+    let given = args.iter().any(|a| {
+        a.starts_with("--concurrency") || a.starts_with("--force-max-concurrent-requests")
+    });
+    let pinned = if given {
+        &[][..]
+    } else {
+        &["--concurrency", "1"][..]
+    };
+    pinned.iter().chain(args).map(|a| a.to_string()).collect()
 }
 
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
@@ -929,7 +957,7 @@ impl RecordingApp {
                 self.record_file.display()
             ),
         ];
-        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(one_session_unless_given(extra));
         args
     }
 
