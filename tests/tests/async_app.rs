@@ -123,13 +123,20 @@ fn idle_tunnels_and_long_requests_do_not_make_the_pool_look_full() {
     let tunnels: Vec<TcpStream> = (0..30).map(|_| open_tunnel(&ferry)).collect();
     let addr = ferry.addr();
     let long =
-        std::thread::spawn(move || concurrent_gets(addr, &vec!["/sleep?ms=10000".to_string(); 12]));
+        std::thread::spawn(move || concurrent_gets(addr, &vec!["/sleep?ms=15000".to_string(); 12]));
     wait_for("12 long requests in ferry status", LIMIT, || {
         (most_sessions(&ferry) >= 12).then_some(())
     });
-    // A quick request is answered by the same process, beside the 12 long ones and 30 tunnels.
-    let quick = report(&ferry_e2e::get(ferry.addr(), "/stats").map_err(|e| e.to_string()));
-    assert_eq!(quick["in_flight"], 13, "{quick}");
+    // Quick requests are answered by the same process, beside the 12 long ones (once the
+    // app has them all: ferry counts a session when it forwards) and the 30 tunnels.
+    let quick = wait_for(
+        "the app to report 12 long requests and 30 tunnels",
+        LIMIT,
+        || {
+            let quick = report(&ferry_e2e::get(ferry.addr(), "/stats").map_err(|e| e.to_string()));
+            (quick["in_flight"] == 13).then_some(quick)
+        },
+    );
     assert_eq!(quick["tunnels"], 30, "{quick}");
     // Tunnels count for neither routing nor scaling. Counted, their 30 beside the 12 long
     // requests would be four processes' worth at the target of 10, and the engine's averaged
