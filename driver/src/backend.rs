@@ -183,6 +183,13 @@ impl Server {
         };
         let bytes = pending.forward.clone();
         let body_file = pending.spilled_body.clone().map(|body| (body, 0));
+        if let Some(pid) = self.children.get(&process).map(|c| c.process.pid) {
+            if let Some(Entry::Client(client)) = self.entries.get_mut(key) {
+                if let Some(record) = &mut client.record {
+                    self.observer.forwarded(record, pid);
+                }
+            }
+        }
         let backend = self.backend(backend_key).expect("backend exists");
         backend.out.buffer().extend_from_slice(&bytes);
         backend.body_file = body_file;
@@ -366,6 +373,9 @@ impl Server {
             .as_mut()
             .expect("an exchange has a relay");
         let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
+        if let Some(relayed) = relay.relayed() {
+            client_entry.responded(relayed);
+        }
         // To disk now, not at the end of the round: reads of the whole round would pile up in
         // memory first.
         let spilled = client_entry.out.spill_excess();
@@ -581,7 +591,8 @@ impl Server {
         if let Some(client) = self.client(client_key) {
             let answer = crate::exchange::Answer::to(client.pending.as_ref(), !stopping);
             let detail = "the app did not send a valid response";
-            crate::exchange::write_error(client.out.buffer(), 502, detail, answer);
+            let written = crate::exchange::write_error(client.out.buffer(), 502, detail, answer);
+            client.responded(written);
             self.finish_exchange(client_key, !answer.close);
         }
     }

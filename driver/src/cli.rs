@@ -113,6 +113,18 @@ pub struct StartArgs {
     /// Write ferry's log here instead of to the terminal (daemonized: APP_DIR/ferry.PORT.log).
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Write an access log here: a line per request, in the combined format followed by the
+    /// request time in seconds and the app process's pid (- for standard output). SIGUSR1
+    /// reopens it, for log rotation.
+    #[arg(long, value_name = "PATH")]
+    pub access_log: Option<PathBuf>,
+    /// The access log's format: combined, or json (one object a line).
+    #[arg(long, value_enum, default_value_t = crate::access_log::AccessLogFormat::Combined)]
+    pub access_log_format: crate::access_log::AccessLogFormat,
+    /// Serve GET /metrics (Prometheus), /health and /ready on this IP address and port, e.g.
+    /// 127.0.0.1:9100 (default: off).
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Which of ferry's own log lines to write.
     #[arg(long, value_enum, default_value_t = LogLevel::Notice)]
     pub log_level: LogLevel,

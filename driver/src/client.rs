@@ -7,6 +7,7 @@ use crate::buffers::{read_into, OutBuf, ReadResult};
 use crate::exchange::{
     write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader,
 };
+use crate::observer::RequestRecord;
 use crate::server::{token_of, Entry, Flush, Server};
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
@@ -56,6 +57,10 @@ pub struct Client {
     /// The current request was sent once more after the app closed a reused connection
     /// without answering (see `Backend::closed_as_reused`).
     pub retried: bool,
+    pub peer: std::net::IpAddr,
+    /// The current request, for the access log and the metrics: from its first byte until
+    /// its line is written.
+    pub record: Option<RequestRecord>,
 }
 
 impl Server {
@@ -88,6 +93,8 @@ impl Server {
             stalled: false,
             static_body: None,
             retried: false,
+            peer: peer.ip(),
+            record: None,
         })));
         self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
     }
@@ -168,9 +175,18 @@ impl Server {
     fn refuse(&mut self, key: usize, status: u16, reason: &str) {
         if let Some(client) = self.client(key) {
             client.phase = Phase::Closing;
-            write_error(client.out.buffer(), status, reason, Answer::CLOSING);
+            let written = write_error(client.out.buffer(), status, reason, Answer::CLOSING);
+            client.responded(written);
             self.flush_client(key);
         }
+    }
+
+    /// The current request has ended: its access log line and its counts.
+    fn request_ended(&mut self, key: usize) {
+        let Some((peer, Some(record))) = self.client(key).map(|c| (c.peer, c.record.take())) else {
+            return;
+        };
+        self.observed(|o| o.request_ended(peer, record));
     }
 
     /// Parses buffered bytes into a request and submits it, or answers an error.
@@ -184,6 +200,9 @@ impl Server {
             return;
         }
         let started_before = client.reader.started();
+        if client.record.is_none() && !client.inbuf.is_empty() {
+            client.record = Some(RequestRecord::new(now));
+        }
         match client.reader.feed(&mut client.inbuf, client.out.buffer()) {
             ReadOutcome::NeedMore => {
                 if client.eof {
@@ -203,6 +222,10 @@ impl Server {
             }
             ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
             ReadOutcome::Ready(parsed) => {
+                if let Some(record) = &mut client.record {
+                    record.summary = Some((*parsed.summary).clone());
+                    record.queued_at = Some(now);
+                }
                 let Some(parsed) = self.serve_static(key, parsed) else {
                     return;
                 };
@@ -259,6 +282,7 @@ impl Server {
 
     /// The response to the current request is complete: on to the next request, or close.
     pub fn finish_exchange(&mut self, key: usize, keep_alive: bool) {
+        self.request_ended(key);
         let keep_alive_timeout = self.settings.keep_alive_timeout;
         let stopping = self.stopping;
         let Some(client) = self.client(key) else {
@@ -315,6 +339,7 @@ impl Server {
         {
             return self.client_gone(key);
         }
+        self.request_ended(key);
         self.set_deadline(key, None);
         if let Some(Entry::Client(mut client)) = self.entries.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut client.stream);
@@ -349,7 +374,8 @@ impl Server {
             Phase::Reading if client.reader.started() => {
                 client.phase = Phase::Closing;
                 let (status, reason) = (408, "the request was not received in time");
-                write_error(client.out.buffer(), status, reason, Answer::CLOSING);
+                let written = write_error(client.out.buffer(), status, reason, Answer::CLOSING);
+                client.responded(written);
                 self.flush_client(key);
                 // A client that does not read its 408 is not waited for twice.
                 self.set_deadline(
@@ -386,9 +412,11 @@ impl Server {
             RejectReason::UnknownGroup { group } => format!("ferry has no app {group}"),
         };
         let stopping = self.stopping;
+        self.observer.rejected(&reason);
         if let Some(client) = self.client(key) {
             let answer = Answer::to(client.pending.as_ref(), !stopping);
-            write_unavailable(client.out.buffer(), &detail, answer);
+            let written = write_unavailable(client.out.buffer(), &detail, answer);
+            client.responded(written);
             self.finish_exchange(key, !answer.close);
         }
     }
@@ -442,7 +470,17 @@ impl Server {
             return self.flush_client(key);
         }
         let answer = Answer::to(client.pending.as_ref(), !stopping);
-        write_error(client.out.buffer(), status, reason, answer);
+        let written = write_error(client.out.buffer(), status, reason, answer);
+        client.responded(written);
         self.finish_exchange(key, !answer.close);
+    }
+}
+
+impl Client {
+    /// A response to the current request began: its status and body bytes so far.
+    pub fn responded(&mut self, status_and_body_bytes: (u16, u64)) {
+        if let Some(record) = &mut self.record {
+            record.response = Some(status_and_body_bytes);
+        }
     }
 }

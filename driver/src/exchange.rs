@@ -25,6 +25,8 @@ pub struct ParsedRequest {
     pub version: Version,
     /// What a static file answer needs, for a GET or HEAD.
     pub static_request: Option<crate::static_files::StaticRequest>,
+    /// What the access log keeps of the head.
+    pub summary: Box<crate::access_log::RequestSummary>,
 }
 
 /// A request body in an anonymous temporary file of the instance directory.
@@ -165,6 +167,10 @@ impl RequestReader {
         );
         forward.extend_from_slice(&state.payload);
         ReadOutcome::Ready(ParsedRequest {
+            summary: Box::new(crate::access_log::RequestSummary::from_head(
+                &state.head,
+                &state.head_bytes,
+            )),
             forward,
             spilled_body: state.spilled,
             keep_alive: state.head.keep_alive,
@@ -216,6 +222,10 @@ pub struct ResponseRelay {
     head_sent: bool,
     close_client: bool,
     app_keep_alive: bool,
+    /// The response's status, once its head is in.
+    status: Option<u16>,
+    /// Bytes of the body relayed to the client so far (its framing included).
+    body_bytes: u64,
 }
 
 impl ResponseRelay {
@@ -232,7 +242,14 @@ impl ResponseRelay {
             head_sent: false,
             close_client: !request.keep_alive,
             app_keep_alive: false,
+            status: None,
+            body_bytes: 0,
         }
+    }
+
+    /// The status and body bytes relayed so far, for the access log.
+    pub fn relayed(&self) -> Option<(u16, u64)> {
+        self.status.map(|status| (status, self.body_bytes))
     }
 
     pub fn head_sent(&self) -> bool {
@@ -267,6 +284,7 @@ impl ResponseRelay {
             }
             let plan = write_response_head(&head, input, self.client, out);
             input.drain(..head.head_len);
+            self.status = Some(head.status);
             if plan.relay == BodyRelay::Tunnel {
                 self.head_sent = true;
                 out.append(input);
@@ -281,12 +299,14 @@ impl ResponseRelay {
             ));
         }
         let (reader, relay) = self.body.as_mut().expect("the head is in");
+        let out_before = out.len();
         let progress = match relay {
             BodyRelay::Dechunk => reader.feed_into(input, out),
             _ => reader
                 .feed(input, |_| {})
                 .inspect(|p| out.extend_from_slice(&input[..p.consumed])),
         };
+        self.body_bytes += (out.len() - out_before) as u64;
         match progress {
             Ok(progress) => {
                 input.drain(..progress.consumed);
@@ -344,16 +364,20 @@ impl Answer {
     }
 }
 
-/// ferry's own error page for `status`.
-pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, answer: Answer) {
-    write_page(out, status, detail, None, answer);
+/// ferry's own error page for `status`; returns its status and body bytes for the access
+/// log.
+pub fn write_error(out: &mut Vec<u8>, status: u16, detail: &str, answer: Answer) -> (u16, u64) {
+    (status, write_page(out, status, detail, None, answer))
 }
 
 /// Seconds a client is told to wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 5;
 
-pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, answer: Answer) {
-    write_page(out, 503, detail, Some(RETRY_AFTER_SECS), answer);
+pub fn write_unavailable(out: &mut Vec<u8>, detail: &str, answer: Answer) -> (u16, u64) {
+    (
+        503,
+        write_page(out, 503, detail, Some(RETRY_AFTER_SECS), answer),
+    )
 }
 
 fn write_page(
@@ -362,7 +386,7 @@ fn write_page(
     detail: &str,
     retry_after_secs: Option<u32>,
     answer: Answer,
-) {
+) -> u64 {
     let start = out.len();
     let head_len = error_response(
         status,
@@ -375,4 +399,5 @@ fn write_page(
     if answer.head_only {
         out.truncate(start + head_len);
     }
+    (out.len() - start - head_len) as u64
 }

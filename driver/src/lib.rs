@@ -24,6 +24,7 @@ pub mod exchange;
 pub mod instance;
 pub mod log;
 pub mod metrics;
+pub mod observer;
 pub mod ops_http;
 pub mod passengerfile;
 pub mod proc_stats;

@@ -134,6 +134,8 @@ pub struct Server {
     pub watchdog: Option<crate::watchdog::Watchdog>,
     /// Spawns that found ferry out of descriptors or memory, and when to try each again.
     pub spawn_retries: BTreeMap<ProcessId, std::time::Instant>,
+    /// The access log, the metrics listener, systemd's notifications.
+    pub observer: crate::observer::Observer,
 }
 
 fn engine_config(args: &StartArgs, app: &App) -> Config {
@@ -327,11 +329,13 @@ impl Server {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGUSR1,
         ])
         .map_err(|e| e.to_string())?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
+        let observer = crate::observer::Observer::new(&args, poll.registry())?;
         let clock = Clock::start();
         let engine = Engine::new(config, clock.now()).map_err(|e| e.to_string())?;
         let settings = ProxySettings {
@@ -396,6 +400,7 @@ impl Server {
             reserve_fd: ReserveFd::new(),
             watchdog: None,
             spawn_retries: BTreeMap::new(),
+            observer,
         };
         match crate::watchdog::Watchdog::start() {
             Ok(watchdog) => server.watchdog = Some(watchdog),
@@ -405,6 +410,7 @@ impl Server {
             )),
         }
         server.banner(&args);
+        server.observed(|o| o.announce_ready());
         Ok(server)
     }
 
@@ -431,6 +437,12 @@ impl Server {
             self.info.instance, self.info.pid
         );
         println!("Log file: {log_target}");
+        if let Some(target) = &args.access_log {
+            println!("Access log: {}", target.display());
+        }
+        if let Some(addr) = self.observer.metrics_address() {
+            println!("Metrics and health: http://{addr}/metrics, /health, /ready");
+        }
         println!("Environment: {}", self.app.environment);
         println!(
             "App: {} ({})",
@@ -475,6 +487,10 @@ impl Server {
                     LISTENER => self.accept_clients(),
                     ADMIN => self.accept_admin(),
                     SIGNALS => self.on_signal(),
+                    t if crate::observer::Observer::owns(t) => {
+                        let (engine, registry) = (&self.engine, self.poll.registry());
+                        self.observer.event(t, registry, || engine.status());
+                    }
                     Token(t) => self.on_entry_event(t - FIRST_ENTRY, event),
                 }
                 self.run_commands();
@@ -482,6 +498,7 @@ impl Server {
             self.on_timers();
             self.run_commands();
             self.flush_pending();
+            self.observed(|o| o.end_of_round());
             // Taken back as soon as a descriptor is free again.
             self.reserve_fd.restore();
         }
@@ -593,7 +610,14 @@ impl Server {
     }
 
     fn on_signal(&mut self) {
-        let signals: Vec<i32> = self.signals.pending().collect();
+        let mut signals: Vec<i32> = self.signals.pending().collect();
+        let before = signals.len();
+        signals.retain(|&s| s != signal_hook::consts::SIGUSR1);
+        if signals.len() < before {
+            if let Some(line) = self.observer.reopen_access_log() {
+                self.log.line(&line);
+            }
+        }
         if signals.is_empty() {
             return;
         }
@@ -615,6 +639,7 @@ impl Server {
             return;
         }
         self.stopping = true;
+        self.observed(|o| o.stop_began());
         println!("Stopping web server...");
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -789,6 +814,7 @@ impl Server {
             self.log
                 .line(&format!("App process {} is ready", child.process.pid));
             self.inputs.push_back(Input::ProcessReady { process: id });
+            self.observed(|o| o.process_ready());
         } else if let Some((_, pause)) = child.probe {
             // Probing often costs one loopback connect; probing late delays the pool's
             // growth by up to the pause.
@@ -882,6 +908,16 @@ impl Server {
             process: id,
             description,
         });
+    }
+
+    /// Tells the observer something; what went wrong with it goes to the log.
+    pub fn observed(
+        &mut self,
+        tell: impl FnOnce(&mut crate::observer::Observer) -> Option<String>,
+    ) {
+        if let Some(error) = tell(&mut self.observer) {
+            self.log.warn(&error);
+        }
     }
 
     /// A new engine request id for a complete request from client `key`.

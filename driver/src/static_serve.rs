@@ -27,7 +27,8 @@ impl Server {
             Lookup::Refuse { status, reason } => {
                 self.set_deadline(key, None);
                 let client = self.client(key)?;
-                write_error(client.out.buffer(), status, reason, answer);
+                let written = write_error(client.out.buffer(), status, reason, answer);
+                client.responded(written);
                 self.finish_exchange(key, !answer.close);
             }
             Lookup::Serve(static_answer) => {
@@ -35,6 +36,8 @@ impl Server {
                 let client = self.client(key)?;
                 let http10 = parsed.version == Version::Http10;
                 write_head(client.out.buffer(), &static_answer, answer.close, http10);
+                let body_bytes = static_answer.body.as_ref().map_or(0, |b| b.len);
+                client.responded((static_answer.status, body_bytes));
                 client.static_body = static_answer.body;
                 client.phase = Phase::Static {
                     keep_alive: !answer.close,
