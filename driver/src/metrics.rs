@@ -70,6 +70,7 @@ pub fn reject_reason_label(reason: &RejectReason) -> &'static str {
         RejectReason::ShuttingDown => "shutting_down",
         RejectReason::OutOfResources { .. } => "out_of_resources",
         RejectReason::QueueTimeout => "queue_timeout",
+        RejectReason::UnknownGroup { .. } => "unknown_group",
     }
 }
 
