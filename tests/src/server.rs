@@ -1,0 +1,238 @@
+//! [`Ferry`]: a running `ferry start` on loopback, started, watched and stopped.
+
+use crate::paths::{ferry_bin, testapp_args};
+use crate::processes::signal;
+use crate::tempdir;
+use crate::wait::wait_for;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (another process could take it before ferry binds it; tests accept
+/// that small race as every port-picking harness does).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `ferry start`, stopped and cleaned up when dropped.
+pub struct Ferry {
+    pub child: Child,
+    pub port: u16,
+    /// Shared when several instances run in one registry (see [`Ferry::start_in`]).
+    pub registry: Arc<tempdir::TempDir>,
+    /// Every line ferry printed (stdout and log), for assertions and for failure reports.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+fn pump(stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl Ferry {
+    /// Starts `ferry start <args>` on a free port with its own instance registry and waits
+    /// until it accepts connections.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Ferry {
+        Ferry::start_in(Arc::new(tempdir::TempDir::new("ferry-e2e")), args, envs)
+    }
+
+    /// Like [`Ferry::start`], in the given instance registry (which other instances may
+    /// share).
+    pub fn start_in<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+    ) -> Ferry {
+        Ferry::start_with(registry, args, envs, None)
+    }
+
+    /// Like [`Ferry::start_in`], run from the directory `cwd` when given.
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        cwd: Option<&Path>,
+    ) -> Ferry {
+        Ferry::start_full(registry, args, envs, cwd, |_| {})
+    }
+
+    /// Like [`Ferry::start_in`], with `configure` applied to the command first (to set
+    /// resource limits in `pre_exec`, say).
+    pub fn start_configured<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Ferry {
+        Ferry::start_full(registry, args, envs, None, configure)
+    }
+
+    fn start_full<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        cwd: Option<&Path>,
+        configure: impl FnOnce(&mut Command),
+    ) -> Ferry {
+        let port = free_port();
+        let mut command = Command::new(ferry_bin());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        command
+            .arg("start")
+            .args(args)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--address")
+            .arg("127.0.0.1")
+            .arg("--instance-registry-dir")
+            .arg(registry.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        configure(&mut command);
+        let mut child = command.spawn().expect("start ferry");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        pump(child.stdout.take().unwrap(), output.clone());
+        pump(child.stderr.take().unwrap(), output.clone());
+        let mut ferry = Ferry {
+            child,
+            port,
+            registry,
+            output,
+        };
+        // The port listens a moment before the instance is registered, and the admin socket
+        // file exists a moment before it listens: wait until both accept connections, so that
+        // `ferry status` reaches the instance from the start.
+        let admin_socket = ferry.instance_dir().join("admin.sock");
+        wait_for(
+            "ferry to accept connections and register",
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(status)) = ferry.child.try_wait() {
+                    panic!("ferry exited early ({status}): {}", ferry.output_text());
+                }
+                let admin = std::os::unix::net::UnixStream::connect(&admin_socket).is_ok();
+                (admin && TcpStream::connect(ferry.addr()).is_ok()).then_some(())
+            },
+        );
+        ferry
+    }
+
+    /// `ferry start` with the generic test app.
+    pub fn start_testapp(args: &[&str], envs: &[(&str, &str)]) -> Ferry {
+        Ferry::start_in(
+            Arc::new(tempdir::TempDir::new("ferry-e2e")),
+            &testapp_args(args),
+            envs,
+        )
+    }
+
+    /// `ferry start` with the generic test app, in the given instance registry.
+    pub fn start_testapp_in(
+        registry: Arc<tempdir::TempDir>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Ferry {
+        Ferry::start_in(registry, &testapp_args(args), envs)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn output_text(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Runs `ferry <args>` against this instance's registry.
+    pub fn ferry_command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--instance-registry-dir")
+            .arg(self.registry.path())
+            .output()
+            .expect("run ferry")
+    }
+
+    /// Starts `ferry <args>` against this instance's registry without waiting for it (its
+    /// output is piped; read it with `wait_with_output`).
+    pub fn spawn_command(&self, args: &[&str]) -> Child {
+        Command::new(ferry_bin())
+            .args(args)
+            .arg("--instance-registry-dir")
+            .arg(self.registry.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ferry")
+    }
+
+    /// The instance directory this server registered: `<registry>/ferry.<pid>`.
+    pub fn instance_dir(&self) -> PathBuf {
+        self.registry
+            .path()
+            .join(format!("ferry.{}", self.child.id()))
+    }
+
+    /// Waits (bounded) for ferry to exit on its own; returns its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        wait_for("ferry to exit", limit, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+
+    /// Waits until ferry has printed a line containing `needle` (its output is read by
+    /// background threads, so it can trail the event that caused it).
+    pub fn wait_output(&self, needle: &str, limit: Duration) {
+        let what = format!("ferry to print {needle:?}");
+        wait_for(&what, limit, || {
+            self.output
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+                .then_some(())
+        });
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for ferry to exit; returns its exit status.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), rustix::process::Signal::INT);
+        wait_for("ferry to exit", Duration::from_secs(30), || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            signal(self.child.id(), rustix::process::Signal::INT);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
