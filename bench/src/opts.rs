@@ -30,7 +30,7 @@ pub struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = [
-            "direct", "ferry-c1", "ferry-c0", "haproxy", "nginx", "passenger", "ferry-wsgi",
+            "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "nginx", "passenger", "ferry-wsgi",
             "passenger-wsgi", "gunicorn",
         ]
     )]

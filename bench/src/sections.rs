@@ -43,12 +43,16 @@ pub fn failures_section(results: &Results, report: &mut String) {
 }
 
 pub fn proxies_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
-    let ferry_c1 = Server::Ferry { concurrency: 1 };
-    let ferry_c0 = Server::Ferry { concurrency: 0 };
+    let ferry = |concurrency, access_log| Server::Ferry {
+        concurrency,
+        access_log,
+    };
+    let (ferry_c1, ferry_c0, ferry_c0_log) = (ferry(1, false), ferry(0, false), ferry(0, true));
     let wanted = [
         Server::Direct,
         ferry_c1,
         ferry_c0,
+        ferry_c0_log,
         Server::Haproxy,
         Server::Nginx,
         Server::Passenger,
@@ -79,6 +83,16 @@ pub fn proxies_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         .copied()
         .filter(|s| matches!(s, Server::Ferry { .. }))
         .collect();
+    let with_log = ratio_table(&[ferry_c0_log], &[ferry_c0], &results);
+    if !with_log.is_empty() {
+        report.push_str(
+            "
+The access log's cost (ferry writing a combined line per request to a file):
+
+",
+        );
+        report.push_str(&with_log.render());
+    }
     let others: Vec<Server> = servers
         .iter()
         .copied()
@@ -98,6 +112,7 @@ pub fn proxies_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
     throughput_target(&mut t, &results, &ferry_c0, &Server::Direct, 0.6, false);
     throughput_target(&mut t, &results, &ferry_c1, &Server::Passenger, 4.0, false);
     throughput_target(&mut t, &results, &ferry_c0, &Server::Passenger, 4.0, false);
+    throughput_target(&mut t, &results, &ferry_c0_log, &ferry_c0, 0.95, false);
     for ferry in [&ferry_c0, &ferry_c1] {
         let rss = results.summary(ferry, 200).and_then(|s| s.rss_mb);
         target_row(

@@ -71,6 +71,8 @@ pub enum Server {
     Direct,
     Ferry {
         concurrency: u32,
+        /// With `--access-log` to a file in the run's directory.
+        access_log: bool,
     },
     Haproxy,
     Nginx,
@@ -84,7 +86,13 @@ impl Server {
     pub fn label(&self) -> String {
         match self {
             Server::Direct => "direct (1 testapp)".into(),
-            Server::Ferry { concurrency } => format!("ferry --concurrency {concurrency}"),
+            Server::Ferry {
+                concurrency,
+                access_log,
+            } => {
+                let log = if *access_log { " --access-log" } else { "" };
+                format!("ferry --concurrency {concurrency}{log}")
+            }
             Server::Haproxy => "HAProxy".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "Passenger".into(),
@@ -98,7 +106,13 @@ impl Server {
     pub fn key(&self) -> String {
         match self {
             Server::Direct => "direct".into(),
-            Server::Ferry { concurrency } => format!("ferry-c{concurrency}"),
+            Server::Ferry {
+                concurrency,
+                access_log,
+            } => {
+                let log = if *access_log { "-log" } else { "" };
+                format!("ferry-c{concurrency}{log}")
+            }
             Server::Haproxy => "haproxy".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "passenger".into(),
@@ -143,7 +157,10 @@ impl Server {
         let dir = ctx.run_dir(&self.key())?;
         let mut running = match self {
             Server::Direct => start_direct(ctx, &dir),
-            Server::Ferry { concurrency } => start_ferry(ctx, &dir, *concurrency),
+            Server::Ferry {
+                concurrency,
+                access_log,
+            } => start_ferry(ctx, &dir, *concurrency, *access_log),
             Server::Haproxy => start_haproxy(ctx, &dir),
             Server::Nginx => start_nginx(ctx, &dir),
             Server::Passenger => start_passenger(ctx, &dir),
@@ -337,17 +354,20 @@ fn run_ferry(
     Ok(running)
 }
 
-fn start_ferry(ctx: &Ctx, dir: &Path, concurrency: u32) -> Result<Running, String> {
+fn start_ferry(
+    ctx: &Ctx,
+    dir: &Path,
+    concurrency: u32,
+    access_log: bool,
+) -> Result<Running, String> {
     let command = ctx.testapp.to_string_lossy().into_owned();
     let concurrency = concurrency.to_string();
-    ferry_generic(
-        ctx,
-        dir,
-        &command,
-        ctx.apps,
-        ctx.apps,
-        &["--concurrency", &concurrency],
-    )
+    let log = dir.join("access.log").display().to_string();
+    let mut extra = vec!["--concurrency", &concurrency];
+    if access_log {
+        extra.extend(["--access-log", &log]);
+    }
+    ferry_generic(ctx, dir, &command, ctx.apps, ctx.apps, &extra)
 }
 
 /// ferry serving the generic app `command` with a pool of `min`..=`max` processes and an

@@ -317,6 +317,8 @@ impl Server {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| e.to_string())?;
+        // Before the admin socket: once `ferry status` answers, the metrics address does too.
+        let observer = crate::observer::Observer::new(&args, poll.registry())?;
         let admin_path = instance.admin_socket();
         let mut admin = UnixListener::bind(&admin_path)
             .map_err(|e| format!("cannot create the admin socket: {e}"))?;
@@ -335,7 +337,6 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| e.to_string())?;
-        let observer = crate::observer::Observer::new(&args, poll.registry())?;
         let clock = Clock::start();
         let engine = Engine::new(config, clock.now()).map_err(|e| e.to_string())?;
         let settings = ProxySettings {
