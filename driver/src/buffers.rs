@@ -156,6 +156,11 @@ impl OutBuf {
                 Err(e) => return Err(e),
             }
         }
+        // What the sink itself still holds (a TLS stream's encrypted records) goes too.
+        match sink.flush() {
+            Err(e) if e.kind() != ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
         if self.written == self.data.len() && self.spill.is_none() {
             self.data.clear();
             self.written = 0;

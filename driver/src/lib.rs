@@ -36,6 +36,8 @@ pub mod settings;
 pub mod static_files;
 pub mod static_serve;
 pub mod status_report;
+pub mod tls_config;
+pub mod transport;
 pub mod tunnel;
 pub mod watchdog;
 
