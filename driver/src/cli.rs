@@ -173,6 +173,29 @@ pub struct StartArgs {
     /// Seconds in-flight requests may run after a stop before app processes are killed.
     #[arg(long, default_value_t = 30, value_parser = values::count::<u64>)]
     pub shutdown_timeout: u64,
+    /// Serve HTTPS: on --port, or with --ssl-port on that port as well as plain HTTP on
+    /// --port. Needs --ssl-certificate and --ssl-certificate-key.
+    #[arg(long)]
+    pub ssl: bool,
+    /// With --ssl: the certificate chain, PEM (the server's certificate first).
+    #[arg(long, value_name = "PATH")]
+    pub ssl_certificate: Option<PathBuf>,
+    /// With --ssl: the certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH")]
+    pub ssl_certificate_key: Option<PathBuf>,
+    /// With --ssl: serve HTTPS on this port, and plain HTTP on --port as well.
+    #[arg(long, value_parser = values::port)]
+    pub ssl_port: Option<u16>,
+    /// Peers whose X-Forwarded-For, -Proto, -Host and Forwarded fields are kept (and
+    /// extended): comma-separated IP addresses and CIDR networks, or * for every peer.
+    /// From any other peer those fields are dropped.
+    #[arg(
+        long,
+        value_name = "IPS",
+        default_value = crate::trusted_proxies::DEFAULT,
+        value_parser = crate::trusted_proxies::parse
+    )]
+    pub forwarded_allow_ips: crate::trusted_proxies::TrustedProxies,
     /// Connections the listening socket holds while ferry is busy (its listen backlog;
     /// the kernel caps it at net.core.somaxconn).
     #[arg(long, default_value_t = 2048, value_parser = values::at_least_one::<u32>)]

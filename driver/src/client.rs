@@ -9,10 +9,12 @@ use crate::exchange::{
 };
 use crate::observer::RequestRecord;
 use crate::server::{token_of, Entry, Flush, Server};
+use crate::transport::Transport;
 use ferry_engine::{Input, RejectReason, RequestId};
 use mio::net::TcpStream;
 use mio::Interest;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Bytes buffered from a client beyond the request being handled (pipelining) before ferry
@@ -38,7 +40,8 @@ pub enum Phase {
 }
 
 pub struct Client {
-    pub stream: TcpStream,
+    /// Plain TCP or TLS: the code here reads and writes both the same way.
+    pub stream: Transport,
     pub inbuf: Vec<u8>,
     pub out: OutBuf,
     pub reader: RequestReader,
@@ -64,8 +67,31 @@ pub struct Client {
 }
 
 impl Server {
-    pub fn add_client(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let _ = stream.set_nodelay(true);
+    /// A client accepted on a listener; `tls` for an HTTPS one.
+    pub fn add_client(
+        &mut self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let mut stream = match &tls {
+            None => Transport::plain(tcp),
+            Some(config) => match Transport::tls(tcp, config) {
+                Ok(stream) => stream,
+                Err(e) => return self.log.line(&format!("cannot start a TLS session: {e}")),
+            },
+        };
+        let forwarding = crate::http::Peer {
+            ip: peer.ip(),
+            tls: stream.is_tls(),
+            trusted: self.settings.trusted_proxies.trusts(peer.ip()),
+        };
+        // The TLS handshake is part of receiving the request: --header-timeout bounds it.
+        let first_deadline = match stream.handshaking() {
+            true => self.settings.head_timeout,
+            false => self.settings.keep_alive_timeout,
+        };
         let entry = self.entries.vacant_entry();
         let key = entry.key();
         if self
@@ -84,7 +110,7 @@ impl Server {
             stream,
             inbuf: Vec::new(),
             out: OutBuf::spilling_to(self.spill_dir.clone()),
-            reader: RequestReader::new(self.settings.limits, peer.ip(), self.spill_dir.clone()),
+            reader: RequestReader::new(self.settings.limits, forwarding, self.spill_dir.clone()),
             phase: Phase::Reading,
             pending: None,
             response_started: false,
@@ -96,7 +122,7 @@ impl Server {
             peer: peer.ip(),
             record: None,
         })));
-        self.set_deadline(key, Some(Instant::now() + self.settings.keep_alive_timeout));
+        self.set_deadline(key, Some(Instant::now() + first_deadline));
     }
 
     pub fn client(&mut self, key: usize) -> Option<&mut Client> {
@@ -138,7 +164,14 @@ impl Server {
                 Phase::Reading => client.reader.buffer_limit(),
                 _ => PIPELINE_BUFFER_MAX_BYTES,
             };
+            let handshaking = client.stream.handshaking();
             let result = read_into(&mut client.stream, &mut client.inbuf, limit, drain);
+            if handshaking && !client.stream.handshaking() && client.inbuf.is_empty() {
+                // TLS is up and no request has begun: an idle keep-alive connection.
+                let idle_until = Instant::now() + self.settings.keep_alive_timeout;
+                self.set_deadline(key, Some(idle_until));
+            }
+            let client = self.client(key).expect("client exists");
             match result {
                 ReadResult::Open | ReadResult::Full => {}
                 ReadResult::Eof => client.eof = true,
@@ -259,7 +292,7 @@ impl Server {
             return self.client_gone(key);
         }
         let (empty, closing) = (
-            client.out.is_empty(),
+            client.out.is_empty() && !client.stream.output_pending(),
             matches!(client.phase, Phase::Closing),
         );
         let backend = match client.phase {
@@ -342,6 +375,7 @@ impl Server {
         self.request_ended(key);
         self.set_deadline(key, None);
         if let Some(Entry::Client(mut client)) = self.entries.try_remove(key) {
+            client.stream.end();
             let _ = self.poll.registry().deregister(&mut client.stream);
         }
     }

@@ -4,10 +4,10 @@
 use crate::buffers::MEMORY_WINDOW_BYTES;
 use crate::http::{
     canonical_reason, error_response, write_request_head, write_response_head, BodyReader,
-    BodyRelay, ClientSide, HttpError, Limits, RequestHead, RequestParser, ResponseParser, Version,
+    BodyRelay, ClientSide, HttpError, Limits, Peer, RequestHead, RequestParser, ResponseParser,
+    Version,
 };
 use std::fs::File;
-use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -46,7 +46,8 @@ pub enum ReadOutcome {
 pub struct RequestReader {
     parser: RequestParser,
     limits: Limits,
-    client_ip: IpAddr,
+    /// Who sent the request: what the forwarding fields to the app say.
+    peer: Peer,
     /// Once the head is in: its bytes, the parsed head, the body so far and its framing.
     body: Option<BodyState>,
     started: bool,
@@ -68,11 +69,11 @@ struct BodyState {
 const BODY_READ_BYTES: usize = 256 * 1024;
 
 impl RequestReader {
-    pub fn new(limits: Limits, client_ip: IpAddr, spill_dir: Arc<Path>) -> RequestReader {
+    pub fn new(limits: Limits, peer: Peer, spill_dir: Arc<Path>) -> RequestReader {
         RequestReader {
             parser: RequestParser::new(limits),
             limits,
-            client_ip,
+            peer,
             body: None,
             started: false,
             spill_dir,
@@ -161,7 +162,7 @@ impl RequestReader {
         write_request_head(
             &state.head,
             &state.head_bytes,
-            self.client_ip,
+            self.peer,
             body_len,
             &mut forward,
         );

@@ -22,6 +22,7 @@ pub mod control;
 pub mod daemon;
 pub mod exchange;
 pub mod instance;
+pub mod listeners;
 pub mod log;
 pub mod metrics;
 pub mod observer;
@@ -38,6 +39,7 @@ pub mod static_serve;
 pub mod status_report;
 pub mod tls_config;
 pub mod transport;
+pub mod trusted_proxies;
 pub mod tunnel;
 pub mod watchdog;
 

@@ -88,14 +88,15 @@ pub const KEYS: &[Key] = &[
     key("send_timeout", "send_timeout", Kind::Value),
     key("shutdown_timeout", "shutdown_timeout", Kind::Value),
     key("socket_backlog", "socket_backlog", Kind::Value),
+    key("ssl", "ssl", Kind::Switch),
+    key("ssl_certificate", "ssl_certificate", Kind::Path),
+    key("ssl_certificate_key", "ssl_certificate_key", Kind::Path),
+    key("ssl_port", "ssl_port", Kind::Value),
+    key("forwarded_allow_ips", "forwarded_allow_ips", Kind::Value),
 ];
 
 /// Passenger settings ferry does not have (or does differently): warned about, not used.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("ssl", "ferry speaks plain HTTP; put a TLS proxy in front"),
-    ("ssl_certificate", "ferry speaks plain HTTP"),
-    ("ssl_certificate_key", "ferry speaks plain HTTP"),
-    ("ssl_port", "ferry speaks plain HTTP"),
     ("engine", "ferry is its own server (no Nginx engine)"),
     ("nginx_bin", "ferry is its own server (no Nginx engine)"),
     ("nginx_version", "ferry is its own server (no Nginx engine)"),

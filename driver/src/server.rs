@@ -8,12 +8,13 @@ use crate::cli::StartArgs;
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::instance::{InstanceDir, InstanceInfo};
+use crate::listeners::{Listener, Planned};
 use crate::log::Log;
 use crate::resources::{is_exhaustion, AcceptPause, ReserveFd};
 use ferry_engine::{
     Command, Config, Engine, GroupConfig, GroupId, Input, PoolConfig, ProcessId, RequestId,
 };
-use mio::net::{TcpListener, UnixListener};
+use mio::net::UnixListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -22,7 +23,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub const LISTENER: Token = Token(0);
 pub const ADMIN: Token = Token(1);
 pub const SIGNALS: Token = Token(2);
 /// How long responses already written may take to reach slow clients after shutdown.
@@ -87,13 +87,16 @@ pub struct ProxySettings {
     pub send_timeout: Duration,
     /// Clients see why the app cannot start (friendly error pages).
     pub error_details: bool,
+    /// Peers whose forwarding fields are kept (--forwarded-allow-ips).
+    pub trusted_proxies: crate::trusted_proxies::TrustedProxies,
 }
 
 pub struct Server {
     pub poll: Poll,
     pub engine: Engine,
     pub clock: Clock,
-    pub listener: Option<TcpListener>,
+    /// `--port`, and `--ssl-port` if given; empty once stopping.
+    pub listeners: Vec<Listener>,
     pub admin: UnixListener,
     pub signals: signal_hook_mio::v1_0::Signals,
     pub entries: Slab<Entry>,
@@ -242,27 +245,33 @@ pub fn start(args: StartArgs, registry: PathBuf) -> ExitCode {
     if let Err(e) = config.validate() {
         return fail(2, &flag_error(&e));
     }
+    let tls = match crate::listeners::tls_config(&args) {
+        Ok(tls) => tls,
+        Err(message) => return fail(2, &message),
+    };
     if args.daemonize && !crate::daemon::is_daemon_child() {
         return crate::daemon::run_in_background(&args, &app.root, &registry);
     }
-    let address = match args.address.parse::<std::net::IpAddr>() {
-        Ok(ip) => std::net::SocketAddr::new(ip, args.port).to_string(),
-        Err(_) => format!("{}:{}", args.address, args.port),
-    };
     crate::resources::raise_fd_limit();
-    let std_listener = match crate::resources::bind_listener(&address, args.socket_backlog) {
-        Ok(listener) => listener,
-        Err(e) => return fail(1, &listen_error(&address, args.port, &e, &registry)),
-    };
-    let port = std_listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(args.port);
+    let mut listeners = Vec::new();
+    for (wanted_port, tls) in crate::listeners::plan(&args, tls) {
+        let address = match args.address.parse::<std::net::IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, wanted_port).to_string(),
+            Err(_) => format!("{}:{}", args.address, wanted_port),
+        };
+        let socket = match crate::resources::bind_listener(&address, args.socket_backlog) {
+            Ok(listener) => listener,
+            Err(e) => return fail(1, &listen_error(&address, wanted_port, &e, &registry)),
+        };
+        let port = socket.local_addr().map_or(wanted_port, |a| a.port());
+        listeners.push(Planned { socket, tls, port });
+    }
+    let port = listeners[0].port;
     let _pid_file = match args.pid_file.as_deref().map(crate::daemon::PidFile::create) {
         Some(Err(message)) => return fail(1, &message),
         created => created.map(Result::ok),
     };
-    match Server::new(args, app, config, std_listener, port, registry) {
+    match Server::new(args, app, config, listeners, port, registry) {
         Ok(mut server) => {
             let code = server.run();
             server.instance.remove();
@@ -277,7 +286,7 @@ impl Server {
         args: StartArgs,
         app: App,
         config: Config,
-        std_listener: std::net::TcpListener,
+        planned: Vec<Planned>,
         port: u16,
         registry: PathBuf,
     ) -> Result<Server, String> {
@@ -310,13 +319,19 @@ impl Server {
             )
         })?;
         let poll = Poll::new().map_err(|e| e.to_string())?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        let mut listener = TcpListener::from_std(std_listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| e.to_string())?;
+        let mut listeners = Vec::new();
+        for (planned, token) in planned.into_iter().zip(crate::listeners::TOKENS) {
+            planned
+                .socket
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())?;
+            let mut socket = mio::net::TcpListener::from_std(planned.socket);
+            poll.registry()
+                .register(&mut socket, token, Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+            let (tls, port) = (planned.tls, planned.port);
+            listeners.push(Listener { socket, tls, port });
+        }
         // Before the admin socket: once `ferry status` answers, the metrics address does too.
         let observer = crate::observer::Observer::new(&args, poll.registry())?;
         let admin_path = instance.admin_socket();
@@ -349,6 +364,7 @@ impl Server {
             body_timeout: Duration::from_secs(args.body_timeout),
             send_timeout: Duration::from_secs(args.send_timeout),
             error_details: args.friendly_error_pages(),
+            trusted_proxies: args.forwarded_allow_ips.clone(),
         };
         let static_dir = match &args.static_files_dir {
             Some(dir) => Some(crate::static_files::StaticDir::open(dir).ok_or_else(|| {
@@ -374,7 +390,7 @@ impl Server {
             poll,
             engine,
             clock,
-            listener: Some(listener),
+            listeners,
             admin,
             signals,
             entries: Slab::new(),
@@ -450,7 +466,14 @@ impl Server {
             self.app.root.display(),
             self.app.type_name()
         );
-        println!("Accessible via: http://{shown_host}:{}/", self.info.port);
+        for listener in &self.listeners {
+            let scheme = if listener.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("Accessible via: {scheme}://{shown_host}:{}/", listener.port);
+        }
         println!();
         println!("You can stop ferry by pressing Ctrl-C.");
         println!("===============================================================================");
@@ -485,7 +508,7 @@ impl Server {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_clients(),
+                    token if crate::listeners::TOKENS.contains(&token) => self.accept_clients(),
                     ADMIN => self.accept_admin(),
                     SIGNALS => self.on_signal(),
                     t if crate::observer::Observer::owns(t) => {
@@ -524,7 +547,7 @@ impl Server {
 
     fn clients_have_output(&self) -> bool {
         self.entries.iter().any(|(_, entry)| match entry {
-            Entry::Client(client) => !client.out.is_empty(),
+            Entry::Client(client) => !client.out.is_empty() || client.stream.output_pending(),
             _ => false,
         })
     }
@@ -642,8 +665,8 @@ impl Server {
         self.stopping = true;
         self.observed(|o| o.stop_began());
         println!("Stopping web server...");
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for mut listener in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         self.inputs.push_back(Input::Shutdown);
         self.close_after_responses();
@@ -651,28 +674,32 @@ impl Server {
     }
 
     fn accept_clients(&mut self) {
-        loop {
-            let Some(listener) = &self.listener else {
-                self.accept_pause.resume(); // stopping: nothing to retry
-                return;
-            };
-            match listener.accept() {
-                // The pause ends once the backlog is empty: accepting one connection may
+        if self.listeners.is_empty() {
+            self.accept_pause.resume(); // stopping: nothing to retry
+            return;
+        }
+        let mut index = 0;
+        // Each listener until its backlog is empty (edge-triggered: no event repeats it).
+        while let Some(listener) = self.listeners.get(index) {
+            match listener.socket.accept() {
+                // The pause ends once the backlogs are empty: accepting one connection may
                 // just take the one descriptor that was free.
-                Ok((stream, peer)) => self.add_client(stream, peer),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    return self.accepting_again()
+                Ok((stream, peer)) => {
+                    let tls = listener.tls.clone();
+                    self.add_client(stream, peer, tls);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => index += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // A client that gave up while it waited in the backlog.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if is_exhaustion(&e) => return self.pause_accepting(&e),
                 Err(e) => {
                     self.log.line(&format!("accept failed: {e}"));
-                    return;
+                    index += 1;
                 }
             }
         }
+        self.accepting_again();
     }
 
     /// Out of descriptors or memory: new connections wait in the listen backlog, and a timer

@@ -147,6 +147,11 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         send_timeout,
         shutdown_timeout,
         socket_backlog,
+        ssl,
+        ssl_certificate,
+        ssl_certificate_key,
+        ssl_port,
+        forwarded_allow_ips,
     );
 }
 

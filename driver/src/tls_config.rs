@@ -38,9 +38,11 @@ pub fn load(certificate: &Path, key: &Path) -> Result<Arc<ServerConfig>, String>
     let key_pem = read("--ssl-certificate-key", key)?;
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         let why = match e {
-            pem::Error::NoItemsFound => "no private key in it (no \"-----BEGIN PRIVATE KEY-----\", \
+            pem::Error::NoItemsFound => {
+                "no private key in it (no \"-----BEGIN PRIVATE KEY-----\", \
                                          RSA or EC PRIVATE KEY section)"
-                .to_string(),
+                    .to_string()
+            }
             other => format!("not a valid PEM file ({other})"),
         };
         format!(
@@ -118,7 +120,10 @@ mod tests {
         let missing = dir.path().join("nope.pem");
         let error = load(&missing, &key).unwrap_err();
         assert!(
-            error.starts_with(&format!("cannot read --ssl-certificate {}", missing.display())),
+            error.starts_with(&format!(
+                "cannot read --ssl-certificate {}",
+                missing.display()
+            )),
             "{error}"
         );
         assert!(error.contains("existing PEM file"), "{error}");
@@ -148,6 +153,9 @@ mod tests {
         let cert = write(dir.path(), "cert.pem", &one.cert.pem());
         let key = write(dir.path(), "key.pem", &other.key_pair.serialize_pem());
         let error = load(&cert, &key).unwrap_err();
-        assert!(error.contains("does not belong to the certificate"), "{error}");
+        assert!(
+            error.contains("does not belong to the certificate"),
+            "{error}"
+        );
     }
 }

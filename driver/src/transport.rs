@@ -199,7 +199,12 @@ impl Write for Transport {
 }
 
 impl Source for Transport {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         match self {
             Transport::Plain(tcp) => tcp.register(registry, token, interests),
             Transport::Tls(tls) => tls.tcp.register(registry, token, interests),

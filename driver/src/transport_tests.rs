@@ -116,7 +116,11 @@ fn round_trip(version: &'static rustls::SupportedProtocolVersion) {
         let mut back = vec![0u8; sent.len()];
         client.read_exact(&mut back).unwrap();
         let negotiated = client.conn.protocol_version();
-        (back, negotiated, client.conn.alpn_protocol().map(<[u8]>::to_vec))
+        (
+            back,
+            negotiated,
+            client.conn.alpn_protocol().map(<[u8]>::to_vec),
+        )
     });
     echo(&mut transport, &mut poll, data.len());
     let (back, negotiated, client_alpn) = reader.join().unwrap();
@@ -167,7 +171,11 @@ fn a_client_that_does_not_read_holds_the_backlog_in_the_output_buffer() {
     let started = Instant::now();
     let mut events = Events::with_capacity(16);
     while !out.is_empty() || transport.output_pending() {
-        assert!(started.elapsed() < TIME_LIMIT, "{} bytes not sent", out.pending());
+        assert!(
+            started.elapsed() < TIME_LIMIT,
+            "{} bytes not sent",
+            out.pending()
+        );
         poll.poll(&mut events, Some(Duration::from_millis(200)))
             .unwrap();
         out.flush_to(&mut transport).unwrap();

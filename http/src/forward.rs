@@ -21,10 +21,15 @@ use super::response::{ResponseFraming, ResponseHead};
 ///   authority as Host, since RFC 9112 §3.2.2 says it overrides any Host field);
 /// - the client's fields minus hop-by-hop ones (Connection and the fields it lists, Keep-Alive,
 ///   Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade unless this is an upgrade),
-///   minus Expect (ferry answers 100-continue itself and sends the whole body), minus any
-///   client-sent `X-Forwarded-*`, `Forwarded`, `X-Real-IP` (never trusted) and `Proxy`;
-/// - `X-Forwarded-For: <client_ip>`, `X-Forwarded-Proto: http`, `X-Forwarded-Host` (if the
-///   request names a host);
+///   minus Expect (ferry answers 100-continue itself and sends the whole body), minus
+///   `Proxy`, and minus `X-Forwarded-*`, `Forwarded` and `X-Real-IP` unless the peer is a
+///   trusted proxy ([`Peer::trusted`]);
+/// - `X-Forwarded-For`: the peer's address, after the trusted peer's own list if it sent one
+///   (each proxy appends the address it got the request from);
+/// - `X-Forwarded-Proto`: a trusted peer's, else `https` over TLS and `http` otherwise;
+/// - `X-Forwarded-Host`: a trusted peer's, else the request's host (if it names one);
+/// - `Forwarded` (RFC 7239), only when a trusted peer sent one: its elements and then
+///   ferry's, `for=<peer>;proto=<scheme>`;
 /// - `Content-Length: <body_len_bytes>` when the request has a body framing (the body is sent
 ///   de-chunked); `body_len_bytes` is ignored for requests without one.
 ///
@@ -33,7 +38,7 @@ use super::response::{ResponseFraming, ResponseHead};
 pub fn write_request_head(
     head: &RequestHead,
     buf: &[u8],
-    client_ip: IpAddr,
+    peer: Peer,
     body_len_bytes: u64,
     out: &mut Vec<u8>,
 ) {
@@ -69,8 +74,10 @@ pub fn write_request_head(
             | FieldKind::TransferEncoding
             | FieldKind::ContentLength
             | FieldKind::Expect
-            | FieldKind::ForwardingInfo
             | FieldKind::Proxy => false,
+            FieldKind::ForwardingInfo => {
+                peer.trusted && forwarding_field(field.name.get(buf)).is_none()
+            }
             FieldKind::Upgrade => head.upgrade,
             FieldKind::Host => !absolute,
             FieldKind::ContentType => true,
@@ -85,20 +92,124 @@ pub fn write_request_head(
     if head.upgrade {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     }
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    push_ip(out, client_ip);
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
-    if let Some(host) = head.host(buf).filter(|host| !host.is_empty()) {
-        out.extend_from_slice(b"X-Forwarded-Host: ");
-        out.extend_from_slice(host);
-        out.extend_from_slice(b"\r\n");
-    }
+    write_forwarding_fields(head, buf, peer, out);
     if head.framing != BodyFraming::None {
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(out, body_len_bytes);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Who sent a request, as far as the forwarding fields go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The address the connection came from.
+    pub ip: IpAddr,
+    /// The connection is TLS: ferry reports the scheme as `https`.
+    pub tls: bool,
+    /// A proxy whose forwarding fields are believed (gunicorn's `forwarded_allow_ips`):
+    /// they are kept and extended instead of dropped.
+    pub trusted: bool,
+}
+
+/// The forwarding fields ferry writes itself (after a trusted peer's, for the lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarding {
+    For,
+    Proto,
+    Host,
+    Forwarded,
+}
+
+fn forwarding_field(name: &[u8]) -> Option<Forwarding> {
+    let is = |expected: &[u8]| name.eq_ignore_ascii_case(expected);
+    if is(b"x-forwarded-for") {
+        Some(Forwarding::For)
+    } else if is(b"x-forwarded-proto") {
+        Some(Forwarding::Proto)
+    } else if is(b"x-forwarded-host") {
+        Some(Forwarding::Host)
+    } else if is(b"forwarded") {
+        Some(Forwarding::Forwarded)
+    } else {
+        None
+    }
+}
+
+/// Writes `name: <a trusted peer's values of it, comma-joined>` and returns whether it had
+/// any; with `then`, ferry's own element goes after them on the same line.
+fn write_trusted_list(
+    head: &RequestHead,
+    buf: &[u8],
+    peer: Peer,
+    which: Forwarding,
+    name: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut values = head.headers.iter().filter(|field| {
+        peer.trusted
+            && field.kind == FieldKind::ForwardingInfo
+            && forwarding_field(field.name.get(buf)) == Some(which)
+    });
+    let Some(first) = values.next() else {
+        return false;
+    };
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(first.value.get(buf));
+    for field in values {
+        out.extend_from_slice(b", ");
+        out.extend_from_slice(field.value.get(buf));
+    }
+    true
+}
+
+fn write_forwarding_fields(head: &RequestHead, buf: &[u8], peer: Peer, out: &mut Vec<u8>) {
+    let scheme: &[u8] = if peer.tls { b"https" } else { b"http" };
+    if write_trusted_list(head, buf, peer, Forwarding::For, b"X-Forwarded-For", out) {
+        out.extend_from_slice(b", ");
+    } else {
+        out.extend_from_slice(b"X-Forwarded-For: ");
+    }
+    push_ip(out, peer.ip);
+    out.extend_from_slice(b"\r\n");
+    if write_trusted_list(
+        head,
+        buf,
+        peer,
+        Forwarding::Proto,
+        b"X-Forwarded-Proto",
+        out,
+    ) {
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(b"X-Forwarded-Proto: ");
+        out.extend_from_slice(scheme);
+        out.extend_from_slice(b"\r\n");
+    }
+    if write_trusted_list(head, buf, peer, Forwarding::Host, b"X-Forwarded-Host", out) {
+        out.extend_from_slice(b"\r\n");
+    } else if let Some(host) = head.host(buf).filter(|host| !host.is_empty()) {
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(host);
+        out.extend_from_slice(b"\r\n");
+    }
+    if write_trusted_list(head, buf, peer, Forwarding::Forwarded, b"Forwarded", out) {
+        // RFC 7239 §6: an IPv6 address is bracketed and quoted.
+        out.extend_from_slice(b", for=");
+        match peer.ip {
+            IpAddr::V4(_) => push_ip(out, peer.ip),
+            IpAddr::V6(_) => {
+                out.extend_from_slice(b"\"[");
+                push_ip(out, peer.ip);
+                out.extend_from_slice(b"]\"");
+            }
+        }
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(scheme);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// What the client connection needs to know about the response being relayed.

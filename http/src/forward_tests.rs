@@ -6,6 +6,13 @@ use super::*;
 
 const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
 
+/// A client connecting directly, over plain TCP.
+const DIRECT: Peer = Peer {
+    ip: CLIENT_IP,
+    tls: false,
+    trusted: false,
+};
+
 fn request(input: &[u8]) -> RequestHead {
     parse_request_head(input, &Limits::default())
         .unwrap()
@@ -13,9 +20,13 @@ fn request(input: &[u8]) -> RequestHead {
 }
 
 fn forwarded(input: &[u8], body_len_bytes: u64) -> String {
+    forwarded_from(input, body_len_bytes, DIRECT)
+}
+
+fn forwarded_from(input: &[u8], body_len_bytes: u64, peer: Peer) -> String {
     let head = request(input);
     let mut out = Vec::new();
-    write_request_head(&head, input, CLIENT_IP, body_len_bytes, &mut out);
+    write_request_head(&head, input, peer, body_len_bytes, &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -99,10 +110,94 @@ fn the_client_ip_may_be_ipv6() {
     let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     let head = request(input);
     let mut out = Vec::new();
-    write_request_head(&head, input, IpAddr::V6(Ipv6Addr::LOCALHOST), 0, &mut out);
+    let peer = Peer {
+        ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ..DIRECT
+    };
+    write_request_head(&head, input, peer, 0, &mut out);
     assert!(String::from_utf8(out)
         .unwrap()
         .contains("X-Forwarded-For: ::1\r\n"));
+}
+
+const PROXIED: &[u8] = b"POST /login HTTP/1.1\r\n\
+    Host: app.internal:8000\r\n\
+    X-Forwarded-For: 198.51.100.1\r\n\
+    X-Forwarded-For: 10.0.0.2\r\n\
+    X-Forwarded-Proto: https\r\n\
+    X-Forwarded-Host: example.com\r\n\
+    X-Forwarded-Port: 443\r\n\
+    Forwarded: for=198.51.100.1;proto=https\r\n\
+    X-Real-IP: 198.51.100.1\r\n\
+    Content-Length: 0\r\n\
+    \r\n";
+
+#[test]
+fn a_trusted_proxys_forwarding_fields_are_kept_and_the_lists_extended() {
+    let trusted = Peer {
+        trusted: true,
+        ..DIRECT
+    };
+    assert_eq!(
+        forwarded_from(PROXIED, 0, trusted),
+        "POST /login HTTP/1.1\r\n\
+         Host: app.internal:8000\r\n\
+         X-Forwarded-Port: 443\r\n\
+         X-Real-IP: 198.51.100.1\r\n\
+         X-Forwarded-For: 198.51.100.1, 10.0.0.2, 203.0.113.7\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: example.com\r\n\
+         Forwarded: for=198.51.100.1;proto=https, for=203.0.113.7;proto=http\r\n\
+         Content-Length: 0\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn an_untrusted_peers_forwarding_fields_are_replaced_by_ferrys() {
+    assert_eq!(
+        forwarded_from(PROXIED, 0, DIRECT),
+        "POST /login HTTP/1.1\r\n\
+         Host: app.internal:8000\r\n\
+         X-Forwarded-For: 203.0.113.7\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: app.internal:8000\r\n\
+         Content-Length: 0\r\n\
+         \r\n"
+    );
+}
+
+#[test]
+fn over_tls_the_scheme_is_https_unless_a_trusted_proxy_says_otherwise() {
+    let input = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Proto: http\r\n\r\n";
+    let tls = Peer {
+        tls: true,
+        ..DIRECT
+    };
+    let out = forwarded_from(input, 0, tls);
+    assert!(out.contains("X-Forwarded-Proto: https\r\n"), "{out}");
+    assert!(!out.contains("X-Forwarded-Proto: http\r\n"), "{out}");
+    let out = forwarded_from(
+        input,
+        0,
+        Peer {
+            trusted: true,
+            ..tls
+        },
+    );
+    assert!(out.contains("X-Forwarded-Proto: http\r\n"), "{out}");
+    // A trusted Forwarded list gets ferry's own scheme, and IPv6 in RFC 7239's form.
+    let input = b"GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=192.0.2.9\r\n\r\n";
+    let v6 = Peer {
+        ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        tls: true,
+        trusted: true,
+    };
+    let out = forwarded_from(input, 0, v6);
+    assert!(
+        out.contains("Forwarded: for=192.0.2.9, for=\"[::1]\";proto=https\r\n"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub use self::{
     error::HttpError,
     error_page::{canonical_reason, error_response},
     fields::{Field, FieldKind},
-    forward::{write_request_head, write_response_head, BodyRelay, ClientSide, ResponsePlan},
+    forward::{write_request_head, write_response_head, BodyRelay, ClientSide, Peer, ResponsePlan},
     limits::Limits,
     message::{Span, Version},
     request::{parse_request_head, BodyFraming, Method, RequestHead, RequestParser, TargetForm},

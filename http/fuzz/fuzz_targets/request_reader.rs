@@ -13,7 +13,7 @@
 mod common;
 
 use ferry_http::{
-    write_request_head, BodyFraming, BodyReader, HttpError, Limits, RequestHead, RequestParser,
+    write_request_head, BodyFraming, Peer, BodyReader, HttpError, Limits, RequestHead, RequestParser,
     TargetForm,
 };
 use libfuzzer_sys::fuzz_target;
@@ -128,7 +128,13 @@ fn run(input: &[u8], pieces: &[usize], limits: Limits) -> Connection {
 fn forward_checked(state: &Body) -> Vec<u8> {
     let (head, buf) = (&state.head, state.head_bytes.as_slice());
     let mut forward = Vec::new();
-    write_request_head(head, buf, CLIENT, state.payload.len() as u64, &mut forward);
+    // Both ways of treating forwarding fields: dropped, and kept from a trusted proxy.
+    let peer = Peer {
+        ip: CLIENT,
+        tls: false,
+        trusted: buf.len() % 2 == 0,
+    };
+    write_request_head(head, buf, peer, state.payload.len() as u64, &mut forward);
     forward.extend_from_slice(&state.payload);
 
     let limits = common::relaxed_limits();
