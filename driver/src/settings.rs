@@ -160,6 +160,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::{CommandFactory, FromArgMatches};
+    use std::path::Path;
 
     fn resolve_with(
         argv: &[&str],
@@ -223,6 +224,24 @@ mod tests {
             .unwrap()
             .args;
         assert_eq!(args.concurrency, Some(2));
+    }
+
+    #[test]
+    fn https_and_trusted_proxies_come_from_the_file_and_the_environment() {
+        let file = r#"{"ssl": true, "ssl_certificate": "tls/cert.pem",
+                       "ssl_certificate_key": "/etc/key.pem", "ssl_port": 8443}"#;
+        let env = [("PASSENGER_FORWARDED_ALLOW_IPS", "10.0.0.0/8")];
+        let args = resolve_with(&[], &env, Some(file)).unwrap().args;
+        assert!(args.ssl);
+        assert!(args.ssl_certificate.unwrap().ends_with("tls/cert.pem"));
+        assert_eq!(args.ssl_certificate_key.unwrap(), Path::new("/etc/key.pem"));
+        assert_eq!(args.ssl_port, Some(8443));
+        assert!(args.forwarded_allow_ips.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!args
+            .forwarded_allow_ips
+            .trusts("127.0.0.1".parse().unwrap()));
+        let error = resolve_with(&[], &[("FERRY_FORWARDED_ALLOW_IPS", "a.b")], None).unwrap_err();
+        assert!(error.contains("FERRY_FORWARDED_ALLOW_IPS"), "{error}");
     }
 
     #[test]

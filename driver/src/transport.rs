@@ -74,9 +74,12 @@ impl Transport {
     }
 
     /// Before closing: tells a TLS peer the stream ends here (a `close_notify` alert), as far
-    /// as the socket takes it now.
+    /// as the socket takes it now. A handshake that never finished just ends.
     pub fn end(&mut self) {
         if let Transport::Tls(tls) = self {
+            if tls.session.is_handshaking() {
+                return;
+            }
             tls.session.send_close_notify();
             let _ = tls.send_records();
         }

@@ -53,7 +53,8 @@ size), SERVER_NAME / SERVER_PORT (from Host; default 'localhost' and 80 or
 '127.0.0.1'), HTTP_* for every other header (duplicates joined with ',', or
 '; ' for Cookie; names containing '_' are dropped so that e.g.
 ``X_Forwarded_For`` cannot spoof HTTP_X_FORWARDED_FOR), wsgi.version (1, 0),
-wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'), wsgi.input,
+wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'; ferry sends
+its own unless the peer is a trusted proxy), HTTPS ('on' for https), wsgi.input,
 wsgi.errors (sys.stderr), wsgi.multithread False, wsgi.multiprocess True,
 wsgi.run_once False, wsgi.input_terminated True.
 
@@ -527,6 +528,9 @@ class _Server(object):
         else:
             scheme = "http"
         environ["wsgi.url_scheme"] = scheme
+        if scheme == "https":
+            # CGI's flag for a secure request, which some frameworks read instead.
+            environ["HTTPS"] = "on"
         environ["SERVER_NAME"], environ["SERVER_PORT"] = _server_name_port(environ.get("HTTP_HOST"), scheme)
         xff = environ.get("HTTP_X_FORWARDED_FOR")
         remote = xff.rsplit(",", 1)[-1].strip() if xff else ""

@@ -11,7 +11,10 @@
 //! - [`http_client`]: [`HttpClient`], a keep-alive client for well-formed exchanges;
 //!   [`raw_conn`]: [`RawConn`], any bytes out and byte-exact responses back, for broken input;
 //!   [`load`]: concurrent and steady client load.
-//! - [`recording_app`]: a Python app that records every request it receives.
+//! - [`recording_app`]: a Python app that records every request it receives; [`env_app`]: a
+//!   WSGI app that answers with the scheme and forwarding fields it saw.
+//! - [`tls`]: HTTPS clients (rustls, curl, openssl s_client) and a certificate made at test
+//!   time.
 //! - [`paths`], [`processes`], [`tempdir`], [`wait`]: the binaries and repository, signals and
 //!   liveness by pid, temporary directories, bounded waits.
 //!
@@ -19,6 +22,7 @@
 //! whichever module holds it.
 
 pub mod commands;
+pub mod env_app;
 pub mod http_client;
 pub mod load;
 pub mod paths;
@@ -28,6 +32,7 @@ pub mod recording_app;
 pub mod server;
 pub mod status;
 pub mod tempdir;
+pub mod tls;
 pub mod wait;
 
 pub use commands::{run_ferry, run_ferry_with_env, Finished};
