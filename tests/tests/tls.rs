@@ -6,7 +6,7 @@
 use ferry_e2e::env_app::env_app;
 use ferry_e2e::tls::{curl, s_client, TestCert};
 use ferry_e2e::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
