@@ -98,7 +98,10 @@ fn a_chunked_post_body_reaches_the_app_dechunked() {
 
 #[test]
 fn x_forwarded_for_is_set_by_ferry_and_a_client_sent_one_is_replaced() {
-    let ferry = started();
+    // The test's client, on loopback, is not a trusted proxy here (by default it would be:
+    // tests/tests/forwarded.rs).
+    let ferry = Ferry::start_testapp(&["--forwarded-allow-ips", "192.0.2.1"], &[]);
+    ferry.wait_ready(1, LIMIT);
     let mut client = HttpClient::connect(ferry.addr()).unwrap();
     let echo = echoed(&client.get("/echo").unwrap());
     assert_eq!(received_header(&echo, "x-forwarded-for"), vec!["127.0.0.1"]);
