@@ -127,6 +127,9 @@ fn the_wsgi_app_sees_https_and_both_ports_serve_at_once() {
     let mut args = vec![app.path().display().to_string()];
     args.extend(cert.ssl_args());
     args.extend(["--ssl-port".to_string(), ssl_port.to_string()]);
+    // The metrics listener beside both: each socket has an event-loop token of its own.
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    args.extend(["--metrics-address".to_string(), metrics.to_string()]);
     let ferry = start(&args);
     ferry.wait_output(
         &format!("Accessible via: https://127.0.0.1:{ssl_port}/"),
@@ -148,6 +151,7 @@ fn the_wsgi_app_sees_https_and_both_ports_serve_at_once() {
     assert_eq!(plain["wsgi.url_scheme"], "http", "{plain}");
     assert_eq!(plain["HTTPS"], serde_json::Value::Null, "{plain}");
     assert_eq!(plain["HTTP_X_FORWARDED_PROTO"], "http", "{plain}");
+    assert_eq!(get(metrics, "/health").expect("/health").status, 200);
     // Plain HTTP to the HTTPS port is no request: the connection just ends.
     let mut wrong = RawConn::connect(std::net::SocketAddr::from(([127, 0, 0, 1], ssl_port)));
     wrong.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
