@@ -295,3 +295,52 @@ fn a_log_path_that_cannot_be_opened_is_refused_at_start() {
         finished.stderr
     );
 }
+
+#[test]
+fn a_client_gone_before_its_answer_is_logged_as_499() {
+    let dir = TempDir::new("ferry-e2e-access");
+    let log = dir.path().join("access.log");
+    let ferry = Ferry::start_testapp(&["--access-log", log.to_str().unwrap()], &[]);
+    ferry.wait_ready(1, LIMIT);
+    let mut conn = RawConn::connect(ferry.addr());
+    conn.send(b"GET /sleep?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_for("the request to reach the app", LIMIT, || {
+        (ferry.group()["processes"][0]["sessions"] == 1).then_some(())
+    });
+    drop(conn);
+    let lines = wait_lines(&log, 1);
+    let line = parse_line(&lines[0]);
+    assert_eq!(
+        (line.request.as_str(), line.status, line.body_bytes),
+        ("GET /sleep?ms=3000 HTTP/1.1", 499, 0)
+    );
+    assert!(line.pid.is_some() && line.request_time_s < 3.0, "{line:?}");
+}
+
+#[test]
+fn a_request_cut_by_max_request_time_is_logged_as_504() {
+    let dir = TempDir::new("ferry-e2e-access");
+    let log = dir.path().join("access.log");
+    let ferry = Ferry::start_testapp(
+        &[
+            "--access-log",
+            log.to_str().unwrap(),
+            "--max-request-time",
+            "1",
+        ],
+        &[],
+    );
+    ferry.wait_ready(1, LIMIT);
+    assert_eq!(
+        ferry_e2e::get(ferry.addr(), "/sleep?ms=5000")
+            .unwrap()
+            .status,
+        504
+    );
+    let line = parse_line(&wait_lines(&log, 1)[0]);
+    assert_eq!(
+        (line.request.as_str(), line.status),
+        ("GET /sleep?ms=5000 HTTP/1.1", 504)
+    );
+    assert!(line.pid.is_some() && line.request_time_s >= 1.0, "{line:?}");
+}
