@@ -756,7 +756,7 @@ impl Server {
             Command::Reject { request, reason } => self.reject(request, reason),
             Command::Fail { request, .. } => self.fail_request(request),
             Command::TimeOut { request, .. } => self.time_out_request(request),
-            Command::Kill { process, mode } => {
+            Command::Kill { process, mode, .. } => {
                 if let Some(child) = self.children.get(&process) {
                     child.process.signal(mode == ferry_engine::KillMode::Force);
                 } else {

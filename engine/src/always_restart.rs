@@ -42,6 +42,11 @@ impl Engine {
             .find(|id| *id >= fresh_from && self.processes[id].assigned() == 0)
     }
 
+    /// Whether a waiting request of the group needs a fresh process.
+    pub(crate) fn fresh_waiting(&self, group_id: GroupId) -> bool {
+        self.oldest_fresh(group_id).is_some()
+    }
+
     /// The oldest waiting request's `fresh_from`, if it needs a fresh process.
     fn oldest_fresh(&self, group_id: GroupId) -> Option<ProcessId> {
         let group = self.group(group_id);

@@ -23,8 +23,8 @@
 
 use crate::engine::Engine;
 use crate::ids::GroupId;
-use crate::io::RejectReason;
 use crate::lifecycle::backoff_delay;
+use crate::reasons::RejectReason;
 use crate::time::Instant;
 use crate::timers::Timer;
 use alloc::string::String;

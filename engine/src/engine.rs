@@ -3,10 +3,11 @@
 use crate::config::{Config, ConfigError, PoolConfig};
 use crate::group::Group;
 use crate::ids::{GroupId, ProcessId, RequestId};
-use crate::io::{Command, Input, KillMode, RejectReason};
+use crate::io::{Command, Input, KillMode};
 use crate::process::{Process, ProcessState};
+use crate::reasons::{KillReason, RejectReason};
 use crate::requests::SessionEnd;
-use crate::status::Totals;
+use crate::status::{Decision, Totals, RECENT_DECISIONS};
 use crate::time::Instant;
 use crate::timers::{Timer, Timers};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -37,6 +38,8 @@ pub struct Engine {
     pub(crate) next_process_id: u64,
     pub(crate) shutdown: Option<ShutdownState>,
     pub(crate) totals: Totals,
+    /// The latest decisions with a reason, oldest first, at most `RECENT_DECISIONS`.
+    pub(crate) recent_decisions: VecDeque<Decision>,
     /// Groups whose spawning needs a look after this input: a flag per group, and the same
     /// groups as a list so that an input touching one group costs O(1), not O(groups).
     pub(crate) dirty: Vec<bool>,
@@ -96,6 +99,7 @@ impl Engine {
             next_process_id: 1,
             shutdown: None,
             totals: Totals::default(),
+            recent_decisions: VecDeque::with_capacity(RECENT_DECISIONS),
             dirty: alloc::vec![false; group_count],
             dirty_groups: Vec::with_capacity(group_count),
             all_dirty: true,
@@ -227,6 +231,23 @@ impl Engine {
     }
 
     pub(crate) fn push(&mut self, command: Command) {
+        let decided = match command {
+            Command::Spawn { .. }
+            | Command::Kill { .. }
+            | Command::Reject { .. }
+            | Command::Fail { .. }
+            | Command::TimeOut { .. } => true,
+            Command::Forward { .. } | Command::ShutdownComplete => false,
+        };
+        if decided {
+            if self.recent_decisions.len() == RECENT_DECISIONS {
+                self.recent_decisions.pop_front();
+            }
+            self.recent_decisions.push_back(Decision {
+                at: self.now,
+                command: command.clone(),
+            });
+        }
         self.commands.push_back(command);
     }
 
@@ -282,7 +303,8 @@ impl Engine {
     }
 
     /// Sends a kill and waits for the exit; escalates to a forced kill after `kill_timeout`.
-    pub(crate) fn stop_process(&mut self, id: ProcessId, mode: KillMode) {
+    /// A process already stopping keeps the reason it was stopped for.
+    pub(crate) fn stop_process(&mut self, id: ProcessId, mode: KillMode, reason: KillReason) {
         let Some(process) = self.processes.get(&id) else {
             return;
         };
@@ -291,15 +313,47 @@ impl Engine {
         {
             return;
         }
+        let reason = match process.state {
+            ProcessState::Stopping => process.stop_reason.unwrap_or(reason),
+            _ => reason,
+        };
         self.update_process(id, |p| {
             p.state = ProcessState::Stopping;
             p.force_killed |= mode == KillMode::Force;
+            p.stop_reason = Some(reason);
         });
-        self.push(Command::Kill { process: id, mode });
+        self.push(Command::Kill {
+            process: id,
+            mode,
+            reason,
+        });
         if mode == KillMode::Graceful {
             self.timers
                 .set(self.now + self.pool.kill_timeout, Timer::KillTimeout(id));
         }
+    }
+
+    /// Takes a ready process out of rotation for `reason`: it stops once its sessions end
+    /// ([`Engine::stop_drained`]).
+    pub(crate) fn drain(&mut self, id: ProcessId, reason: KillReason) {
+        self.update_process(id, |p| {
+            p.state = ProcessState::Draining;
+            p.stop_reason = Some(reason);
+        });
+    }
+
+    /// Stops a draining process whose sessions have ended, for the reason it was drained.
+    pub(crate) fn stop_drained(&mut self, id: ProcessId) {
+        let Some(process) = self.processes.get(&id) else {
+            return;
+        };
+        // Every way into draining goes through `drain`, which sets the reason.
+        debug_assert!(
+            process.stop_reason.is_some(),
+            "{id} drained without a reason"
+        );
+        let reason = process.stop_reason.unwrap_or(KillReason::Detached);
+        self.stop_process(id, KillMode::Graceful, reason);
     }
 
     /// Ends a request without a process session: answered 503 by the caller.

@@ -28,6 +28,10 @@ pub(crate) struct Group {
     pub generation: u32,
     /// Spawns owed to retired or outdated processes, so capacity is replaced, not lost.
     pub replacements_owed: usize,
+    /// Processes that failed while serving (crashed, refused a connection, timed out) and
+    /// whose replacement has not been spawned: the next spawns for `min_instances` or the
+    /// demand are their replacements. Cleared when the group needs no such spawn.
+    pub failed_unreplaced: usize,
     /// Consecutive start failures since a process last became ready.
     pub failure_streak: u32,
     /// No spawn before this instant: the backoff after start failures.
@@ -70,6 +74,7 @@ impl Group {
             outdated_ready: 0,
             generation: 0,
             replacements_owed: 0,
+            failed_unreplaced: 0,
             failure_streak: 0,
             backoff_until: None,
             last_spawn_error: None,

@@ -1,6 +1,7 @@
 //! What goes into the engine ([`Input`]) and what comes out ([`Command`]).
 
 use crate::ids::{GroupId, ProcessId, RequestId};
+use crate::reasons::{FailReason, KillReason, RejectReason, SpawnReason};
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
@@ -120,34 +121,8 @@ pub enum KillMode {
     Force,
 }
 
-/// Why a request is answered 503 without reaching a process.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RejectReason {
-    /// The group's queue is at `max_request_queue_size`.
-    QueueFull,
-    /// The group has no process and its spawns are failing; the last spawn error.
-    SpawnFailing {
-        /// The group's last start failure.
-        error: String,
-    },
-    /// The pool is shutting down.
-    ShuttingDown,
-    /// The server itself is out of resources (file descriptors, memory); what ran out.
-    OutOfResources {
-        /// What ran out.
-        error: String,
-    },
-    /// The request waited in the queue for `max_request_queue_time`.
-    QueueTimeout,
-    /// The request named a group the engine does not have: a caller's mistake, answered
-    /// rather than left hanging.
-    UnknownGroup {
-        /// The group it named.
-        group: GroupId,
-    },
-}
-
-/// Something the driver must carry out.
+/// Something the driver must carry out. Every command that starts or stops a process, or
+/// answers a request in the engine's place, says why.
 #[must_use]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -158,6 +133,8 @@ pub enum Command {
         group: GroupId,
         /// The id the engine knows it by from now on; new, never reused.
         process: ProcessId,
+        /// Why the group needs it.
+        reason: SpawnReason,
     },
     /// Send `request` to `process`; report its end with [`Input::RequestFinished`] (or
     /// [`Input::RequestFailed`], [`Input::ProcessRefused`], [`Input::ForwardFailed`]).
@@ -180,6 +157,8 @@ pub enum Command {
         request: RequestId,
         /// The process it was forwarded to, now gone.
         process: ProcessId,
+        /// How the process came to be gone.
+        reason: FailReason,
     },
     /// Answer `request` with 504: it ran for `max_request_time` on `process`, which the
     /// engine is stopping; the request has ended.
@@ -196,6 +175,8 @@ pub enum Command {
         process: ProcessId,
         /// Ask or force.
         mode: KillMode,
+        /// Why it goes.
+        reason: KillReason,
     },
     /// After [`Input::Shutdown`]: no process and no request is left.
     ShutdownComplete,

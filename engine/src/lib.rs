@@ -24,10 +24,11 @@
 //! # How it is built
 //!
 //! [`Engine`] holds the state and the entry points (`engine.rs`); [`Input`] and [`Command`]
-//! are in `io.rs`. Each kind of decision has a module of its own: `requests.rs` (arrival,
-//! routing, the queue, deadlines), `lifecycle.rs` (spawns, readiness, exits, restarts, idle
-//! shutdown, shutting down), `scaling.rs` with `demand.rs` (when to spawn and when to
-//! shrink), `crash_policy.rs` (backoff and the spawn-rate bound), `always_restart.rs`.
+//! are in `io.rs`, the reasons commands carry in `reasons.rs`. Each kind of decision has a
+//! module of its own: `requests.rs` (arrival, routing, the queue, deadlines), `lifecycle.rs`
+//! (spawns, readiness, exits, restarts, idle shutdown, shutting down), `scaling.rs` with
+//! `demand.rs` (when to spawn and when to shrink, and why), `crash_policy.rs` (backoff and
+//! the spawn-rate bound), `always_restart.rs`.
 //! `invariants.rs` states and checks the invariants; `timers.rs` is one heap of deadlines;
 //! `status.rs` takes snapshots for `ferry status`.
 //!
@@ -126,6 +127,7 @@ mod invariants;
 mod io;
 mod lifecycle;
 mod process;
+mod reasons;
 mod requests;
 mod scaling;
 mod status;
@@ -136,9 +138,10 @@ pub use config::{Config, ConfigError, GroupConfig, PoolConfig};
 pub use engine::Engine;
 pub use ids::{GroupId, ProcessId, RequestId};
 pub use invariants::Violation;
-pub use io::{Command, Input, KillMode, RejectReason};
+pub use io::{Command, Input, KillMode};
 pub use process::ProcessState;
-pub use status::{GroupStatus, PoolStatus, ProcessStatus, Totals};
+pub use reasons::{FailReason, KillReason, RejectReason, SpawnReason};
+pub use status::{Decision, GroupStatus, PoolStatus, ProcessStatus, Totals, RECENT_DECISIONS};
 pub use time::Instant;
 
 /// Ways to break the engine on purpose, so tests can show that each invariant check fails

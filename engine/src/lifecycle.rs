@@ -3,8 +3,9 @@
 
 use crate::engine::{Engine, ShutdownState};
 use crate::ids::{GroupId, ProcessId};
-use crate::io::{Command, KillMode, RejectReason};
+use crate::io::{Command, KillMode};
 use crate::process::{Process, ProcessState};
+use crate::reasons::{FailReason, KillReason, RejectReason, SpawnReason};
 use crate::timers::Timer;
 use alloc::format;
 use alloc::string::String;
@@ -12,7 +13,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 impl Engine {
-    pub(crate) fn spawn(&mut self, group_id: GroupId) {
+    pub(crate) fn spawn(&mut self, group_id: GroupId, reason: SpawnReason) {
         let id = ProcessId(self.next_process_id);
         self.next_process_id += 1;
         let now = self.now;
@@ -29,6 +30,7 @@ impl Engine {
         self.push(Command::Spawn {
             group: group_id,
             process: id,
+            reason,
         });
     }
 
@@ -67,7 +69,7 @@ impl Engine {
 
     pub(crate) fn spawn_failed(&mut self, id: ProcessId, error: String) {
         if let Some(process) = self.remove_process(id) {
-            self.fail_in_flight(id, &process);
+            self.fail_in_flight(id, &process, &error);
             self.record_start_failure(process.group, error);
         }
     }
@@ -76,7 +78,7 @@ impl Engine {
         let Some(process) = self.remove_process(id) else {
             return;
         };
-        self.fail_in_flight(id, &process);
+        self.fail_in_flight(id, &process, description);
         let group_id = process.group;
         match process.state {
             ProcessState::Spawning => {
@@ -94,19 +96,31 @@ impl Engine {
                 }
             }
             ProcessState::Ready | ProcessState::Draining => {
+                if process.state == ProcessState::Ready {
+                    self.group_mut(group_id).failed_unreplaced += 1;
+                }
                 let error = format!("an app process exited unexpectedly ({description})");
                 self.record_crash(group_id, error);
             }
         }
     }
 
-    fn fail_in_flight(&mut self, id: ProcessId, process: &Process) {
+    /// Fails the requests a process that is gone still held; `description` says how it
+    /// ended.
+    fn fail_in_flight(&mut self, id: ProcessId, process: &Process, description: &str) {
+        let reason = match (process.state, process.stop_reason) {
+            (ProcessState::Stopping, Some(reason)) => FailReason::Stopped { reason },
+            _ => FailReason::Crashed {
+                description: description.into(),
+            },
+        };
         for request in &process.in_flight {
             self.requests.remove(request);
             self.totals.failed += 1;
             self.push(Command::Fail {
                 request: *request,
                 process: id,
+                reason: reason.clone(),
             });
         }
     }
@@ -124,7 +138,9 @@ impl Engine {
         for id in members {
             let process = &self.processes[&id];
             match process.state {
-                ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
+                ProcessState::Spawning => {
+                    self.stop_process(id, KillMode::Graceful, KillReason::Restart)
+                }
                 // Ready processes of an even older generation (a restart during a restart)
                 // are counted already.
                 ProcessState::Ready if process.generation == old_generation => {
@@ -151,25 +167,26 @@ impl Engine {
             .min_by_key(|(id, p)| p.idle_key(*id))
             .map(|(id, _)| id);
         if let Some(id) = oldest {
-            self.retire(id);
+            self.retire(id, KillReason::Restart);
         }
     }
 
-    /// Takes a ready process out of rotation: stopped now if idle, else once its sessions end.
-    pub(crate) fn retire(&mut self, id: ProcessId) {
+    /// Takes a ready process out of rotation for `reason`: stopped now if idle, else once its
+    /// sessions end.
+    pub(crate) fn retire(&mut self, id: ProcessId, reason: KillReason) {
         match self.processes.get(&id).map(|p| (p.state, p.sessions)) {
-            Some((ProcessState::Ready, 0)) => self.stop_process(id, KillMode::Graceful),
-            Some((ProcessState::Ready, _)) => {
-                self.update_process(id, |p| p.state = ProcessState::Draining);
-            }
+            Some((ProcessState::Ready, 0)) => self.stop_process(id, KillMode::Graceful, reason),
+            Some((ProcessState::Ready, _)) => self.drain(id, reason),
             _ => {}
         }
     }
 
     pub(crate) fn detach_process(&mut self, id: ProcessId) {
         match self.processes.get(&id).map(|p| p.state) {
-            Some(ProcessState::Spawning) => self.stop_process(id, KillMode::Graceful),
-            Some(ProcessState::Ready) => self.retire(id),
+            Some(ProcessState::Spawning) => {
+                self.stop_process(id, KillMode::Graceful, KillReason::Detached)
+            }
+            Some(ProcessState::Ready) => self.retire(id, KillReason::Detached),
             _ => return,
         }
         let group_id = self.processes[&id].group;
@@ -228,7 +245,7 @@ impl Engine {
             });
         }
         self.totals.idle_shutdowns += 1;
-        self.stop_process(id, KillMode::Graceful);
+        self.stop_process(id, KillMode::Graceful, KillReason::Idle);
     }
 
     pub(crate) fn fire(&mut self, timer: Timer) {
@@ -271,12 +288,13 @@ impl Engine {
                         .start_timeout
                         .as_secs_f64();
                     p.start_failure = Some(format!("the app did not start within {seconds} s"));
-                    self.stop_process(id, KillMode::Force);
+                    self.stop_process(id, KillMode::Force, KillReason::StartTimeout);
                 }
             }
             Timer::KillTimeout(id) => {
-                if self.processes.contains_key(&id) {
-                    self.stop_process(id, KillMode::Force);
+                // Forced for the reason it was asked to stop.
+                if let Some(reason) = self.processes.get(&id).and_then(|p| p.stop_reason) {
+                    self.stop_process(id, KillMode::Force, reason);
                 }
             }
             Timer::BackoffOver(group_id) => self.mark_dirty(group_id),
@@ -291,7 +309,7 @@ impl Engine {
                 self.reject_queued_at_shutdown(None);
                 let ids: Vec<ProcessId> = self.processes.keys().copied().collect();
                 for id in ids {
-                    self.stop_process(id, KillMode::Graceful);
+                    self.stop_process(id, KillMode::Graceful, KillReason::Shutdown);
                 }
             }
         }
@@ -338,8 +356,10 @@ impl Engine {
             let members: Vec<ProcessId> = self.group(group_id).processes.iter().copied().collect();
             for id in members {
                 match self.processes[&id].state {
-                    ProcessState::Spawning => self.stop_process(id, KillMode::Graceful),
-                    ProcessState::Ready => self.retire(id),
+                    ProcessState::Spawning => {
+                        self.stop_process(id, KillMode::Graceful, KillReason::Shutdown)
+                    }
+                    ProcessState::Ready => self.retire(id, KillReason::Shutdown),
                     ProcessState::Draining | ProcessState::Stopping => {}
                 }
             }

@@ -1,6 +1,7 @@
 //! One app process as the engine sees it.
 
 use crate::ids::{GroupId, ProcessId, RequestId};
+use crate::reasons::KillReason;
 use crate::time::Instant;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -48,6 +49,8 @@ pub(crate) struct Process {
     /// It stopped taking connections while ready: its exit is a crash, not a stop we asked
     /// for.
     pub refused: bool,
+    /// Why it was taken out of service (draining or stopping): the reason its kill carries.
+    pub stop_reason: Option<KillReason>,
 }
 
 impl Process {
@@ -67,6 +70,7 @@ impl Process {
             start_failure: None,
             force_killed: false,
             refused: false,
+            stop_reason: None,
         }
     }
 

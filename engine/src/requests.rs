@@ -2,8 +2,9 @@
 
 use crate::engine::{Engine, Request};
 use crate::ids::{GroupId, ProcessId, RequestId};
-use crate::io::{Command, KillMode, RejectReason};
+use crate::io::{Command, KillMode};
 use crate::process::ProcessState;
+use crate::reasons::{KillReason, RejectReason};
 use crate::timers::Timer;
 
 /// How a session ended, for the totals.
@@ -149,14 +150,14 @@ impl Engine {
         });
         if fresh && state == ProcessState::Ready {
             // Its one request: it leaves once that ends, and the next request gets its own.
-            self.update_process(process_id, |p| p.state = ProcessState::Draining);
+            self.drain(process_id, KillReason::AlwaysRestart);
             self.mark_dirty(group_id);
             return;
         }
         let max_requests = self.group(group_id).config.max_requests;
         if max_requests != 0 && assigned >= max_requests && state == ProcessState::Ready {
             // Retire it now, not after its last request: its replacement starts while it drains.
-            self.update_process(process_id, |p| p.state = ProcessState::Draining);
+            self.drain(process_id, KillReason::MaxRequests);
             self.group_mut(group_id).replacements_owed += 1;
             self.mark_dirty(group_id);
         }
@@ -198,7 +199,7 @@ impl Engine {
         let idle_timer_armed = process.idle_timer_armed;
         match (state, sessions) {
             (ProcessState::Ready, 0) if !idle_timer_armed => self.arm_idle_timer(process_id),
-            (ProcessState::Draining, 0) => self.stop_process(process_id, KillMode::Graceful),
+            (ProcessState::Draining, 0) => self.stop_drained(process_id),
             _ => {}
         }
         self.dispatch(group_id);
@@ -260,7 +261,7 @@ impl Engine {
         self.reject(request, RejectReason::OutOfResources { error });
         match (state, sessions) {
             (ProcessState::Ready, 0) if !idle_timer_armed => self.arm_idle_timer(process_id),
-            (ProcessState::Draining, 0) => self.stop_process(process_id, KillMode::Graceful),
+            (ProcessState::Draining, 0) => self.stop_drained(process_id),
             _ => {}
         }
         self.dispatch(group_id);
@@ -309,16 +310,21 @@ impl Engine {
                 p.in_flight.swap_remove(at);
             }
         });
-        let process = &self.processes[&process_id];
-        if matches!(process.state, ProcessState::Ready | ProcessState::Draining) {
+        let state = self.processes[&process_id].state;
+        if matches!(state, ProcessState::Ready | ProcessState::Draining) {
             // No new requests go there; sessions it still has may finish. Its exit, which
             // says what happened to it, is counted as a crash (see `crate::crash_policy`).
+            if state == ProcessState::Ready {
+                self.group_mut(group_id).failed_unreplaced += 1;
+            }
             self.update_process(process_id, |p| p.refused = true);
-            self.retire(process_id);
-            if self.processes[&process_id].state == ProcessState::Draining
-                && self.processes[&process_id].sessions == 0
-            {
-                self.stop_process(process_id, KillMode::Graceful);
+            self.retire(process_id, KillReason::ConnectionRefused);
+            if self.processes[&process_id].state == ProcessState::Draining {
+                // Drained for another reason before: the refusal is why it goes now.
+                self.drain(process_id, KillReason::ConnectionRefused);
+                if self.processes[&process_id].sessions == 0 {
+                    self.stop_drained(process_id);
+                }
             }
             self.mark_dirty(group_id);
         }
@@ -385,7 +391,10 @@ impl Engine {
                 "a request ran longer than max_request_time ({seconds} s); its process was stopped"
             ),
         );
-        self.stop_process(process_id, KillMode::Graceful);
+        if self.processes.get(&process_id).map(|p| p.state) == Some(ProcessState::Ready) {
+            self.group_mut(entry.group).failed_unreplaced += 1;
+        }
+        self.stop_process(process_id, KillMode::Graceful, KillReason::RequestTimeout);
         self.mark_dirty(entry.group);
     }
 

@@ -6,8 +6,24 @@ use crate::engine::Engine;
 use crate::ids::{GroupId, ProcessId};
 use crate::io::Command;
 use crate::process::ProcessState;
+use crate::reasons::{KillReason, SpawnReason};
 use crate::time::Instant;
 use crate::timers::Timer;
+use alloc::vec::Vec;
+
+/// What a group should add now, before any limit (see [`Engine::spawn_need`]).
+struct SpawnNeed {
+    /// Up to `min_instances`.
+    for_min: usize,
+    /// For the demand (or the fresh requests of always-restart mode).
+    for_demand: usize,
+    /// For outdated processes of a restart.
+    for_restart: usize,
+    /// Everything but `for_min`: the demand, restarts and replacements owed.
+    other: usize,
+    /// The part of `other` that may take capacity from another group.
+    other_blocking: usize,
+}
 
 impl Engine {
     /// Runs after every input: spawns what the groups need, frees pool slots for groups that
@@ -59,10 +75,10 @@ impl Engine {
     ///   nothing waits here while other groups wait for room;
     /// - one per outdated process during a restart, and one per retired process.
     ///
-    /// Returns `(for_min, other, other_blocking)`: `other_blocking` leaves out spawns for the
-    /// load alone while nothing waits in the group, which never take capacity from another
-    /// group (they wait for room like nobody's business).
-    fn spawn_need(&self, group_id: GroupId) -> (usize, usize, usize) {
+    /// `other_blocking` leaves out spawns for the load alone while nothing waits in the
+    /// group, which never take capacity from another group (they wait for room like nobody's
+    /// business).
+    fn spawn_need(&self, group_id: GroupId) -> SpawnNeed {
         let group = self.group(group_id);
         let for_min = group.config.min_instances.saturating_sub(group.active());
         #[cfg(feature = "sabotage")]
@@ -91,7 +107,54 @@ impl Engine {
         } else {
             other
         };
-        (for_min, other, other_blocking)
+        SpawnNeed {
+            for_min,
+            for_demand,
+            for_restart,
+            other,
+            other_blocking,
+        }
+    }
+
+    /// Why each of the next `spawns` spawns of the group happens, most specific cause first:
+    /// a failing start is retried; a restart, a `max_requests` retirement or a failed process
+    /// is replaced; then `min_instances`; the rest is for the demand.
+    fn spawn_reasons(
+        &self,
+        group_id: GroupId,
+        need: &SpawnNeed,
+        spawns: usize,
+    ) -> Vec<SpawnReason> {
+        let group = self.group(group_id);
+        if group.starts_failing {
+            return alloc::vec![SpawnReason::StartRetry; spawns];
+        }
+        let replaceable = need.for_min.max(need.for_demand);
+        let demand = match group.fresh_seen && self.fresh_waiting(group_id) {
+            true => SpawnReason::AlwaysRestart,
+            false => SpawnReason::Demand,
+        };
+        let mut budgets = [
+            (SpawnReason::Restart, need.for_restart),
+            (SpawnReason::MaxRequests, group.replacements_owed),
+            (
+                SpawnReason::Replacement,
+                group.failed_unreplaced.min(replaceable),
+            ),
+            (SpawnReason::MinInstances, need.for_min),
+        ];
+        (0..spawns)
+            .map(|_| {
+                let budget = budgets.iter_mut().find(|(_, left)| *left > 0);
+                match budget {
+                    Some((reason, left)) => {
+                        *left -= 1;
+                        *reason
+                    }
+                    None => demand,
+                }
+            })
+            .collect()
     }
 
     /// Spawns what the group needs within its limits; returns how many more it wanted but the
@@ -101,7 +164,8 @@ impl Engine {
         if self.group(group_id).backing_off(self.now) {
             return 0;
         }
-        let (for_min, other, other_blocking) = self.spawn_need(group_id);
+        let need = self.spawn_need(group_id);
+        let (for_min, other, other_blocking) = (need.for_min, need.other, need.other_blocking);
         let group = self.group(group_id);
         let concurrency_left = group
             .config
@@ -126,11 +190,21 @@ impl Engine {
             room
         };
         let spawns = wanted.min(room);
-        for _ in 0..spawns {
-            self.spawn(group_id);
+        let reasons = self.spawn_reasons(group_id, &need, spawns);
+        let replaced = reasons
+            .iter()
+            .filter(|r| **r == SpawnReason::Replacement)
+            .count();
+        for reason in reasons {
+            self.spawn(group_id, reason);
         }
         let group = self.group_mut(group_id);
         group.replacements_owed = group.replacements_owed.saturating_sub(spawns);
+        group.failed_unreplaced = match need.for_min.max(need.for_demand) {
+            // Nothing needs the failed processes back: they are not replaced.
+            0 => 0,
+            _ => group.failed_unreplaced - replaced,
+        };
         self.shrink_to_demand(group_id);
         wanted_blocking.saturating_sub(spawns)
     }
@@ -293,17 +367,18 @@ impl Engine {
         let leaving: usize = self.groups.iter().map(|g| g.draining + g.stopping).sum();
         for _ in leaving..blocked_total {
             match self.capacity_candidate() {
-                Some(id) => self.retire(id),
+                Some((id, reason)) => self.retire(id, reason),
                 None => return,
             }
         }
     }
 
-    fn capacity_candidate(&self) -> Option<ProcessId> {
+    /// The process to give up for room, and why it goes.
+    fn capacity_candidate(&self) -> Option<(ProcessId, KillReason)> {
         let blocked = |group_id: GroupId| {
             let group = self.group(group_id);
-            let (for_min, _, other_blocking) = self.spawn_need(group_id);
-            !group.backing_off(self.now) && (for_min > 0 || other_blocking > 0)
+            let need = self.spawn_need(group_id);
+            !group.backing_off(self.now) && (need.for_min > 0 || need.other_blocking > 0)
         };
         let ready = self
             .processes
@@ -317,7 +392,7 @@ impl Engine {
             })
             .min_by_key(|(id, p)| (p.last_used, **id));
         if let Some((id, _)) = idle {
-            return Some(*id);
+            return Some((*id, KillReason::MakeRoom));
         }
         // A process too old for the fresh requests its group waits with.
         let stale = ready
@@ -325,7 +400,7 @@ impl Engine {
             .filter(|(id, p)| self.stale_for_fresh(**id) && blocked(p.group))
             .min_by_key(|(id, p)| (p.last_used, **id));
         if let Some((id, _)) = stale {
-            return Some(*id);
+            return Some((*id, KillReason::MakeRoom));
         }
         ready
             .filter(|(_, p)| {
@@ -335,6 +410,6 @@ impl Engine {
                     && blocked(p.group)
             })
             .min_by_key(|(id, p)| p.idle_key(**id))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| (*id, KillReason::Restart))
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::engine::Engine;
 use crate::ids::{GroupId, ProcessId};
+use crate::io::Command;
 use crate::process::ProcessState;
 use crate::time::Instant;
 use alloc::string::String;
@@ -36,6 +37,19 @@ pub struct Totals {
     pub idle_shutdowns: u64,
 }
 
+/// How many of the latest decisions [`PoolStatus::recent_decisions`] keeps.
+pub const RECENT_DECISIONS: usize = 10;
+
+/// A command that started or stopped a process or answered a request in the engine's
+/// place (spawn, kill, 503, 502, 504), with the instant it was given; the command says why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// When the engine gave the command.
+    pub at: Instant,
+    /// The command, with its reason.
+    pub command: Command,
+}
+
 /// The whole pool at one instant ([`Engine::status`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolStatus {
@@ -53,6 +67,8 @@ pub struct PoolStatus {
     pub totals: Totals,
     /// Every group, in [`GroupId`] order.
     pub groups: Vec<GroupStatus>,
+    /// The latest decisions, oldest first: at most [`RECENT_DECISIONS`].
+    pub recent_decisions: Vec<Decision>,
 }
 
 /// One app group in a [`PoolStatus`].
@@ -153,6 +169,7 @@ impl Engine {
             shutting_down: self.shutdown.is_some(),
             totals: self.totals,
             groups,
+            recent_decisions: self.recent_decisions.iter().cloned().collect(),
         }
     }
 

@@ -2,12 +2,13 @@
 //!
 //! Every input goes through `common::Pool`, which also checks the invariants after it.
 
+#[allow(dead_code)] // each test file uses a part of the shared helpers
 mod common;
 
 use common::*;
 use ferry_engine::{
-    Command, Config, ConfigError, Engine, GroupConfig, GroupId, Input, Instant, KillMode,
-    PoolConfig, ProcessId, ProcessState, RejectReason, RequestId,
+    Command, Config, ConfigError, Engine, FailReason, GroupConfig, GroupId, Input, Instant,
+    KillMode, KillReason, PoolConfig, ProcessId, ProcessState, RejectReason, RequestId,
 };
 
 mod start_and_config {
@@ -493,6 +494,7 @@ mod scaling_down {
                 Command::Kill {
                     process,
                     mode: KillMode::Graceful,
+                    ..
                 } => Some((*at, *process)),
                 _ => None,
             })
@@ -594,7 +596,10 @@ mod crashes {
         assert_eq!(fails(&commands), vec![1, 2]);
         assert!(commands.contains(&Command::Fail {
             request: RequestId(1),
-            process: ps[0]
+            process: ps[0],
+            reason: FailReason::Crashed {
+                description: "exit status 1".into()
+            }
         }));
         assert_eq!(pool.engine.totals().failed, 2);
         assert_eq!(pool.engine.totals().crashes, 1);
@@ -1062,7 +1067,8 @@ mod lifecycle {
                 at(secs(15)),
                 Command::Kill {
                     process: ps[0],
-                    mode: KillMode::Force
+                    mode: KillMode::Force,
+                    reason: KillReason::Detached,
                 }
             )]
         );
@@ -1299,7 +1305,11 @@ mod shutdown {
         pool.arrive(0, 2);
         pool.input(Input::Shutdown);
         let timed = pool.run_until(at(secs(100)));
-        let kill = |process, mode| Command::Kill { process, mode };
+        let kill = |process, mode| Command::Kill {
+            process,
+            mode,
+            reason: KillReason::Shutdown,
+        };
         let reject = Command::Reject {
             request: RequestId(2),
             reason: RejectReason::ShuttingDown,
@@ -1327,7 +1337,8 @@ mod shutdown {
             pool.finish(1),
             vec![Command::Kill {
                 process: ps[0],
-                mode: KillMode::Graceful
+                mode: KillMode::Graceful,
+                reason: KillReason::Shutdown,
             }]
         );
         assert_eq!(pool.exited(ps[0]), vec![Command::ShutdownComplete]);
@@ -1363,7 +1374,11 @@ mod shutdown {
             "p2 is idle"
         );
         let timed = pool.run_until(at(secs(100)));
-        let kill = |process, mode| Command::Kill { process, mode };
+        let kill = |process, mode| Command::Kill {
+            process,
+            mode,
+            reason: KillReason::Shutdown,
+        };
         // p2 ignored its signal for kill_timeout; p1's request ran past shutdown_timeout, so
         // p1 is asked to stop then, and made to kill_timeout later.
         assert_eq!(
@@ -1374,7 +1389,16 @@ mod shutdown {
                 (at(secs(40)), kill(ps[0], KillMode::Force)),
             ]
         );
-        assert_eq!(fails(&pool.exited(ps[0])), vec![1]);
+        assert_eq!(
+            pool.exited(ps[0]),
+            vec![Command::Fail {
+                request: RequestId(1),
+                process: ps[0],
+                reason: FailReason::Stopped {
+                    reason: KillReason::Shutdown
+                }
+            }]
+        );
         assert_eq!(pool.exited(ps[1]), vec![Command::ShutdownComplete]);
     }
 

@@ -13,6 +13,9 @@
 //!   finished or cancelled, rejected, failed, or cancelled while queued); a process fails only
 //!   requests it held, and only when it exits; live processes never exceed `max_pool_size`
 //!   counting spawns and exits;
+//! - every reason a command gives has grounds in what the model saw: a spawn for a restart
+//!   follows a restart of its group, a kill for idleness hits an idle process, a 502 says
+//!   "stopped" exactly when the process was killed, for the reason it was killed, …;
 //! - the engine's counts agree with the model's.
 //!
 //! At the end of each case (liveness): faults stop, every spawn becomes ready, every kill is
@@ -22,8 +25,8 @@
 
 use core::time::Duration;
 use ferry_engine::{
-    Command, Config, Engine, GroupConfig, GroupId, Input, Instant, KillMode, PoolConfig, ProcessId,
-    ProcessState, RejectReason, RequestId,
+    Command, Config, Engine, FailReason, GroupConfig, GroupId, Input, Instant, KillMode,
+    KillReason, PoolConfig, ProcessId, ProcessState, RejectReason, RequestId, SpawnReason,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -301,11 +304,36 @@ struct ModelProcess {
     /// The test reported it ready (the engine may have stopped it before).
     ready: bool,
     killed: Option<KillMode>,
+    /// Why it was killed, from the first kill on.
+    kill_reason: Option<KillReason>,
     sessions: BTreeSet<RequestId>,
     /// One of its requests ran for `max_request_time`: it is stopped with others in flight.
     timed_out: bool,
     /// Requests forwarded to it that reached it (a refused or failed forward did not).
     served: u64,
+    /// The most `served` has been: a forward that fails later does not undo the decision
+    /// its count led to.
+    most_served: u64,
+}
+
+/// What the model saw that can justify the reasons the engine gives: the inputs and commands
+/// that make each reason possible. (Grounds, not predictions: the model does not re-derive
+/// the engine's rules.)
+#[derive(Clone, Debug, Default)]
+struct Grounds {
+    /// Groups a request arrived for.
+    requested: BTreeSet<GroupId>,
+    /// Groups told to restart.
+    restarted: BTreeSet<GroupId>,
+    /// Groups that have been in always-restart mode.
+    fresh_seen: BTreeSet<GroupId>,
+    /// Groups with a process that failed while serving: it crashed after it was ready,
+    /// refused a connection or timed out a request.
+    failed_serving: BTreeSet<GroupId>,
+    /// Groups with a process that failed before it was ready.
+    start_failed: BTreeSet<GroupId>,
+    detached: BTreeSet<ProcessId>,
+    refused: BTreeSet<ProcessId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -339,6 +367,7 @@ struct Harness {
     /// their arrival: only such a process, never used before, may serve them.
     fresh_from: BTreeMap<RequestId, ProcessId>,
     shutdown_complete: bool,
+    grounds: Grounds,
     /// Every input with its instant, and the commands each gave: replayed for determinism.
     log: Vec<(Instant, Input)>,
     outputs: Vec<Vec<Command>>,
@@ -366,6 +395,7 @@ impl Harness {
             always_restart: BTreeSet::new(),
             fresh_from: BTreeMap::new(),
             shutdown_complete: false,
+            grounds: Grounds::default(),
             log: Vec::new(),
             outputs: vec![commands.clone()],
         };
@@ -500,7 +530,7 @@ impl Harness {
         let commands: Vec<Command> = core::iter::from_fn(|| self.engine.poll_command()).collect();
         self.outputs.push(commands.clone());
         // Requests the exited process held: each must fail in this very batch.
-        let mut owed_fails: BTreeMap<RequestId, ProcessId> = BTreeMap::new();
+        let mut owed_fails: OwedFails = BTreeMap::new();
         match input {
             Input::RequestArrived { group, request } => {
                 assert!(!self.requests.contains_key(&request) && !self.ended.contains(&request));
@@ -508,6 +538,7 @@ impl Harness {
                 self.requests.insert(request, ModelRequest::Queued(group));
                 self.request_times.insert(request, (self.now, self.now));
                 self.arriving = Some(request);
+                self.grounds.requested.insert(group);
                 if self.always_restart.contains(&group) {
                     let next = ProcessId(self.last_process.map_or(1, |p| p.0 + 1));
                     self.fresh_from.insert(request, next);
@@ -541,6 +572,8 @@ impl Harness {
                 if let Some(ModelRequest::InFlight(group, process)) =
                     self.requests.get(&request).cloned()
                 {
+                    self.grounds.refused.insert(process);
+                    self.grounds.failed_serving.insert(group);
                     let p = self.processes.get_mut(&process).unwrap();
                     // Nothing reached the app: the process has not served it.
                     p.served -= 1;
@@ -572,7 +605,13 @@ impl Harness {
             Input::SpawnFailed { process, .. } | Input::ProcessExited { process, .. } => {
                 if let Some(p) = self.processes.remove(&process) {
                     self.exited.push(process);
-                    owed_fails.extend(p.sessions.iter().map(|r| (*r, process)));
+                    // (A process whose start timed out may have been reported ready too late.)
+                    if !p.ready || p.kill_reason == Some(KillReason::StartTimeout) {
+                        self.grounds.start_failed.insert(p.group);
+                    } else if p.killed.is_none() {
+                        self.grounds.failed_serving.insert(p.group);
+                    }
+                    owed_fails.extend(p.sessions.iter().map(|r| (*r, (process, p.kill_reason))));
                 }
             }
             Input::Shutdown => {
@@ -583,12 +622,19 @@ impl Harness {
             }
             Input::SetAlwaysRestart { group, on } => {
                 if on {
+                    self.grounds.fresh_seen.insert(group);
                     self.always_restart.insert(group);
                 } else {
                     self.always_restart.remove(&group);
                 }
             }
-            Input::Tick | Input::RestartGroup { .. } | Input::DetachProcess { .. } => {}
+            Input::RestartGroup { group } => {
+                self.grounds.restarted.insert(group);
+            }
+            Input::DetachProcess { process } => {
+                self.grounds.detached.insert(process);
+            }
+            Input::Tick => {}
         }
         for command in commands {
             self.observe(command, &mut owed_fails);
@@ -627,9 +673,14 @@ impl Harness {
             .count()
     }
 
-    fn observe(&mut self, command: Command, owed_fails: &mut BTreeMap<RequestId, ProcessId>) {
+    fn observe(&mut self, command: Command, owed_fails: &mut OwedFails) {
         match command {
-            Command::Spawn { group, process } => {
+            Command::Spawn {
+                group,
+                process,
+                reason,
+            } => {
+                self.check_spawn_reason(group, reason);
                 assert!(
                     !self.shutdown_requested,
                     "spawned {process} during shutdown"
@@ -646,9 +697,11 @@ impl Harness {
                         group,
                         ready: false,
                         killed: None,
+                        kill_reason: None,
                         sessions: BTreeSet::new(),
                         timed_out: false,
                         served: 0,
+                        most_served: 0,
                     },
                 );
                 assert!(
@@ -685,6 +738,7 @@ impl Harness {
                     );
                 }
                 p.served += 1;
+                p.most_served = p.most_served.max(p.served);
                 p.sessions.insert(request);
                 self.requests
                     .insert(request, ModelRequest::InFlight(group, process));
@@ -766,20 +820,36 @@ impl Harness {
                     !limit.is_zero() && started + limit <= self.now,
                     "{request} timed out too early"
                 );
+                self.grounds.failed_serving.insert(group);
                 let p = self.processes.get_mut(&process).unwrap();
                 p.sessions.remove(&request);
                 p.timed_out = true;
                 self.end(request);
             }
-            Command::Fail { request, process } => {
-                assert_eq!(
-                    owed_fails.remove(&request),
-                    Some(process),
-                    "failed {request} that {process} did not hold when it exited"
-                );
+            Command::Fail {
+                request,
+                process,
+                reason,
+            } => {
+                let Some((holder, kill_reason)) = owed_fails.remove(&request) else {
+                    panic!("failed {request} that {process} did not hold when it exited");
+                };
+                assert_eq!(holder, process, "failed {request} on the wrong process");
+                match (reason, kill_reason) {
+                    (FailReason::Stopped { reason }, Some(killed)) => assert_eq!(reason, killed),
+                    (FailReason::Crashed { description }, None) => assert!(!description.is_empty()),
+                    (reason, killed) => {
+                        panic!("{request} failed as {reason:?}, its process was killed {killed:?}")
+                    }
+                }
                 self.end(request);
             }
-            Command::Kill { process, mode } => {
+            Command::Kill {
+                process,
+                mode,
+                reason,
+            } => {
+                self.check_kill_reason(process, mode, reason);
                 let deadline_passed = self.deadline_passed();
                 let p = self
                     .processes
@@ -806,6 +876,7 @@ impl Harness {
                     }
                 }
                 p.killed = Some(mode);
+                p.kill_reason.get_or_insert(reason);
             }
             Command::ShutdownComplete => {
                 assert!(self.shutdown_requested && !self.shutdown_complete);
@@ -813,6 +884,60 @@ impl Harness {
                 self.shutdown_complete = true;
             }
         }
+    }
+
+    /// A spawn's reason has grounds in what the model saw.
+    fn check_spawn_reason(&self, group: GroupId, reason: SpawnReason) {
+        let config = &self.config.groups[group.0 as usize];
+        let g = &self.grounds;
+        let fresh_waiting = self
+            .fresh_from
+            .keys()
+            .any(|request| self.requests.get(request) == Some(&ModelRequest::Queued(group)));
+        let grounded = match reason {
+            SpawnReason::MinInstances => config.min_instances > 0,
+            SpawnReason::Demand => g.requested.contains(&group),
+            SpawnReason::AlwaysRestart => g.fresh_seen.contains(&group) && fresh_waiting,
+            SpawnReason::Restart => g.restarted.contains(&group),
+            SpawnReason::MaxRequests => config.max_requests != 0,
+            SpawnReason::Replacement => g.failed_serving.contains(&group),
+            SpawnReason::StartRetry => g.start_failed.contains(&group),
+        };
+        assert!(grounded, "a spawn for {group} said {reason:?}: {g:?}");
+    }
+
+    /// A kill's reason has grounds in what the model saw; a forced kill after a graceful one
+    /// gives the same reason.
+    fn check_kill_reason(&self, process: ProcessId, mode: KillMode, reason: KillReason) {
+        let p = &self.processes[&process];
+        if let Some(first) = p.kill_reason {
+            assert_eq!(reason, first, "{process} was first killed for {first:?}");
+            return;
+        }
+        let config = &self.config.groups[p.group.0 as usize];
+        let g = &self.grounds;
+        let grounded = match reason {
+            KillReason::Idle => {
+                p.ready && p.sessions.is_empty() && !self.config.pool.pool_idle_time.is_zero()
+            }
+            KillReason::MaxRequests => {
+                config.max_requests != 0 && p.most_served >= config.max_requests
+            }
+            KillReason::AlwaysRestart => g.fresh_seen.contains(&p.group) && p.most_served == 1,
+            KillReason::Restart => g.restarted.contains(&p.group),
+            KillReason::Detached => g.detached.contains(&process),
+            KillReason::MakeRoom => {
+                p.sessions.is_empty() && self.processes.len() >= self.config.pool.max_pool_size
+            }
+            KillReason::Shutdown => self.shutdown_requested,
+            KillReason::StartTimeout => !p.ready && mode == KillMode::Force,
+            KillReason::RequestTimeout => p.timed_out,
+            KillReason::ConnectionRefused => g.refused.contains(&process),
+        };
+        assert!(
+            grounded,
+            "{process} was killed for {reason:?}: {p:?}, {g:?}"
+        );
     }
 
     /// The engine's own invariants, and its counts against the model's.
@@ -952,6 +1077,10 @@ fn exit(process: ProcessId) -> Input {
         description: "killed by signal 9".into(),
     }
 }
+
+/// Requests an exited process held, with the process and why it was killed, if it was: each
+/// must fail in the same batch.
+type OwedFails = BTreeMap<RequestId, (ProcessId, Option<KillReason>)>;
 
 struct PoolTest;
 

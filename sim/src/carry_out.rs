@@ -8,7 +8,7 @@ use crate::model::{AppProcess, AppState, Ending, ProcessRecord};
 use crate::scenario::SpawnFailure;
 use crate::sim::{quiet_panics, Simulation, GROUP};
 use ferry_engine::{
-    Command, GroupId, Input, Instant, KillMode, ProcessId, RejectReason, RequestId,
+    Command, GroupId, Input, Instant, KillMode, KillReason, ProcessId, RejectReason, RequestId,
 };
 use rand::Rng;
 
@@ -33,61 +33,41 @@ impl Simulation<'_> {
         if self.violation.is_some() {
             return; // the engine may be broken; the run is over
         }
-        let idle_before = self.engine.totals().idle_shutdowns;
         let now = Instant::from_nanos(self.now);
         let engine = &mut self.engine;
         let handled = quiet_panics(|| engine.handle(now, input));
         if let Err(message) = handled {
             return self.violate(format!("the engine panicked: {message}"));
         }
-        self.drain_commands(idle_before);
+        self.drain_commands();
     }
 
-    pub(crate) fn drain_commands(&mut self, idle_before: u64) {
+    pub(crate) fn drain_commands(&mut self) {
         let mut commands = std::mem::take(&mut self.commands);
         commands.extend(std::iter::from_fn(|| self.engine.poll_command()));
-        let idle_new = self.engine.totals().idle_shutdowns - idle_before;
-        if idle_new > 0 {
-            self.attribute_idle_shutdowns(&commands, idle_new);
-        }
         for command in commands.drain(..) {
             self.carry_out(command);
         }
         self.commands = commands;
     }
 
-    /// The engine counts idle shutdowns but its kill command does not say why. The engine
-    /// stops idle processes least recently used first, so among the graceful kills of idle
-    /// ready processes in this batch, the `count` least recently used are the idle ones.
-    pub(crate) fn attribute_idle_shutdowns(&mut self, commands: &[Command], count: u64) {
-        let mut candidates: Vec<(u64, ProcessId)> = commands
-            .iter()
-            .filter_map(|command| match command {
-                Command::Kill {
-                    process,
-                    mode: KillMode::Graceful,
-                } => self.processes.get(process),
-                _ => None,
-            })
-            .filter(|p| p.state == AppState::Ready && p.in_flight == 0 && p.kill.is_none())
-            .map(|p| (p.last_use_nanos, p.id))
-            .collect();
-        candidates.sort();
-        for (last_use, id) in candidates.into_iter().take(count as usize) {
-            let idle = self.now - last_use;
-            self.idle_after_nanos = Some(match self.idle_after_nanos {
-                Some((least, most)) => (least.min(idle), most.max(idle)),
-                None => (idle, idle),
-            });
-            if let Some(p) = self.processes.get_mut(&id) {
-                p.idle_shutdown = true;
-            }
-        }
+    /// The engine stopped `process` for idleness: its life ends as an idle shutdown, and the
+    /// time it sat unused counts toward `idle_shutdown_after`.
+    fn note_idle_shutdown(&mut self, process: ProcessId) {
+        let Some(p) = self.processes.get_mut(&process) else {
+            return;
+        };
+        p.idle_shutdown = true;
+        let idle = self.now - p.last_use_nanos;
+        self.idle_after_nanos = Some(match self.idle_after_nanos {
+            Some((least, most)) => (least.min(idle), most.max(idle)),
+            None => (idle, idle),
+        });
     }
 
     pub(crate) fn carry_out(&mut self, command: Command) {
         match command {
-            Command::Spawn { group, process } => self.spawn(group, process),
+            Command::Spawn { group, process, .. } => self.spawn(group, process),
             Command::Forward { request, process } => self.forward(request, process),
             Command::Reject { request, reason } => {
                 let Some(open) = self.requests.end(request) else {
@@ -114,7 +94,9 @@ impl Simulation<'_> {
                     .saturating_record(self.now - open.sent_at_nanos);
                 self.client_answered(&open, true);
             }
-            Command::Fail { request, process } => {
+            Command::Fail {
+                request, process, ..
+            } => {
                 let Some(open) = self.requests.end(request) else {
                     return self.violate(format!("failed {request}, which is not open"));
                 };
@@ -147,7 +129,16 @@ impl Simulation<'_> {
                 self.counts.timed_out += 1;
                 self.client_answered(&open, false);
             }
-            Command::Kill { process, mode } => self.kill(process, mode),
+            Command::Kill {
+                process,
+                mode,
+                reason,
+            } => {
+                if reason == KillReason::Idle && mode == KillMode::Graceful {
+                    self.note_idle_shutdown(process);
+                }
+                self.kill(process, mode)
+            }
             Command::ShutdownComplete => {
                 self.shutdown_completes += 1;
                 if self.shutdown_completes > 1 {

@@ -202,7 +202,7 @@ impl<'a> Simulation<'a> {
             events_total: 0,
         };
         sim.pool_size = PoolSize::new(sim.engine.process_count() as u64);
-        sim.drain_commands(0);
+        sim.drain_commands();
         sim.start_traffic();
         for (index, fault) in scenario.fault.iter().enumerate() {
             sim.queue.schedule(

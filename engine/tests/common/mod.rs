@@ -3,8 +3,9 @@
 
 use core::time::Duration;
 use ferry_engine::{
-    Command, Config, Engine, GroupConfig, GroupId, Input, Instant, KillMode, PoolConfig,
-    PoolStatus, ProcessId, ProcessState, RejectReason, RequestId,
+    Command, Config, Engine, FailReason, GroupConfig, GroupId, Input, Instant, KillMode,
+    KillReason, PoolConfig, PoolStatus, ProcessId, ProcessState, RejectReason, RequestId,
+    SpawnReason,
 };
 
 pub fn secs(seconds: u64) -> Duration {
@@ -192,7 +193,9 @@ pub fn spawns_in(commands: &[Command], group: u32) -> Vec<ProcessId> {
     commands
         .iter()
         .filter_map(|c| match c {
-            Command::Spawn { process, group: g } if g.0 == group => Some(*process),
+            Command::Spawn {
+                process, group: g, ..
+            } if g.0 == group => Some(*process),
             _ => None,
         })
         .collect()
@@ -220,7 +223,7 @@ pub fn kills(commands: &[Command]) -> Vec<(ProcessId, KillMode)> {
     commands
         .iter()
         .filter_map(|c| match c {
-            Command::Kill { process, mode } => Some((*process, *mode)),
+            Command::Kill { process, mode, .. } => Some((*process, *mode)),
             _ => None,
         })
         .collect()
@@ -249,4 +252,45 @@ pub fn fails(commands: &[Command]) -> Vec<u64> {
 /// Commands of a timed run (see [`Pool::run_until`]) without their instants.
 pub fn untimed(timed: &[(Instant, Command)]) -> Vec<Command> {
     timed.iter().map(|(_, c)| c.clone()).collect()
+}
+
+/// `(process, reason)` of every spawn.
+pub fn spawn_reasons(commands: &[Command]) -> Vec<(ProcessId, SpawnReason)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Spawn {
+                process, reason, ..
+            } => Some((*process, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(process, mode, reason)` of every kill.
+pub fn kill_reasons(commands: &[Command]) -> Vec<(ProcessId, KillMode, KillReason)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Kill {
+                process,
+                mode,
+                reason,
+            } => Some((*process, *mode, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(request, reason)` of every 502.
+pub fn fail_reasons(commands: &[Command]) -> Vec<(u64, FailReason)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Fail {
+                request, reason, ..
+            } => Some((request.0, reason.clone())),
+            _ => None,
+        })
+        .collect()
 }
