@@ -35,6 +35,7 @@ fn pool(queued: usize, processes: Vec<ProcessStatus>) -> PoolStatus {
             always_restart: false,
             processes,
         }],
+        recent_decisions: Vec::new(),
     }
 }
 
