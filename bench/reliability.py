@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """App-fault benchmarks of issue 9 (a benchmark, not a test: it prints figures, asserts nothing).
 
-Usage: bench/reliability.py FERRY_BINARY TESTAPP_BINARY [--rounds N]
+Usage: bench/reliability.py FERRY_BINARY TESTAPP_BINARY [--only NAME]
 
 Needs wrk. Every server and app process it measures is one it started itself (a ferry with its
 own instance registry, and that ferry's app processes); it kills nothing else.
@@ -13,6 +13,10 @@ own instance registry, and that ferry's app processes); it kills nothing else.
    served per second under `wrk -c6` for 12 s, against the same app without crashes.
 3. a broken restart: --max-pool-size 1, then the app's new code fails to start and
    `ferry restart` is run: its exit code, and what `wrk -c4` sees for 10 s after it.
+4. a healthy restart of a pool of one: --max-pool-size 1, `wrk -c4` for 10 s with
+   `ferry restart` run 2 s in: its exit code and the failed requests.
+
+Each row can be run alone: bench/reliability.py FERRY TESTAPP --only "broken restart".
 """
 
 import json
@@ -196,17 +200,46 @@ def broken_restart(ferry_bin, testapp, work):
         os.remove(flag)
 
 
+def healthy_restart(ferry_bin, testapp, work):
+    f = Ferry(ferry_bin, work, testapp, ["--max-pool-size", "1"])
+    try:
+        f.wait_ready(1, 30)
+        result = {}
+        load = threading.Thread(target=lambda: result.update(wrk(f.port, 4, 10)))
+        load.start()
+        time.sleep(2)
+        restart = subprocess.run(
+            [ferry_bin, "restart", "--port", str(f.port)],
+            env=f.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        load.join()
+        return {
+            "restart_exit_code": restart.returncode,
+            "restart_said": (restart.stdout + restart.stderr).strip()[:200],
+            **result,
+            "failed": result["non_2xx"] + result["socket_errors"],
+        }
+    finally:
+        f.stop()
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     ferry_bin, testapp = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     with tempfile.TemporaryDirectory(prefix="ferry-reliability-") as work:
         for name, bench in [
             ("crash storm", crash_storm),
             ("die every 50 requests", die_every_50),
             ("broken restart", broken_restart),
+            ("healthy restart", healthy_restart),
         ]:
-            print(f"{name}: {json.dumps(bench(ferry_bin, testapp, work))}", flush=True)
+            if only is None or only == name:
+                print(f"{name}: {json.dumps(bench(ferry_bin, testapp, work))}", flush=True)
 
 
 if __name__ == "__main__":

@@ -175,9 +175,11 @@ impl Server {
             "restart" => {
                 self.log
                     .line("Rolling restart requested through the admin socket");
+                // The caller waits for the first restart beyond this generation.
+                let generation = self.engine.status().groups[self.group.0 as usize].generation;
                 self.inputs
                     .push_back(Input::RestartGroup { group: self.group });
-                "{\"ok\":true}\n".to_string()
+                format!("{{\"ok\":true,\"generation\":{generation}}}\n")
             }
             other => format!(
                 "{{\"error\":\"unknown admin command '{}'\"}}\n",
@@ -205,6 +207,7 @@ impl Server {
                     .map(|until| secs(until.saturating_since(now))),
                 last_spawn_error: group.last_spawn_error.clone(),
                 always_restart: group.always_restart,
+                restart: group.restart.clone(),
                 processes: group
                     .processes
                     .iter()

@@ -27,8 +27,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop a running instance as Ctrl-C would.
     Stop(SelectArgs),
-    /// Replace every app process of a running instance, one by one, without downtime.
-    Restart(SelectArgs),
+    /// Replace every app process of a running instance, one by one, without downtime; waits
+    /// for the outcome and fails if the new code cannot start.
+    Restart(RestartArgs),
     /// Run a scenario of traffic, crashes and idle time on a virtual clock.
     Sim(Box<SimArgs>),
     /// Replay an access log over a sweep of pool settings and recommend the cheapest one that
@@ -242,6 +243,15 @@ pub struct SelectArgs {
     /// The instance with this id (see `ferry status`), when several run.
     #[arg(long)]
     pub instance: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Return once the restart is requested, without waiting for its outcome.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,8 +1,9 @@
-//! `ferry status` and `ferry stop`: talking to a running server over its admin socket.
+//! `ferry status`, `ferry stop` and `ferry restart`: talking to a running server over its admin socket.
 
-use crate::cli::{SelectArgs, StatusArgs};
+use crate::cli::{RestartArgs, SelectArgs, StatusArgs};
 use crate::instance::{find_instances, registry_dir, Found};
-use crate::status_report::StatusReport;
+use crate::status_report::{restart_state, StatusReport};
+use ferry_engine::RestartOutcome;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// Admin requests are tiny; a server that does not answer in this time is stuck.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `ferry restart` waits for the outcome at most.
+const RESTART_WAIT_MAX: Duration = Duration::from_secs(1800);
 
 /// Picks the instance the user means, or explains why it cannot.
 fn select(select: &SelectArgs, registry: &Path) -> Result<Found, (u8, String)> {
@@ -92,26 +96,9 @@ pub fn status(args: &StatusArgs, registry_flag: Option<&Path>) -> ExitCode {
         Ok(found) => found,
         Err((code, message)) => return fail(code, &message),
     };
-    let reply = match admin_request(&found.socket, "status") {
-        Ok(reply) => reply,
-        Err(e) => {
-            return fail(
-                1,
-                &format!("cannot reach the instance on port {}: {e}", found.info.port),
-            )
-        }
-    };
-    let report: StatusReport = match serde_json::from_slice(&reply) {
+    let report = match fetch_status(&found.socket) {
         Ok(report) => report,
-        Err(_) => {
-            return fail(
-                1,
-                &format!(
-                    "the instance refused: {}",
-                    String::from_utf8_lossy(&reply).trim()
-                ),
-            )
-        }
+        Err(e) => return fail(1, &format!("{e} (port {})", found.info.port)),
     };
     if args.json {
         println!(
@@ -174,30 +161,79 @@ pub fn stop(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn restart(args: &SelectArgs, registry_flag: Option<&Path>) -> ExitCode {
-    let found = match select(args, &registry_dir(registry_flag)) {
+pub fn restart(args: &RestartArgs, registry_flag: Option<&Path>) -> ExitCode {
+    let found = match select(&args.select, &registry_dir(registry_flag)) {
         Ok(found) => found,
         Err((code, message)) => return fail(code, &message),
     };
-    match admin_request(&found.socket, "restart") {
-        Ok(reply) if accepted(&reply).is_err() => fail(
+    let port = found.info.port;
+    let reply = match admin_request(&found.socket, "restart") {
+        Ok(reply) => reply,
+        Err(e) => return fail(1, &format!("cannot reach the instance on port {port}: {e}")),
+    };
+    if let Err(refusal) = accepted(&reply) {
+        return fail(
             1,
-            &format!(
-                "the instance on port {} refused: {}",
-                found.info.port,
-                accepted(&reply).unwrap_err()
-            ),
-        ),
-        Ok(_) => {
-            println!(
-                "Restarting the app processes of ferry on port {}, one by one.",
-                found.info.port
-            );
+            &format!("the instance on port {port} refused: {refusal}"),
+        );
+    }
+    println!("Restarting the app processes of ferry on port {port}, one by one.");
+    if args.no_wait {
+        return ExitCode::SUCCESS;
+    }
+    let before = serde_json::from_slice::<serde_json::Value>(&reply)
+        .ok()
+        .and_then(|value| value["generation"].as_u64());
+    let Some(before) = before else {
+        return fail(
+            1,
+            "the instance did not say which restart it began (an older ferry?); use --no-wait",
+        );
+    };
+    match wait_for_restart(&found.socket, before) {
+        Ok(outcome @ RestartOutcome::Done) => {
+            println!("Restart {}.", restart_state(&outcome));
             ExitCode::SUCCESS
         }
-        Err(e) => fail(
-            1,
-            &format!("cannot reach the instance on port {}: {e}", found.info.port),
-        ),
+        Ok(outcome) => fail(1, &format!("restart {}", restart_state(&outcome))),
+        Err(message) => fail(1, &message),
     }
+}
+
+/// Polls the status until the group's restart beyond generation `before` has failed or is
+/// done. The engine brings every restart to an outcome (each new process is ready or has
+/// failed within `--start-timeout`); the bound is for a server that stops answering sense.
+fn wait_for_restart(socket: &Path, before: u64) -> Result<RestartOutcome, String> {
+    let deadline = Instant::now() + RESTART_WAIT_MAX;
+    loop {
+        let report = fetch_status(socket).map_err(|e| format!("{e} during the restart"))?;
+        let restart = report
+            .groups
+            .first()
+            .and_then(|group| group.restart.clone());
+        if let Some(restart) = restart.filter(|r| u64::from(r.generation) > before) {
+            if restart.outcome != RestartOutcome::InProgress {
+                return Ok(restart.outcome);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the restart is still in progress after {} s; see ferry status",
+                RESTART_WAIT_MAX.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The server's status document.
+fn fetch_status(socket: &Path) -> Result<StatusReport, String> {
+    let reply =
+        admin_request(socket, "status").map_err(|e| format!("cannot reach the instance: {e}"))?;
+    serde_json::from_slice(&reply).map_err(|_| {
+        format!(
+            "the instance refused: {}",
+            String::from_utf8_lossy(&reply).trim()
+        )
+    })
 }

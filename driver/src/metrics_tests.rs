@@ -33,6 +33,7 @@ fn pool(queued: usize, processes: Vec<ProcessStatus>) -> PoolStatus {
             backoff_until: None,
             last_spawn_error: None,
             always_restart: false,
+            restart: None,
             processes,
         }],
         recent_decisions: Vec::new(),

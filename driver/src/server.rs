@@ -763,6 +763,9 @@ impl Server {
                     self.give_up_spawn(process);
                 }
             }
+            Command::RestartReport { outcome, .. } => self
+                .log
+                .line(&crate::status_report::restart_outcome_line(&outcome)),
             Command::ShutdownComplete => self.shutdown_complete = true,
         }
     }

@@ -1,5 +1,6 @@
 //! `ferry status`: the JSON document the admin socket serves and its text rendering.
 
+use ferry_engine::RestartOutcome;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +34,9 @@ pub struct GroupReport {
     /// tmp/always_restart.txt exists: every request gets a newly started process.
     #[serde(default)]
     pub always_restart: bool,
+    /// The latest restart (`ferry restart`, tmp/restart.txt) and where it is.
+    #[serde(default)]
+    pub restart: Option<ferry_engine::RestartStatus>,
     pub processes: Vec<ProcessReport>,
 }
 
@@ -54,6 +58,22 @@ pub struct ProcessReport {
     /// How long its oldest request in flight has been running (none while idle).
     #[serde(default)]
     pub oldest_request_age_s: Option<f64>,
+}
+
+/// A restart's outcome as `ferry status` and `ferry restart` say it.
+pub fn restart_state(outcome: &RestartOutcome) -> String {
+    match outcome {
+        RestartOutcome::InProgress => "in progress".into(),
+        RestartOutcome::Done => "done: every process runs the new code".into(),
+        RestartOutcome::Failed { error } => {
+            format!("failed: {error}; the old processes keep serving")
+        }
+    }
+}
+
+/// The server log's line for a restart that ended or failed.
+pub fn restart_outcome_line(outcome: &RestartOutcome) -> String {
+    format!("Restart {}", restart_state(outcome))
 }
 
 fn human_duration(seconds: f64) -> String {
@@ -126,6 +146,12 @@ impl StatusReport {
                 line(
                     &mut out,
                     "  Always restart: on (tmp/always_restart.txt)".into(),
+                );
+            }
+            if let Some(restart) = &group.restart {
+                line(
+                    &mut out,
+                    format!("  Restart: {}", restart_state(&restart.outcome)),
                 );
             }
             if let Some(error) = &group.last_spawn_error {

@@ -31,8 +31,14 @@ use alloc::string::String;
 
 impl Engine {
     /// A process of the group never became ready.
-    pub(crate) fn record_start_failure(&mut self, group_id: GroupId, error: String) {
+    pub(crate) fn record_start_failure(
+        &mut self,
+        group_id: GroupId,
+        generation: u32,
+        error: String,
+    ) {
         self.totals.spawn_failures += 1;
+        self.restart_start_failed(group_id, generation, &error);
         self.note_error(group_id, error.clone());
         let now = self.now;
         let (initial, max) = (self.pool.backoff_initial, self.pool.backoff_max);

@@ -236,7 +236,8 @@ impl Engine {
             | Command::Kill { .. }
             | Command::Reject { .. }
             | Command::Fail { .. }
-            | Command::TimeOut { .. } => true,
+            | Command::TimeOut { .. }
+            | Command::RestartReport { .. } => true,
             Command::Forward { .. } | Command::ShutdownComplete => false,
         };
         if decided {

@@ -4,6 +4,7 @@ use crate::config::GroupConfig;
 use crate::demand::Demand;
 use crate::ids::{ProcessId, RequestId};
 use crate::process::{ProcessState, RouteKey};
+use crate::restart::RestartStatus;
 use crate::time::Instant;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
@@ -26,6 +27,10 @@ pub(crate) struct Group {
     pub outdated_ready: usize,
     /// Bumped by a restart: processes of an older generation are replaced.
     pub generation: u32,
+    /// The latest restart, if there was one (see `crate::restart`).
+    pub restart: Option<RestartStatus>,
+    /// New processes ready during a restart not yet matched by an outdated one leaving.
+    pub handovers: usize,
     /// Spawns owed to retired or outdated processes, so capacity is replaced, not lost.
     pub replacements_owed: usize,
     /// Processes that failed while serving (crashed, refused a connection, timed out) and
@@ -73,6 +78,8 @@ impl Group {
             stopping: 0,
             outdated_ready: 0,
             generation: 0,
+            restart: None,
+            handovers: 0,
             replacements_owed: 0,
             failed_unreplaced: 0,
             failure_streak: 0,

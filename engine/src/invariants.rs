@@ -40,7 +40,9 @@ fn ensure(holds: bool, invariant: u8, detail: impl FnOnce() -> String) -> Result
 impl Engine {
     /// Checks every invariant of the pool at the latest instant seen:
     ///
-    /// 1. Live processes (spawning, ready, draining, stopping) never exceed `max_pool_size`.
+    /// 1. Live processes (spawning, ready, draining, stopping) never exceed `max_pool_size`,
+    ///    but for one more while a restart replaces processes in a full pool (a surge: some
+    ///    process of an old generation is still live; see `crate::restart`).
     /// 2. Outside backoff and shutdown, each group has at least `min_instances` live
     ///    processes — unless the pool is full, when it waits for room like any other need,
     ///    or its spawns are failing, when it probes with one spawn at a time.
@@ -62,6 +64,9 @@ impl Engine {
     ///    bound (then it waits for that, at most `crash_respawn_interval` per crash), the
     ///    pool is full (then it waits for room), or the pool shuts down. (See
     ///    `crate::crash_policy`.)
+    /// 9. A restart never reduces serving capacity: an outdated process leaves rotation only
+    ///    against a new process that became ready since (checked as the handover is
+    ///    decided, in `crate::restart`), and a failed restart keeps the old generation.
     /// 10. The pool follows the load: a group with more spawning and ready processes than it
     ///     keeps — the most its measured demand needed at any moment of the last
     ///     `pool_idle_time`, and at least `min_instances` (see `demand.rs`) — has no idle
@@ -82,8 +87,9 @@ impl Engine {
         }
         let live = self.processes.len();
         let max = self.pool.max_pool_size;
-        ensure(live <= max, 1, || {
-            format!("{live} live processes, max_pool_size {max}")
+        let surge = usize::from(self.surging());
+        ensure(live <= max + surge, 1, || {
+            format!("{live} live processes, max_pool_size {max} (surge {surge})")
         })?;
         self.check_groups()?;
         self.check_requests()

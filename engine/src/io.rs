@@ -2,6 +2,7 @@
 
 use crate::ids::{GroupId, ProcessId, RequestId};
 use crate::reasons::{FailReason, KillReason, RejectReason, SpawnReason};
+use crate::restart::RestartOutcome;
 use alloc::string::String;
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +88,8 @@ pub enum Input {
     },
     /// Nothing but the passing of time: fires the timers that are due.
     Tick,
-    /// Replace every process of the group, one by one, without losing capacity where the pool
-    /// has room (a rolling restart).
+    /// Replace every process of the group, one by one, without losing capacity: an old one
+    /// goes only after its replacement is ready (a rolling restart, see `restart.rs`).
     RestartGroup {
         /// The group to restart.
         group: GroupId,
@@ -177,6 +178,17 @@ pub enum Command {
         mode: KillMode,
         /// Why it goes.
         reason: KillReason,
+    },
+    /// Nothing to carry out, something to tell: the group's restart to `generation` failed
+    /// (the old generation keeps serving) or is done. Sent once per outcome; a failed
+    /// restart may still be reported done later, should the new code start after all.
+    RestartReport {
+        /// The group restarted.
+        group: GroupId,
+        /// The generation the restart began.
+        generation: u32,
+        /// Failed or done.
+        outcome: RestartOutcome,
     },
     /// After [`Input::Shutdown`]: no process and no request is left.
     ShutdownComplete,

@@ -100,6 +100,8 @@
 //!                 process,
 //!                 description: "exit status 0".into(),
 //!             }),
+//!             // Tell the operator how a restart went.
+//!             Command::RestartReport { outcome, .. } => println!("restart: {outcome:?}"),
 //!             Command::ShutdownComplete => break 'run,
 //!         }
 //!     }
@@ -129,6 +131,7 @@ mod lifecycle;
 mod process;
 mod reasons;
 mod requests;
+mod restart;
 mod scaling;
 mod status;
 mod time;
@@ -141,6 +144,7 @@ pub use invariants::Violation;
 pub use io::{Command, Input, KillMode};
 pub use process::ProcessState;
 pub use reasons::{FailReason, KillReason, RejectReason, SpawnReason};
+pub use restart::{RestartOutcome, RestartStatus};
 pub use status::{Decision, GroupStatus, PoolStatus, ProcessStatus, Totals, RECENT_DECISIONS};
 pub use time::Instant;
 
@@ -175,6 +179,8 @@ pub enum Sabotage {
     RouteFreshToStale,
     /// Never shut down processes beyond what the demand needs (invariant 10).
     NeverShrinkToDemand,
+    /// At a restart, stop an old process before its replacement is ready (invariant 9).
+    RetireBeforeReplacement,
 }
 
 #[cfg(feature = "sabotage")]

@@ -1,5 +1,5 @@
-//! Processes: spawn, readiness, exits, failures and their backoff, restarts, detaching,
-//! idleness and shutdown.
+//! Processes: spawn, readiness, exits, failures and their backoff, detaching, idleness and
+//! shutdown (restarts are in `restart.rs`).
 
 use crate::engine::{Engine, ShutdownState};
 use crate::ids::{GroupId, ProcessId};
@@ -54,12 +54,7 @@ impl Engine {
         group.failure_streak = 0;
         group.backoff_until = None;
         self.clear_error_if_healed(group_id);
-        let process = &self.processes[&id];
-        if process.generation < self.group(group_id).generation {
-            self.group_mut(group_id).outdated_ready += 1;
-        } else {
-            self.retire_one_outdated(group_id);
-        }
+        self.hand_over(id);
         self.arm_idle_timer(id);
         self.reap_idle(group_id);
         self.dispatch(group_id);
@@ -70,7 +65,7 @@ impl Engine {
     pub(crate) fn spawn_failed(&mut self, id: ProcessId, error: String) {
         if let Some(process) = self.remove_process(id) {
             self.fail_in_flight(id, &process, &error);
-            self.record_start_failure(process.group, error);
+            self.record_start_failure(process.group, process.generation, error);
         }
     }
 
@@ -83,7 +78,7 @@ impl Engine {
         match process.state {
             ProcessState::Spawning => {
                 let error = format!("the app exited before it was ready ({description})");
-                self.record_start_failure(group_id, error);
+                self.record_start_failure(group_id, process.generation, error);
             }
             ProcessState::Stopping if process.refused => {
                 let error =
@@ -92,7 +87,7 @@ impl Engine {
             }
             ProcessState::Stopping => {
                 if let Some(error) = process.start_failure {
-                    self.record_start_failure(group_id, error);
+                    self.record_start_failure(group_id, process.generation, error);
                 }
             }
             ProcessState::Ready | ProcessState::Draining => {
@@ -122,52 +117,6 @@ impl Engine {
                 process: id,
                 reason: reason.clone(),
             });
-        }
-    }
-
-    /// Replaces every process of the group: ready ones keep serving until a new one is ready
-    /// to take over; ones still spawning old code are stopped.
-    pub(crate) fn restart_group(&mut self, group_id: GroupId) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let group = self.group_mut(group_id);
-        let old_generation = group.generation;
-        group.generation += 1;
-        let members: Vec<ProcessId> = group.processes.iter().copied().collect();
-        for id in members {
-            let process = &self.processes[&id];
-            match process.state {
-                ProcessState::Spawning => {
-                    self.stop_process(id, KillMode::Graceful, KillReason::Restart)
-                }
-                // Ready processes of an even older generation (a restart during a restart)
-                // are counted already.
-                ProcessState::Ready if process.generation == old_generation => {
-                    self.group_mut(group_id).outdated_ready += 1
-                }
-                ProcessState::Ready | ProcessState::Draining | ProcessState::Stopping => {}
-            }
-        }
-        self.mark_dirty(group_id);
-    }
-
-    /// A new process is ready: the most idle outdated one hands over to it.
-    fn retire_one_outdated(&mut self, group_id: GroupId) {
-        let group = self.group(group_id);
-        if group.outdated_ready == 0 {
-            return;
-        }
-        let generation = group.generation;
-        let oldest = group
-            .processes
-            .iter()
-            .map(|id| (*id, &self.processes[id]))
-            .filter(|(_, p)| p.state == ProcessState::Ready && p.generation < generation)
-            .min_by_key(|(id, p)| p.idle_key(*id))
-            .map(|(id, _)| id);
-        if let Some(id) = oldest {
-            self.retire(id, KillReason::Restart);
         }
     }
 

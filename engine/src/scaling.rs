@@ -161,6 +161,12 @@ impl Engine {
     /// full pool did not allow.
     fn spawn_for(&mut self, group_id: GroupId) -> usize {
         self.sample_demand(group_id);
+        let blocked = self.spawn_within_limits(group_id);
+        self.check_restart_done(group_id);
+        blocked
+    }
+
+    fn spawn_within_limits(&mut self, group_id: GroupId) -> usize {
         if self.group(group_id).backing_off(self.now) {
             return 0;
         }
@@ -186,6 +192,12 @@ impl Engine {
         #[cfg(feature = "sabotage")]
         let room = if self.sabotage == Some(crate::Sabotage::IgnoreMaxPoolSize) {
             wanted
+        } else {
+            room
+        };
+        // A restart's replacement may surge beyond a full pool (see `crate::restart`).
+        let room = if room == 0 {
+            self.surge_room(group_id)
         } else {
             room
         };
@@ -360,16 +372,20 @@ impl Engine {
     /// are on their way out already. Candidates, best first:
     /// - an idle process above `min_instances` of a group that does not wait itself, least
     ///   recently used first: it would be shut down for idleness soon anyway;
-    /// - a ready process of an old generation of a waiting (restarting) group, most idle first,
-    ///   and only while none of that group's processes is spawning or leaving: a rolling
-    ///   restart in a full pool gives up one process of capacity at a time, not all at once.
+    ///
+    /// Never a process of an old generation for its group's restart: that one surges instead,
+    /// so that capacity never dips (`crate::restart`).
     fn free_capacity(&mut self, blocked_total: usize) {
         let leaving: usize = self.groups.iter().map(|g| g.draining + g.stopping).sum();
         for _ in leaving..blocked_total {
-            match self.capacity_candidate() {
-                Some((id, reason)) => self.retire(id, reason),
-                None => return,
-            }
+            let Some((id, reason)) = self.capacity_candidate() else {
+                return;
+            };
+            let group_id = self.processes[&id].group;
+            self.retire(id, reason);
+            // The last outdated process leaving ends its group's restart: from now on the
+            // group keeps only what its demand needs (invariant 10).
+            self.shrink_to_demand(group_id);
         }
     }
 
@@ -399,17 +415,6 @@ impl Engine {
             .clone()
             .filter(|(id, p)| self.stale_for_fresh(**id) && blocked(p.group))
             .min_by_key(|(id, p)| (p.last_used, **id));
-        if let Some((id, _)) = stale {
-            return Some((*id, KillReason::MakeRoom));
-        }
-        ready
-            .filter(|(_, p)| {
-                let group = self.group(p.group);
-                p.generation < group.generation
-                    && group.spawning + group.draining + group.stopping == 0
-                    && blocked(p.group)
-            })
-            .min_by_key(|(id, p)| p.idle_key(**id))
-            .map(|(id, _)| (*id, KillReason::Restart))
+        stale.map(|(id, _)| (*id, KillReason::MakeRoom))
     }
 }

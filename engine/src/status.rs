@@ -4,6 +4,7 @@ use crate::engine::Engine;
 use crate::ids::{GroupId, ProcessId};
 use crate::io::Command;
 use crate::process::ProcessState;
+use crate::restart::RestartStatus;
 use crate::time::Instant;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -92,6 +93,8 @@ pub struct GroupStatus {
     pub last_spawn_error: Option<String>,
     /// Always-restart mode is on (each request gets a new process).
     pub always_restart: bool,
+    /// The latest restart and where it is.
+    pub restart: Option<RestartStatus>,
     /// Its live processes, by id.
     pub processes: Vec<ProcessStatus>,
 }
@@ -136,6 +139,7 @@ impl Engine {
                 backoff_until: group.backoff_until.filter(|until| *until > self.now),
                 last_spawn_error: group.last_spawn_error.clone(),
                 always_restart: group.always_restart,
+                restart: group.restart.clone(),
                 processes: group
                     .processes
                     .iter()

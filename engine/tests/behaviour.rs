@@ -1183,24 +1183,6 @@ mod restart {
     }
 
     #[test]
-    fn a_rolling_restart_in_a_full_pool_stops_an_old_process_to_make_room() {
-        let (mut pool, ps) = Pool::started(pool_of(2), vec![group(2, 1)]);
-        let commands = pool.input(Input::RestartGroup { group: GroupId(0) });
-        assert_eq!(kills(&commands), vec![(ps[0], KillMode::Graceful)]);
-        let new1 = spawns(&pool.exited(ps[0]))[0];
-        assert_eq!(kills(&pool.ready(new1)), vec![(ps[1], KillMode::Graceful)]);
-        let new2 = spawns(&pool.exited(ps[1]))[0];
-        pool.ready(new2);
-        assert_eq!(
-            generations(&pool),
-            vec![
-                (new1, ProcessState::Ready, 1),
-                (new2, ProcessState::Ready, 1)
-            ]
-        );
-    }
-
-    #[test]
     fn a_restart_stops_processes_still_spawning_the_old_code() {
         let (mut pool, commands) = Pool::start(pool_of(6), vec![group(1, 1)]);
         let p1 = spawns(&commands)[0];

@@ -26,7 +26,8 @@
 use core::time::Duration;
 use ferry_engine::{
     Command, Config, Engine, FailReason, GroupConfig, GroupId, Input, Instant, KillMode,
-    KillReason, PoolConfig, ProcessId, ProcessState, RejectReason, RequestId, SpawnReason,
+    KillReason, PoolConfig, ProcessId, ProcessState, RejectReason, RequestId, RestartOutcome,
+    SpawnReason,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -314,6 +315,15 @@ struct ModelProcess {
     /// The most `served` has been: a forward that fails later does not undo the decision
     /// its count led to.
     most_served: u64,
+    /// Requests forwarded to it, refused and failed forwards too (what `max_requests`
+    /// counts).
+    forwarded: u64,
+    /// Its group's restart generation when it was spawned.
+    generation: u32,
+    /// When it became ready or a session of it last started or ended.
+    last_used: Instant,
+    /// Detached, or it refused a connection: stopping it says nothing about a restart.
+    stopped_for_itself: bool,
 }
 
 /// What the model saw that can justify the reasons the engine gives: the inputs and commands
@@ -368,6 +378,14 @@ struct Harness {
     fresh_from: BTreeMap<RequestId, ProcessId>,
     shutdown_complete: bool,
     grounds: Grounds,
+    /// Each group's restart generation, bumped by each restart outside a shutdown.
+    generations: BTreeMap<GroupId, u32>,
+    /// New processes that became ready while old ones of their group served, not yet matched
+    /// by an old one stopped: invariant 9 as seen from outside.
+    handovers: BTreeMap<GroupId, usize>,
+    /// Groups that have been in always-restart mode, which trades old processes for fresh
+    /// ones on its own terms.
+    always_restart_seen: BTreeSet<GroupId>,
     /// Every input with its instant, and the commands each gave: replayed for determinism.
     log: Vec<(Instant, Input)>,
     outputs: Vec<Vec<Command>>,
@@ -396,6 +414,9 @@ impl Harness {
             fresh_from: BTreeMap::new(),
             shutdown_complete: false,
             grounds: Grounds::default(),
+            generations: BTreeMap::new(),
+            handovers: BTreeMap::new(),
+            always_restart_seen: BTreeSet::new(),
             log: Vec::new(),
             outputs: vec![commands.clone()],
         };
@@ -546,11 +567,9 @@ impl Harness {
             }
             Input::RequestFinished { request } | Input::RequestFailed { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
-                    self.processes
-                        .get_mut(process)
-                        .unwrap()
-                        .sessions
-                        .remove(&request);
+                    let p = self.processes.get_mut(process).unwrap();
+                    p.sessions.remove(&request);
+                    p.last_used = self.now;
                     self.end(request);
                 }
             }
@@ -558,11 +577,9 @@ impl Harness {
             Input::SessionUpgraded { .. } => {}
             Input::ClientGone { request } => {
                 if let Some(ModelRequest::InFlight(_, process)) = self.requests.get(&request) {
-                    self.processes
-                        .get_mut(process)
-                        .unwrap()
-                        .sessions
-                        .remove(&request);
+                    let p = self.processes.get_mut(process).unwrap();
+                    p.sessions.remove(&request);
+                    p.last_used = self.now;
                 }
                 if self.requests.contains_key(&request) {
                     self.end(request);
@@ -578,6 +595,8 @@ impl Harness {
                     // Nothing reached the app: the process has not served it.
                     p.served -= 1;
                     p.sessions.remove(&request);
+                    p.last_used = self.now;
+                    p.stopped_for_itself = true;
                     self.requests.insert(request, ModelRequest::Queued(group));
                     // Its queue time starts again: the wait at the process was not in a queue.
                     if let Some(times) = self.request_times.get_mut(&request) {
@@ -592,16 +611,13 @@ impl Harness {
                     let p = self.processes.get_mut(&process).unwrap();
                     p.served -= 1;
                     p.sessions.remove(&request);
+                    p.last_used = self.now;
                     // Rejected in this very batch, as ferry's own failure.
                     self.requests.insert(request, ModelRequest::Queued(group));
                     self.forward_failed = Some(request);
                 }
             }
-            Input::ProcessReady { process } => {
-                if let Some(p) = self.processes.get_mut(&process) {
-                    p.ready = true;
-                }
-            }
+            Input::ProcessReady { process } => self.note_ready(process),
             Input::SpawnFailed { process, .. } | Input::ProcessExited { process, .. } => {
                 if let Some(p) = self.processes.remove(&process) {
                     self.exited.push(process);
@@ -623,6 +639,7 @@ impl Harness {
             Input::SetAlwaysRestart { group, on } => {
                 if on {
                     self.grounds.fresh_seen.insert(group);
+                    self.always_restart_seen.insert(group);
                     self.always_restart.insert(group);
                 } else {
                     self.always_restart.remove(&group);
@@ -630,9 +647,15 @@ impl Harness {
             }
             Input::RestartGroup { group } => {
                 self.grounds.restarted.insert(group);
+                if !self.shutdown_requested {
+                    *self.generations.entry(group).or_default() += 1;
+                }
             }
             Input::DetachProcess { process } => {
                 self.grounds.detached.insert(process);
+                if let Some(p) = self.processes.get_mut(&process) {
+                    p.stopped_for_itself = true;
+                }
             }
             Input::Tick => {}
         }
@@ -691,6 +714,15 @@ impl Harness {
                 );
                 assert!((group.0 as usize) < self.config.groups.len());
                 self.last_process = Some(process);
+                let generation = self.generation(group);
+                // One beyond the pool's size only for a restart's replacement (a surge).
+                let (live, max) = (self.processes.len() + 1, self.config.pool.max_pool_size);
+                let restarting = self.old_ones_serve(group);
+                assert!(
+                    live <= max || (live == max + 1 && restarting),
+                    "{live} live processes counted from spawns and exits, max {max}, \
+                     restarting {restarting}"
+                );
                 self.processes.insert(
                     process,
                     ModelProcess {
@@ -702,12 +734,11 @@ impl Harness {
                         timed_out: false,
                         served: 0,
                         most_served: 0,
+                        forwarded: 0,
+                        generation,
+                        last_used: self.now,
+                        stopped_for_itself: false,
                     },
-                );
-                assert!(
-                    self.processes.len() <= self.config.pool.max_pool_size,
-                    "{} live processes counted from spawns and exits",
-                    self.processes.len()
                 );
             }
             Command::Forward { request, process } => {
@@ -739,7 +770,9 @@ impl Harness {
                 }
                 p.served += 1;
                 p.most_served = p.most_served.max(p.served);
+                p.forwarded += 1;
                 p.sessions.insert(request);
+                p.last_used = self.now;
                 self.requests
                     .insert(request, ModelRequest::InFlight(group, process));
                 if let Some(times) = self.request_times.get_mut(&request) {
@@ -824,6 +857,7 @@ impl Harness {
                 let p = self.processes.get_mut(&process).unwrap();
                 p.sessions.remove(&request);
                 p.timed_out = true;
+                p.last_used = self.now;
                 self.end(request);
             }
             Command::Fail {
@@ -850,6 +884,9 @@ impl Harness {
                 reason,
             } => {
                 self.check_kill_reason(process, mode, reason);
+                if mode == KillMode::Graceful {
+                    self.check_handover(process);
+                }
                 let deadline_passed = self.deadline_passed();
                 let p = self
                     .processes
@@ -877,6 +914,22 @@ impl Harness {
                 }
                 p.killed = Some(mode);
                 p.kill_reason.get_or_insert(reason);
+            }
+            Command::RestartReport {
+                group,
+                generation,
+                outcome,
+            } => {
+                assert!(
+                    generation >= 1 && generation <= self.generation(group),
+                    "{group} reported restart {generation} of {}",
+                    self.generation(group)
+                );
+                match outcome {
+                    RestartOutcome::Failed { error } => assert!(!error.is_empty()),
+                    RestartOutcome::Done => {}
+                    RestartOutcome::InProgress => panic!("{group} reported a restart under way"),
+                }
             }
             Command::ShutdownComplete => {
                 assert!(self.shutdown_requested && !self.shutdown_complete);
@@ -938,6 +991,85 @@ impl Harness {
             grounded,
             "{process} was killed for {reason:?}: {p:?}, {g:?}"
         );
+    }
+
+    fn generation(&self, group: GroupId) -> u32 {
+        self.generations.get(&group).copied().unwrap_or(0)
+    }
+
+    /// Whether a process of an old generation serves in the group (a restart is under way).
+    fn old_ones_serve(&self, group: GroupId) -> bool {
+        let generation = self.generation(group);
+        self.processes
+            .values()
+            .any(|p| p.group == group && p.ready && p.killed.is_none() && p.generation < generation)
+    }
+
+    fn note_ready(&mut self, process: ProcessId) {
+        let restarting = self
+            .processes
+            .get(&process)
+            .is_some_and(|p| self.old_ones_serve(p.group));
+        let Some(p) = self.processes.get_mut(&process) else {
+            return;
+        };
+        let current = p.generation == self.generations.get(&p.group).copied().unwrap_or(0);
+        if !p.ready && p.killed.is_none() {
+            p.last_used = self.now;
+            if current && restarting {
+                *self.handovers.entry(p.group).or_default() += 1;
+            }
+        }
+        p.ready = true;
+    }
+
+    /// Invariant 9 from outside: an old process that served is stopped during a restart only
+    /// against a new one that became ready, unless it goes for its own reasons (idle for
+    /// `pool_idle_time`, at `max_requests`, timed out, refused, detached, a shutdown, room
+    /// for another group's waiting requests, always-restart mode).
+    fn check_handover(&mut self, process: ProcessId) {
+        let Some(p) = self.processes.get(&process) else {
+            return;
+        };
+        let group = p.group;
+        let config = &self.config.groups[group.0 as usize];
+        let idle_time = self.config.pool.pool_idle_time;
+        let idle = !idle_time.is_zero() && p.last_used + idle_time <= self.now;
+        let worn_out = config.max_requests != 0 && p.forwarded >= config.max_requests;
+        // Another group's waiting requests, restart or min_instances may take an idle
+        // process for room.
+        let short_of_min = |g: usize| {
+            let live = self.processes.values();
+            let live = live.filter(|p| p.group.0 as usize == g && p.killed.is_none());
+            live.count() < self.config.groups[g].min_instances
+        };
+        let others_wait = self
+            .requests
+            .values()
+            .any(|r| matches!(r, ModelRequest::Queued(g) if *g != group))
+            || self
+                .generations
+                .keys()
+                .any(|g| *g != group && self.old_ones_serve(*g))
+            || (0..self.config.groups.len()).any(|g| g != group.0 as usize && short_of_min(g));
+        let own_reasons = idle
+            || worn_out
+            || p.timed_out
+            || p.stopped_for_itself
+            || others_wait
+            || self.shutdown_requested
+            || self.always_restart_seen.contains(&group);
+        if !p.ready || p.generation >= self.generation(group) || own_reasons {
+            return;
+        }
+        let credit = self.handovers.entry(group).or_default();
+        assert!(
+            *credit > 0,
+            "{process} of generation {} stopped before a replacement of generation {} was ready",
+            p.generation,
+            self.generation(group)
+        );
+        *credit -= 1;
     }
 
     /// The engine's own invariants, and its counts against the model's.
@@ -1048,6 +1180,14 @@ impl Harness {
             assert_eq!(ready.clone().count(), group.processes.len(), "{group:?}");
             assert!(
                 ready.clone().all(|p| p.generation == group.generation),
+                "{group:?}"
+            );
+            // Every restart reached an outcome.
+            assert!(
+                group
+                    .restart
+                    .as_ref()
+                    .is_none_or(|r| r.outcome != RestartOutcome::InProgress),
                 "{group:?}"
             );
             if self.config.pool.pool_idle_time.is_zero() {

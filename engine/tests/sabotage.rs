@@ -302,3 +302,17 @@ fn never_shrinking_to_demand_breaks_invariant_10() {
     }
     assert_eq!(broken, Some(10));
 }
+
+#[test]
+fn stopping_an_old_process_before_its_replacement_is_ready_breaks_invariant_9() {
+    // What a full pool did before: make room for the new process by stopping an old one.
+    let (mut pool, old) =
+        Sabotaged::new(pool_of(1), group(1, 1), Sabotage::RetireBeforeReplacement);
+    let commands = pool.input(Input::RestartGroup { group: GroupId(0) });
+    assert!(commands.contains(&Command::Kill {
+        process: old[0],
+        mode: ferry_engine::KillMode::Graceful,
+        reason: ferry_engine::KillReason::Restart,
+    }));
+    assert_eq!(pool.broken(), 9);
+}

@@ -139,6 +139,8 @@ impl Simulation<'_> {
                 }
                 self.kill(process, mode)
             }
+            // A report for the operator; the simulated world has nothing to do.
+            Command::RestartReport { .. } => {}
             Command::ShutdownComplete => {
                 self.shutdown_completes += 1;
                 if self.shutdown_completes > 1 {
