@@ -7,6 +7,7 @@
 
 mod dynamics;
 mod dynamics_report;
+mod https;
 mod machine;
 mod net;
 mod opts;
@@ -126,6 +127,9 @@ fn main() -> ExitCode {
     report.push_str(&machine::machine_report());
     if opts.proxies && !interrupted() {
         sections::proxies_section(&ctx, &opts, &mut report);
+    }
+    if opts.https && !interrupted() {
+        sections::https_section(&ctx, &opts, &mut report);
     }
     if opts.wsgi && !interrupted() {
         sections::wsgi_section(&ctx, &opts, wsgi_source, &mut report);

@@ -30,7 +30,8 @@ pub struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = [
-            "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "nginx", "passenger", "ferry-wsgi",
+            "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "ferry-tls", "haproxy-tls",
+            "nginx", "passenger", "ferry-wsgi",
             "passenger-wsgi", "gunicorn",
         ]
     )]
@@ -38,6 +39,9 @@ pub struct Opts {
     /// Skip the proxy table.
     #[arg(long = "no-proxies", action = ArgAction::SetFalse)]
     pub proxies: bool,
+    /// Skip the HTTPS table (ferry --ssl against HAProxy terminating TLS).
+    #[arg(long = "no-https", action = ArgAction::SetFalse)]
+    pub https: bool,
     /// Skip the WSGI table.
     #[arg(long = "no-wsgi", action = ArgAction::SetFalse)]
     pub wsgi: bool,

@@ -22,17 +22,22 @@ fn fill(template: &str, dir: &Path, port: u16, servers: &str) -> String {
         .replace("{{SERVERS}}", servers)
 }
 
-pub(crate) fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let mut guards = Vec::new();
-    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
+/// The bench's HAProxy configuration: listening on `port`, balancing over `app_ports`.
+pub(crate) fn haproxy_config(dir: &Path, port: u16, app_ports: &[u16]) -> String {
     let servers: String = app_ports
         .iter()
         .enumerate()
         .map(|(i, p)| format!("    server app{i} 127.0.0.1:{p}\n"))
         .collect();
+    fill(HAPROXY_CFG, dir, port, &servers)
+}
+
+pub(crate) fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    let mut guards = Vec::new();
+    let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
     let port = free_port()?;
     let cfg = dir.join("haproxy.cfg");
-    fs::write(&cfg, fill(HAPROXY_CFG, dir, port, &servers)).map_err(|e| e.to_string())?;
+    fs::write(&cfg, haproxy_config(dir, port, &app_ports)).map_err(|e| e.to_string())?;
     let log = dir.join("haproxy.log");
     let (out, err) = log_file(&log)?;
     let mut cmd = Command::new(which("haproxy").ok_or("haproxy not found")?);

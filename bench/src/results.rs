@@ -78,7 +78,7 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
         }
     };
     if !opts.warmup.is_zero() {
-        if let Err(e) = wrk::run(running.port, "/", CONNS[0], opts.warmup) {
+        if let Err(e) = wrk::run(running.scheme, running.port, "/", CONNS[0], opts.warmup) {
             eprintln!("ferry-bench:   warm-up failed: {e}");
         }
     }
@@ -88,7 +88,7 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
         }
         let sampler = (!running.proxy_pids.is_empty())
             .then(|| rss::Sampler::start(running.proxy_pids.clone(), RSS_SAMPLE_EVERY));
-        let result = wrk::run(running.port, "/", conns, opts.duration);
+        let result = wrk::run(running.scheme, running.port, "/", conns, opts.duration);
         let rss = sampler.map(|s| s.finish().kb());
         match result {
             Ok(w) => {

@@ -125,6 +125,32 @@ The access log's cost (ferry writing a combined line per request to a file):
     report.push_str(&t.render());
 }
 
+pub fn https_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
+    let wanted = [Server::FerryTls, Server::HaproxyTls];
+    let _ = writeln!(
+        report,
+        "\n### HTTPS: TLS terminated by ferry or by HAProxy, {} testapp processes behind each\n",
+        ctx.apps
+    );
+    let servers = select(&wanted, opts, report);
+    let results = run_rounds(ctx, &servers, opts);
+    let _ = writeln!(
+        report,
+        "\nwrk over https (TLS 1.3, keep-alive: one handshake per connection), medians over {} \
+         interleaved rounds as above. Both present the same kind of certificate (EC P-256, \
+         self-signed, made per run with openssl); HAProxy runs one thread (`nbthread 1`), \
+         as ferry does.\n",
+        opts.rounds
+    );
+    report.push_str(&results_table(&servers, &results).render());
+    let ratios = ratio_table(&[Server::FerryTls], &[Server::HaproxyTls], &results);
+    if !ratios.is_empty() {
+        report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
+        report.push_str(&ratios.render());
+    }
+    failures_section(&results, report);
+}
+
 pub fn wsgi_section(ctx: &Ctx, opts: &Opts, wsgi_source: &str, report: &mut String) {
     let wanted = [Server::FerryWsgi, Server::PassengerWsgi, Server::Gunicorn];
     let _ = writeln!(

@@ -75,6 +75,10 @@ pub enum Server {
         access_log: bool,
     },
     Haproxy,
+    /// ferry --ssl --concurrency 0.
+    FerryTls,
+    /// HAProxy terminating TLS with the same kind of certificate.
+    HaproxyTls,
     Nginx,
     Passenger,
     FerryWsgi,
@@ -94,6 +98,8 @@ impl Server {
                 format!("ferry --concurrency {concurrency}{log}")
             }
             Server::Haproxy => "HAProxy".into(),
+            Server::FerryTls => "ferry --ssl --concurrency 0".into(),
+            Server::HaproxyTls => "HAProxy (TLS)".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "Passenger".into(),
             Server::FerryWsgi => "ferry (wsgi loader)".into(),
@@ -114,6 +120,8 @@ impl Server {
                 format!("ferry-c{concurrency}{log}")
             }
             Server::Haproxy => "haproxy".into(),
+            Server::FerryTls => "ferry-tls".into(),
+            Server::HaproxyTls => "haproxy-tls".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "passenger".into(),
             Server::FerryWsgi => "ferry-wsgi".into(),
@@ -126,8 +134,8 @@ impl Server {
     pub fn rss_note(&self) -> &'static str {
         match self {
             Server::Direct => "",
-            Server::Ferry { .. } | Server::FerryWsgi => "ferry's pid",
-            Server::Haproxy => "haproxy",
+            Server::Ferry { .. } | Server::FerryWsgi | Server::FerryTls => "ferry's pid",
+            Server::Haproxy | Server::HaproxyTls => "haproxy",
             Server::Nginx => "master + worker",
             Server::Passenger | Server::PassengerWsgi => "core + watchdog",
             Server::Gunicorn => "arbiter only",
@@ -139,6 +147,8 @@ impl Server {
         let need: &[&str] = match self {
             Server::Direct | Server::Ferry { .. } => &[],
             Server::Haproxy => &["haproxy"],
+            Server::FerryTls => &["openssl"],
+            Server::HaproxyTls => &["haproxy", "openssl"],
             Server::Nginx => &["nginx"],
             Server::Passenger => &["passenger"],
             Server::FerryWsgi => &["python3"],
@@ -162,6 +172,8 @@ impl Server {
                 access_log,
             } => start_ferry(ctx, &dir, *concurrency, *access_log),
             Server::Haproxy => start_haproxy(ctx, &dir),
+            Server::FerryTls => crate::https::start_ferry_tls(ctx, &dir),
+            Server::HaproxyTls => crate::https::start_haproxy_tls(ctx, &dir),
             Server::Nginx => start_nginx(ctx, &dir),
             Server::Passenger => start_passenger(ctx, &dir),
             Server::FerryWsgi => start_ferry_wsgi(ctx, &dir),
@@ -190,6 +202,8 @@ pub fn which(program: &str) -> Option<PathBuf> {
 pub struct Running {
     pub label: String,
     pub port: u16,
+    /// `http`, or `https` for a server terminating TLS.
+    pub scheme: &'static str,
     /// The processes whose memory is reported (the proxy's own, never the apps').
     pub proxy_pids: Vec<u32>,
     pub dir: PathBuf,
@@ -206,6 +220,7 @@ impl Running {
         Running {
             label: String::new(),
             port,
+            scheme: "http",
             proxy_pids: Vec::new(),
             dir: dir.to_path_buf(),
             passenger_core: None,

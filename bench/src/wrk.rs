@@ -21,20 +21,27 @@ impl WrkResult {
     }
 }
 
-/// The wrk command line for `conns` connections on one thread for `duration`.
-pub fn command(port: u16, path: &str, conns: usize, duration: Duration) -> Command {
+/// The wrk command line for `conns` connections on one thread for `duration`, to
+/// `scheme` (`http` or `https`) on loopback.
+pub fn command(scheme: &str, port: u16, path: &str, conns: usize, duration: Duration) -> Command {
     let mut cmd = Command::new("wrk");
     cmd.arg("-t1")
         .arg(format!("-c{conns}"))
         .arg(format!("-d{}s", duration.as_secs().max(1)))
         .arg("--latency")
-        .arg(format!("http://127.0.0.1:{port}{path}"));
+        .arg(format!("{scheme}://127.0.0.1:{port}{path}"));
     cmd
 }
 
 /// Runs wrk to completion and parses its report.
-pub fn run(port: u16, path: &str, conns: usize, duration: Duration) -> Result<WrkResult, String> {
-    let mut cmd = command(port, path, conns, duration);
+pub fn run(
+    scheme: &str,
+    port: u16,
+    path: &str,
+    conns: usize,
+    duration: Duration,
+) -> Result<WrkResult, String> {
+    let mut cmd = command(scheme, port, path, conns, duration);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let output = Guard::spawn("wrk", &mut cmd)?
         .output()
