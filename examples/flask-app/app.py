@@ -4,6 +4,8 @@
     GET  /                 -> a greeting with the pid
     POST /echo             -> echoes the JSON request body back
     GET  /stream?n=5&ms=0  -> a streamed (chunked) response, one line per chunk
+    GET  /whoami           -> how the request reached the app: its URL, scheme, whether
+                              Flask sees it as secure, the client address
 """
 
 import os
@@ -25,6 +27,17 @@ def echo():
     if data is None:
         return jsonify(error="expected a JSON request body"), 400
     return jsonify(data)
+
+
+@app.get("/whoami")
+def whoami():
+    return jsonify(
+        url=request.url,
+        scheme=request.scheme,
+        is_secure=request.is_secure,
+        remote_addr=request.remote_addr,
+        x_forwarded_for=request.headers.get("X-Forwarded-For"),
+    )
 
 
 @app.get("/stream")

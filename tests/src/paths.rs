@@ -69,3 +69,23 @@ pub fn one_session_unless_given(args: &[&str]) -> Vec<String> {
     };
     pinned.iter().chain(args).map(|a| a.to_string()).collect()
 }
+
+/// The Python that has Flask: `$FERRY_TEST_PYTHON`, else `<repo>/.venv/bin/python` (which
+/// `.ci/run` creates). Without Flask the test fails: a missing dependency is no pass.
+pub fn flask_python() -> PathBuf {
+    let python = std::env::var_os("FERRY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let has_flask = std::process::Command::new(&python)
+        .args(["-c", "import flask"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        has_flask,
+        "{} cannot `import flask`: run .ci/run (it creates .venv with Flask), or \
+         `python3 -m venv .venv && .venv/bin/pip install -r examples/flask-app/requirements.txt`, \
+         or point FERRY_TEST_PYTHON at a Python that has Flask",
+        python.display()
+    );
+    python
+}

@@ -100,3 +100,28 @@ fn every_peer_is_trusted_with_a_star_and_a_bad_list_is_refused() {
     );
     assert!(!done.stdout.contains("Spawning"), "{}", done.stdout);
 }
+
+/// The case with a real framework: Flask's `request.is_secure` and `request.url`
+/// (what a CSRF origin check compares) behind a trusted HTTPS proxy, and from an untrusted
+/// peer.
+#[test]
+fn flask_sees_a_secure_request_only_from_a_trusted_proxy() {
+    let python = flask_python();
+    let app = repo_root().join("examples/flask-app");
+    let (app, python) = (app.to_str().unwrap(), python.to_str().unwrap());
+    for (allow, secure, url) in [
+        ("127.0.0.1,::1", true, "https://test/whoami"),
+        ("192.0.2.1", false, "http://test/whoami"),
+    ] {
+        let args = [app, "--python", python, "--forwarded-allow-ips", allow];
+        let ferry = Ferry::start(&args, &[]);
+        let mut client = HttpClient::connect(ferry.addr()).expect("connect");
+        let response = client
+            .request("GET", "/whoami", PROXY_FIELDS, b"")
+            .expect("a response");
+        assert_eq!(response.status, 200, "{}", response.text());
+        let seen: Value = serde_json::from_str(&response.text()).expect("JSON");
+        assert_eq!(seen["is_secure"], secure, "trusting {allow}: {seen}");
+        assert_eq!(seen["url"], url, "trusting {allow}: {seen}");
+    }
+}

@@ -1,8 +1,7 @@
 //! WSGI apps: ferry's own loader runs `passenger_wsgi.py` apps, Flask included.
 
-use ferry_e2e::{get, repo_root, tempdir::TempDir, Ferry, HttpClient};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use ferry_e2e::{flask_python, get, repo_root, tempdir::TempDir, Ferry, HttpClient};
+use std::path::Path;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -77,26 +76,6 @@ fn a_wsgi_app_that_raises_gives_500_and_ferry_keeps_serving() {
         assert_eq!(ok.text(), pid.to_string(), "the same process keeps serving");
     }
     assert_eq!(ferry.total("crashes"), 0);
-}
-
-/// The Python that has Flask: `$FERRY_TEST_PYTHON`, else `<repo>/.venv/bin/python` (which
-/// `.ci/run` creates). Without Flask the test fails: a missing dependency is no pass.
-fn flask_python() -> PathBuf {
-    let python = std::env::var_os("FERRY_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    let has_flask = Command::new(&python)
-        .args(["-c", "import flask"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    assert!(
-        has_flask,
-        "{} cannot `import flask`: run .ci/run (it creates .venv with Flask), or \
-         `python3 -m venv .venv && .venv/bin/pip install -r examples/flask-app/requirements.txt`, \
-         or point FERRY_TEST_PYTHON at a Python that has Flask",
-        python.display()
-    );
-    python
 }
 
 #[test]
