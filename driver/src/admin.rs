@@ -249,6 +249,9 @@ impl Server {
             shutting_down: status.shutting_down,
             totals: status.totals,
             groups,
+            recent_decisions: crate::decisions::reports(&status.recent_decisions, now, |p| {
+                self.children.get(&p).map(|c| c.process.pid)
+            }),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod client;
 pub mod clock;
 pub mod control;
 pub mod daemon;
+pub mod decisions;
 pub mod exchange;
 pub mod instance;
 pub mod listeners;

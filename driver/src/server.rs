@@ -750,6 +750,14 @@ impl Server {
     }
 
     fn execute(&mut self, command: Command) {
+        let pid = |process: &ProcessId| self.children.get(process).map(|c| c.process.pid);
+        let pid = match &command {
+            Command::Kill { process, .. } | Command::Fail { process, .. } => pid(process),
+            _ => None,
+        };
+        if let Some((level, line)) = crate::decisions::log_line(&command, pid) {
+            self.log.at(level, &line);
+        }
         match command {
             Command::Spawn { process, .. } => self.spawn(process),
             Command::Forward { request, process } => self.forward(request, process),

@@ -19,6 +19,9 @@ pub struct StatusReport {
     pub shutting_down: bool,
     pub totals: ferry_engine::Totals,
     pub groups: Vec<GroupReport>,
+    /// The engine's latest decisions (spawns, kills, 503s, 502s, 504s), newest first.
+    #[serde(default)]
+    pub recent_decisions: Vec<crate::decisions::DecisionReport>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -183,6 +186,26 @@ impl StatusReport {
                 }
             }
             line(&mut out, String::new());
+        }
+        if !self.recent_decisions.is_empty() {
+            line(&mut out, "----------- Recent decisions -----------".into());
+            for d in &self.recent_decisions {
+                let process = match (d.process, d.pid) {
+                    (Some(id), Some(pid)) => format!("process {id} (pid {pid})"),
+                    (Some(id), None) => format!("process {id}"),
+                    (None, _) => String::new(),
+                };
+                line(
+                    &mut out,
+                    format!(
+                        "  {:>8} ago  {:<10} {:<24} {}",
+                        human_duration(d.ago_s),
+                        d.decision,
+                        process,
+                        d.reason
+                    ),
+                );
+            }
         }
         out
     }
