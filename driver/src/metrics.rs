@@ -4,7 +4,7 @@
 //! scrape. The format is a few lines of text, so it is written here rather than with a
 //! metrics crate.
 
-use ferry_engine::{PoolStatus, ProcessState, RejectReason};
+use ferry_engine::{FailReason, PoolStatus, ProcessState, RejectReason};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -58,20 +58,9 @@ pub struct Metrics {
     request_duration: Histogram,
     queue_wait: Histogram,
     rejected_by_reason: BTreeMap<&'static str, u64>,
+    failed_by_reason: BTreeMap<&'static str, u64>,
     spawns_by_reason: BTreeMap<&'static str, u64>,
     kills_by_reason: BTreeMap<&'static str, u64>,
-}
-
-/// The label of a 503's reason.
-pub fn reject_reason_label(reason: &RejectReason) -> &'static str {
-    match reason {
-        RejectReason::QueueFull => "queue_full",
-        RejectReason::SpawnFailing { .. } => "spawn_failing",
-        RejectReason::ShuttingDown => "shutting_down",
-        RejectReason::OutOfResources { .. } => "out_of_resources",
-        RejectReason::QueueTimeout => "queue_timeout",
-        RejectReason::UnknownGroup { .. } => "unknown_group",
-    }
 }
 
 fn state_label(state: ProcessState) -> &'static str {
@@ -114,10 +103,12 @@ impl Metrics {
     }
 
     pub fn rejected(&mut self, reason: &RejectReason) {
-        *self
-            .rejected_by_reason
-            .entry(reject_reason_label(reason))
-            .or_default() += 1;
+        *self.rejected_by_reason.entry(reason.as_str()).or_default() += 1;
+    }
+
+    /// A request that reached a process got a 502: its process exited first.
+    pub fn failed(&mut self, reason: &FailReason) {
+        *self.failed_by_reason.entry(reason.as_str()).or_default() += 1;
     }
 
     pub fn spawned(&mut self, reason: &'static str) {
@@ -163,6 +154,10 @@ impl Metrics {
             "counter",
         );
         labelled(&mut out, name, "reason", &self.rejected_by_reason);
+        let name = "ferry_failed_requests_total";
+        let help = "Requests answered 502 because their app process exited, by reason.";
+        header(&mut out, name, help, "counter");
+        labelled(&mut out, name, "reason", &self.failed_by_reason);
         let name = "ferry_spawns_total";
         header(
             &mut out,

@@ -8,7 +8,7 @@ use crate::cli::StartArgs;
 use crate::metrics::Metrics;
 use crate::ops_http::{Answer, OpsConn, Route, CONNECTIONS_MAX, METRICS_CONTENT_TYPE};
 use crate::sd_notify::Notifier;
-use ferry_engine::{PoolStatus, RejectReason};
+use ferry_engine::{FailReason, KillReason, PoolStatus, ProcessId, RejectReason, SpawnReason};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -67,6 +67,9 @@ pub struct Observer {
     next_serial: u64,
     /// An app process has been ready (or none is needed before requests come).
     serving: bool,
+    /// Processes whose stop has been counted: a forced kill after a graceful one is the same
+    /// stop.
+    kills_counted: std::collections::HashSet<ProcessId>,
     ready_announced: bool,
     stopping: bool,
 }
@@ -99,6 +102,7 @@ impl Observer {
             conns: Slab::new(),
             next_serial: 0,
             serving: args.min_instances == 0,
+            kills_counted: Default::default(),
             ready_announced: false,
             stopping: false,
         })
@@ -143,6 +147,26 @@ impl Observer {
 
     pub fn rejected(&mut self, reason: &RejectReason) {
         self.metrics.rejected(reason);
+    }
+
+    pub fn failed(&mut self, reason: &FailReason) {
+        self.metrics.failed(reason);
+    }
+
+    pub fn spawned(&mut self, reason: SpawnReason) {
+        self.metrics.spawned(reason.as_str());
+    }
+
+    /// The engine stops `process`: counted once per process, under the first kill's reason.
+    pub fn kill_sent(&mut self, process: ProcessId, reason: KillReason) {
+        if self.kills_counted.insert(process) {
+            self.metrics.killed(reason.as_str());
+        }
+    }
+
+    /// The process is gone (exited, or its spawn given up).
+    pub fn process_gone(&mut self, process: ProcessId) {
+        self.kills_counted.remove(&process);
     }
 
     /// An app process became ready: the first one makes ferry ready.

@@ -759,15 +759,31 @@ impl Server {
             self.log.at(level, &line);
         }
         match command {
-            Command::Spawn { process, .. } => self.spawn(process),
+            Command::Spawn {
+                process, reason, ..
+            } => {
+                self.observer.spawned(reason);
+                self.spawn(process)
+            }
             Command::Forward { request, process } => self.forward(request, process),
             Command::Reject { request, reason } => self.reject(request, reason),
-            Command::Fail { request, .. } => self.fail_request(request),
+            Command::Fail {
+                request, reason, ..
+            } => {
+                self.observer.failed(&reason);
+                self.fail_request(request)
+            }
             Command::TimeOut { request, .. } => self.time_out_request(request),
-            Command::Kill { process, mode, .. } => {
+            Command::Kill {
+                process,
+                mode,
+                reason,
+            } => {
+                self.observer.kill_sent(process, reason);
                 if let Some(child) = self.children.get(&process) {
                     child.process.signal(mode == ferry_engine::KillMode::Force);
                 } else {
+                    self.observer.process_gone(process);
                     self.give_up_spawn(process);
                 }
             }
@@ -915,6 +931,7 @@ impl Server {
         self.process_output(id, OutputStream::Stdout);
         self.process_output(id, OutputStream::Stderr);
         let child = self.children.remove(&id).expect("child is known");
+        self.observer.process_gone(id);
         let pid = child.process.pid;
         // `reap` killed what was left of its group.
         if let Some(watchdog) = &mut self.watchdog {

@@ -152,6 +152,54 @@ fn metrics_count_what_the_requests_did() {
 }
 
 #[test]
+fn spawns_kills_and_502s_are_counted_by_the_engines_reasons() {
+    let (ferry, metrics) = start(&["--max-requests", "2"]);
+    let first = ferry.wait_ready(1, LIMIT)[0];
+    let addr = ferry.addr();
+    assert_eq!(get(addr, "/pid").unwrap().status, 200);
+    assert_eq!(get(addr, "/pid").unwrap().status, 200); // its second: retired
+    wait_for(
+        "the process that served twice to be replaced",
+        LIMIT,
+        || {
+            let ready = ferry.pids_in("ready");
+            (ready.len() == 1 && ready[0] != first).then_some(())
+        },
+    );
+    assert_eq!(get(addr, "/crash").unwrap().status, 502);
+    let samples = wait_for("the crashed process to be replaced", LIMIT, || {
+        let samples = parse_with_prometheus(&get(metrics, "/metrics").ok()?.text());
+        let ready = value(&samples, "ferry_processes", &[("state", "ready")]);
+        (ready == 1.0).then_some(samples)
+    });
+    let spawns = |reason| value(&samples, "ferry_spawns_total", &[("reason", reason)]);
+    let kills = |reason| value(&samples, "ferry_kills_total", &[("reason", reason)]);
+    assert_eq!(spawns("min_instances"), 1.0, "{samples:?}");
+    assert_eq!(kills("max_requests"), 1.0, "{samples:?}");
+    assert_eq!(
+        value(
+            &samples,
+            "ferry_failed_requests_total",
+            &[("reason", "crashed")]
+        ),
+        1.0
+    );
+    let all_spawns: f64 = samples
+        .iter()
+        .filter(|(n, _, _)| n == "ferry_spawns_total")
+        .map(|(_, _, v)| v)
+        .sum();
+    // Each spawn ferry logged, whatever its reason: the first process, the retired one's
+    // replacement, the crashed one's (and one more if ferry gave the crashing request to a
+    // fresh process, which crashed too).
+    assert!(all_spawns >= 3.0, "{samples:?}");
+    wait_for("ferry's log to show each spawn counted", LIMIT, || {
+        let logged = ferry.output_text().matches("Spawning app process").count();
+        (logged as f64 == all_spawns).then_some(())
+    });
+}
+
+#[test]
 fn ready_turns_503_when_a_stop_begins_while_in_flight_requests_finish() {
     let (mut ferry, metrics) = start(&[]);
     ferry.wait_ready(1, LIMIT);
