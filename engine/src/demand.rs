@@ -10,11 +10,15 @@
 //!   per process and by [`TARGET_UTILIZATION`], rounded up. The headroom keeps queueing
 //!   short at the peaks of random traffic without a process per momentary overlap;
 //! - the **backlog**: the time-averaged number of requests in the group (in sessions or
-//!   queued) over about [`LOAD_TIME_CONSTANT`], divided by `target_concurrency`, rounded
-//!   down: once on average a whole extra process's worth of requests waits, another process
-//!   is wanted. This is what grows the pool under a burst of many clients (their arrivals are
-//!   paced by the pool itself, so the arrival rate alone would not show the excess), while
-//!   two requests that overlap for a moment barely move the average;
+//!   queued) over about [`LOAD_TIME_CONSTANT`], divided by `target_concurrency` ×
+//!   [`BACKLOG_MARGIN`], rounded down, and at least one more than the ready processes once
+//!   it passes them: once on average the processes carry four times their target, another
+//!   process is wanted. This is what grows the pool under a burst of many
+//!   clients (their arrivals are paced by the pool itself, so the arrival rate alone would
+//!   not show the excess: 200 clients on one process pass the margin for six processes in a
+//!   fifth of a second), while the queues of random traffic near the offered load's size
+//!   do not (at the margin of 1 they grew the day scenario's busy hours to all eight
+//!   processes where five carry the load);
 //! - the **queue**: when the queued requests would wait longer than a spawn takes (queue ×
 //!   service time ÷ the serving processes' target), enough processes to drain the queue
 //!   within one spawn time; and once the oldest queued request has already waited a spawn
@@ -31,7 +35,9 @@
 //!
 //! # Shrinking
 //! The pool keeps the most processes needed at any moment of the last `pool_idle_time` (by
-//! the rule above, or for the time-averaged requests rounded up, whichever is more); idle
+//! the rule above, or for the time-averaged requests rounded up, whichever is more: the
+//! smaller of their averages over [`LOAD_TIME_CONSTANT`] and [`HELD_TIME_CONSTANT`], so that
+//! a swing must last to be kept and a drop counts at once); idle
 //! ready processes beyond that are shut down, least recently used first. Together with
 //! routing that sends ties to the most recently used process (so the processes light traffic
 //! does not need go idle and their own idle timers run out), this brings the pool back to what
@@ -51,9 +57,25 @@ pub(crate) const RATE_TIME_CONSTANT: Duration = Duration::from_secs(10);
 /// The share of their target concurrency processes are scaled to carry on average (as
 /// Knative's autoscaler's target utilization): the rest absorbs the peaks of random arrivals.
 pub(crate) const TARGET_UTILIZATION: f64 = 0.9;
-/// The weight of each new service time in its average: about the last hundred sessions,
-/// so that the noise of random service times does not read as a change of load.
-const SERVICE_TIME_WEIGHT: f64 = 0.01;
+/// How many times their target the ready processes' averaged requests must carry before
+/// the backlog asks for more (see the module's docs). With no margin (as before) the queues
+/// of random traffic near the pool's size set it off: the day scenario averaged 4.89
+/// processes. With this rule, 3 gave 4.03 (p99 169 ms) and 4 gives 3.91 (p99 173 ms, no
+/// 503; its bound is 180 ms). A burst (hundreds of clients on a process) passes either
+/// within a fraction of a second.
+pub(crate) const BACKLOG_MARGIN: f64 = 4.0;
+/// How long service times are averaged over (the time constant of the decaying sums of
+/// session lengths and counts whose ratio is the mean). Over time rather than a number of
+/// sessions, so that the estimate is as steady at 200 requests per second as at 2: a
+/// hundred sessions are half a second of a busy day, whose random long requests (a
+/// lognormal's tail) then move the mean by about 10% either way, and the most processes
+/// needed in the last `pool_idle_time` follow the highest of those swings.
+pub(crate) const SERVICE_TIME_CONSTANT: Duration = Duration::from_secs(30);
+/// The time constant of the steady load the shrinking side keeps processes for (see
+/// [`Demand::to_keep`]): as long as the arrival rate's, for the same reason. Alone, it would
+/// hold a burst's processes for about 50 s after it ends (200 requests fading to one), so
+/// the held load is the smaller of this average and the 2 s one.
+pub(crate) const HELD_TIME_CONSTANT: Duration = RATE_TIME_CONSTANT;
 /// The weight of each new spawn time in its average.
 const SPAWN_TIME_WEIGHT: f64 = 0.5;
 /// A spawn's assumed length before any has been measured: a typical app's startup.
@@ -76,7 +98,13 @@ pub(crate) struct Demand {
     load_avg: f64,
     load_now: u32,
     load_at: Instant,
-    service_time_s: Option<f64>,
+    /// The held load: the time-averaged requests over [`HELD_TIME_CONSTANT`].
+    held_avg: f64,
+    /// Session lengths and sessions, summed with weights decaying over
+    /// [`SERVICE_TIME_CONSTANT`], as of `service_at`: their ratio is the mean service time.
+    service_sum_s: f64,
+    service_count: f64,
+    service_at: Instant,
     spawn_time_s: Option<f64>,
     /// Processes needed, as sampled: `(from, until, needed)`, oldest first, each needing more
     /// than every later one (a later larger need makes earlier smaller ones irrelevant to the
@@ -135,7 +163,10 @@ impl Demand {
             load_avg: 0.0,
             load_now: 0,
             load_at: now,
-            service_time_s: None,
+            held_avg: 0.0,
+            service_sum_s: 0.0,
+            service_count: 0.0,
+            service_at: now,
             spawn_time_s: None,
             needed_history: VecDeque::new(),
         }
@@ -146,16 +177,33 @@ impl Demand {
         self.arrival_rate_per_s * decay(dt / seconds(RATE_TIME_CONSTANT))
     }
 
-    fn load_avg_at(&self, now: Instant) -> f64 {
+    /// An average of the requests over `time_constant`, `avg` as of the last change of load.
+    fn averaged(&self, avg: f64, now: Instant, time_constant: Duration) -> f64 {
         let dt = seconds(now.saturating_since(self.load_at));
         let now_value = f64::from(self.load_now);
-        now_value + (self.load_avg - now_value) * decay(dt / seconds(LOAD_TIME_CONSTANT))
+        now_value + (avg - now_value) * decay(dt / seconds(time_constant))
+    }
+
+    fn load_avg_at(&self, now: Instant) -> f64 {
+        self.averaged(self.load_avg, now, LOAD_TIME_CONSTANT)
+    }
+
+    fn held_avg_at(&self, now: Instant) -> f64 {
+        self.averaged(self.held_avg, now, HELD_TIME_CONSTANT)
+    }
+
+    /// The mean service time, once a session has ended.
+    fn service_time_s(&self) -> Option<f64> {
+        (self.service_count > 0.0).then(|| self.service_sum_s / self.service_count)
     }
 
     /// Whether the averages still move at `now` (see [`LOAD_SETTLED`]).
     pub fn moving(&self, now: Instant) -> bool {
         let gap = f64::from(self.load_now) - self.load_avg_at(now);
-        gap.abs() > LOAD_SETTLED || self.rate_at(now) > RATE_SETTLED_PER_S
+        let held_gap = f64::from(self.load_now) - self.held_avg_at(now);
+        gap.abs() > LOAD_SETTLED
+            || held_gap.abs() > LOAD_SETTLED
+            || self.rate_at(now) > RATE_SETTLED_PER_S
     }
 
     pub fn arrived(&mut self, now: Instant) {
@@ -167,16 +215,17 @@ impl Demand {
     /// ones) is `load` from `now` on.
     pub fn set_load(&mut self, now: Instant, load: u32) {
         self.load_avg = self.load_avg_at(now);
+        self.held_avg = self.held_avg_at(now);
         self.load_at = now;
         self.load_now = load;
     }
 
-    pub fn session_ended(&mut self, length: Duration) {
-        let sample = seconds(length);
-        self.service_time_s = Some(match self.service_time_s {
-            None => sample,
-            Some(mean) => mean + (sample - mean) * SERVICE_TIME_WEIGHT,
-        });
+    pub fn session_ended(&mut self, now: Instant, length: Duration) {
+        let dt = seconds(now.saturating_since(self.service_at));
+        let kept = decay(dt / seconds(SERVICE_TIME_CONSTANT));
+        self.service_sum_s = self.service_sum_s * kept + seconds(length);
+        self.service_count = self.service_count * kept + 1.0;
+        self.service_at = now;
     }
 
     pub fn spawn_took(&mut self, length: Duration) {
@@ -197,14 +246,20 @@ impl Demand {
     pub fn needed(&self, now: Instant, s: &Situation) -> usize {
         let target = f64::from(s.target_concurrency.max(1));
         let mut needed = s.min_instances.max(usize::from(s.queued > 0));
-        if let Some(service_s) = self.service_time_s {
+        if let Some(service_s) = self.service_time_s() {
             let offered = self.rate_at(now) * service_s;
             needed = needed.max(ceil(offered / (target * TARGET_UTILIZATION)));
         }
-        needed = needed.max((self.load_avg_at(now) / target) as usize);
+        // Beyond the margin, at least one more than the ready processes: else, with a
+        // margin, a process carrying a few times its target would never get company.
+        let carried = self.load_avg_at(now) / (target * BACKLOG_MARGIN);
+        needed = needed.max(carried as usize);
+        if carried > s.ready.max(1) as f64 {
+            needed = needed.max(s.ready + 1);
+        }
         if s.queued > 0 {
             let spawn_s = self.spawn_time_s();
-            if let Some(service_s) = self.service_time_s {
+            if let Some(service_s) = self.service_time_s() {
                 let work_s = s.queued as f64 * service_s / target;
                 if work_s / s.ready.max(1) as f64 > spawn_s {
                     needed = needed.max(ceil(work_s / spawn_s));
@@ -224,10 +279,14 @@ impl Demand {
 
     /// Processes to keep for the load now: the spawn rule's need, and enough for the
     /// time-averaged requests rounded up (where spawning rounds down), so that the processes
-    /// a steady load keeps busy are never shut down under it.
+    /// a steady load keeps busy are never shut down under it. The requests are the smaller
+    /// of their averages over [`HELD_TIME_CONSTANT`] and the backlog's 2 s: over 2 s alone,
+    /// the most kept in a `pool_idle_time` would follow the highest momentary swings of
+    /// random traffic (the day scenario, as tuned before the backlog rule's last form: 4.18
+    /// processes on average instead of 3.95).
     pub fn to_keep(&self, now: Instant, s: &Situation) -> usize {
         let target = f64::from(s.target_concurrency.max(1));
-        let held = ceil(self.load_avg_at(now) / target);
+        let held = ceil(self.load_avg_at(now).min(self.held_avg_at(now)) / target);
         self.needed(now, s).max(held).min(s.max_pool_size)
     }
 

@@ -181,7 +181,9 @@ impl Engine {
         let now = self.now;
         if !entry.upgraded {
             let length = now.saturating_since(entry.started_at);
-            self.group_mut(entry.group).demand.session_ended(length);
+            self.group_mut(entry.group)
+                .demand
+                .session_ended(now, length);
         }
         self.mark_dirty(entry.group);
         let Some(process) = self.update_process(process_id, |p| {
@@ -285,7 +287,7 @@ impl Engine {
         let (group_id, started_at) = (entry.group, entry.started_at);
         self.group_mut(group_id)
             .demand
-            .session_ended(now.saturating_since(started_at));
+            .session_ended(now, now.saturating_since(started_at));
         self.update_process(process_id, |p| p.upgraded += 1);
         self.mark_dirty(group_id);
         // Routing ignores the tunnel now: a request waiting may fit on this process.
