@@ -1,14 +1,18 @@
 //! Connections to app processes: sending a request, relaying the response, keeping the
 //! connection alive for the next one.
+//!
+//! A [`Backend`] acts on its own socket and, while it serves one, on its client's output (the
+//! server hands both in); the rest it asks for with [`Action`]s (see [`crate::actions`]):
+//! whether a broken connection's request is retried, bounced or failed is the server's to
+//! decide, since it knows the process.
 
+use crate::actions::{Action, Actions, Conn, Context};
 use crate::app::BackendAddr;
 use crate::buffers::{read_into, OutBuf, ReadResult};
-use crate::client::Phase;
+use crate::client::{Client, Phase};
 use crate::exchange::{RelayOutcome, ResponseRelay};
-use crate::server::{token_of, Entry, Flush, Server};
 use ferry_engine::{Input, ProcessId, RequestId};
 use mio::net::{TcpStream, UnixStream};
-use mio::Interest;
 
 /// Response bytes buffered for a slow client before ferry stops reading from the app: the
 /// cap of its spill file. (Beyond the memory window the backlog is on disk, so the app is
@@ -50,7 +54,7 @@ impl std::io::Write for BackendStream {
 }
 
 impl BackendStream {
-    fn connect(addr: &BackendAddr) -> std::io::Result<BackendStream> {
+    pub fn connect(addr: &BackendAddr) -> std::io::Result<BackendStream> {
         Ok(match addr {
             BackendAddr::Tcp(addr) => {
                 let stream = TcpStream::connect(*addr)?;
@@ -61,7 +65,7 @@ impl BackendStream {
         })
     }
 
-    fn source(&mut self) -> &mut dyn mio::event::Source {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             BackendStream::Tcp(s) => s,
             BackendStream::Unix(s) => s,
@@ -77,6 +81,8 @@ impl BackendStream {
 }
 
 pub struct Backend {
+    /// The server's key of this connection, named in the actions it pushes.
+    pub key: usize,
     pub stream: BackendStream,
     pub process: ProcessId,
     /// The client and request being served; none while idle.
@@ -109,14 +115,14 @@ impl Backend {
     /// the connection never opened, carried nothing of the request yet, or was reset (the app
     /// closed it with request bytes unread — a listener that dies resets the connections it
     /// had not accepted).
-    fn undelivered(&self) -> bool {
+    pub fn undelivered(&self) -> bool {
         !self.got_bytes && (!self.connected || !self.sent_bytes || self.reset)
     }
 
     /// A reused keep-alive connection the app closed cleanly before any response byte: most
     /// likely it closed the idle connection as ferry wrote (an app closes idle connections,
     /// not ones it answers on), but it may have read the request and died.
-    fn closed_as_reused(&self) -> bool {
+    pub fn closed_as_reused(&self) -> bool {
         self.reused && !self.got_bytes && !self.undelivered()
     }
 }
@@ -129,115 +135,11 @@ fn is_reset(error: &std::io::Error) -> bool {
     )
 }
 
-impl Server {
-    fn backend(&mut self, key: usize) -> Option<&mut Backend> {
-        match self.entries.get_mut(key) {
-            Some(Entry::Backend(backend)) => Some(backend),
-            _ => None,
-        }
-    }
-
-    /// Carries out the engine's Forward: sends the client's request to the process.
-    pub fn forward(&mut self, request: RequestId, process: ProcessId) {
-        let Some(key) = self.requests.get(&request).copied() else {
-            return;
-        };
-        self.send_to_process(key, request, process, true);
-    }
-
-    fn send_to_process(
-        &mut self,
-        key: usize,
-        request: RequestId,
-        process: ProcessId,
-        allow_reuse: bool,
-    ) {
-        let reused = if allow_reuse {
-            self.open_idle_backend(process)
-        } else {
-            None
-        };
-        let backend_key = match reused {
-            Some(backend_key) => backend_key,
-            None => match self.connect_backend(process) {
-                Ok(backend_key) => backend_key,
-                Err(e) if crate::resources::is_exhaustion(&e) => {
-                    return self.cannot_connect(request, process, &e)
-                }
-                Err(_) => return self.bounce(request, process),
-            },
-        };
-        let Some(Entry::Client(client)) = self.entries.get_mut(key) else {
-            return;
-        };
-        let Some(pending) = &client.pending else {
-            return;
-        };
-        let mut relay = ResponseRelay::new(pending, self.settings.limits);
-        if self.stopping {
-            relay.close_after();
-        }
-        client.phase = Phase::Submitted {
-            request,
-            backend: Some(backend_key),
-        };
-        let bytes = pending.forward.clone();
-        let body_file = pending.spilled_body.clone().map(|body| (body, 0));
-        if let Some(pid) = self.children.get(&process).map(|c| c.process.pid) {
-            if let Some(Entry::Client(client)) = self.entries.get_mut(key) {
-                if let Some(record) = &mut client.record {
-                    self.observer.forwarded(record, pid);
-                }
-            }
-        }
-        let backend = self.backend(backend_key).expect("backend exists");
-        backend.out.buffer().extend_from_slice(&bytes);
-        backend.body_file = body_file;
-        backend.exchange = Some((key, request));
-        backend.relay = Some(relay);
-        backend.reused = reused.is_some();
-        backend.got_bytes = false;
-        backend.sent_bytes = false;
-        backend.reset = false;
-        self.flush_backend(backend_key);
-        // An idle connection gets no new event for bytes the app sent meanwhile (a close).
-        self.read_backend(backend_key, false);
-    }
-
-    /// An idle keep-alive connection to the process that the app has not closed meanwhile;
-    /// closed ones are dropped. (A process that exits closes them all.)
-    fn open_idle_backend(&mut self, process: ProcessId) -> Option<usize> {
-        loop {
-            let key = self.children.get_mut(&process)?.idle_backends.pop()?;
-            let Some(backend) = self.backend(key) else {
-                continue;
-            };
-            let mut probe = Vec::new();
-            let open = matches!(
-                read_into(&mut backend.stream, &mut probe, 1, true),
-                ReadResult::Open
-            ) && probe.is_empty();
-            if open {
-                return Some(key);
-            }
-            self.close_backend(key);
-        }
-    }
-
-    fn connect_backend(&mut self, process: ProcessId) -> std::io::Result<usize> {
-        let addr = match self.children.get(&process) {
-            Some(child) => child.process.addr.clone(),
-            None => return Err(std::io::Error::other("the process is gone")),
-        };
-        let mut stream = BackendStream::connect(&addr)?;
-        let entry = self.entries.vacant_entry();
-        let backend_key = entry.key();
-        self.poll.registry().register(
-            stream.source(),
-            token_of(backend_key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        entry.insert(Entry::Backend(Box::new(Backend {
+impl Backend {
+    /// A new connection to `process` (over a Unix socket it is connected at once).
+    pub fn new(key: usize, stream: BackendStream, process: ProcessId, connected: bool) -> Backend {
+        Backend {
+            key,
             stream,
             process,
             exchange: None,
@@ -248,361 +150,233 @@ impl Server {
             got_bytes: false,
             sent_bytes: false,
             reset: false,
-            connected: matches!(addr, BackendAddr::Unix(_)),
+            connected,
             paused: false,
             tunnel: false,
             body_file: None,
-        })));
-        Ok(backend_key)
-    }
-
-    pub fn backend_event(&mut self, key: usize, event: &mio::event::Event) {
-        if let Some(backend) = self.backend(key) {
-            if event.is_writable() && !event.is_error() && !backend.connected {
-                backend.connected = backend.stream.take_error().is_none();
-            }
-        }
-        if event.is_error() {
-            let Some(backend) = self.backend(key) else {
-                return;
-            };
-            let error = backend.stream.take_error();
-            backend.reset |= error.as_ref().is_some_and(is_reset);
-            let text = error.map_or("connection error".to_string(), |e| e.to_string());
-            return self.backend_broken(key, &text);
-        }
-        if event.is_writable() {
-            self.flush_backend_now(key);
-        }
-        if event.is_readable() || event.is_read_closed() {
-            self.read_backend(key, event.is_read_closed());
         }
     }
 
-    /// Writes the request to the app at the end of this round of events (see
-    /// `Server::flush_pending`).
-    fn flush_backend(&mut self, key: usize) {
-        self.pending_flushes.push(Flush::Backend(key));
-    }
-
-    pub fn flush_backend_now(&mut self, key: usize) {
-        let Some(backend) = self.backend(key) else {
+    /// Starts sending `client`'s pending request on this connection (`reused`: it came from
+    /// the idle pool).
+    pub fn start_exchange(
+        &mut self,
+        client: &mut Client,
+        request: RequestId,
+        reused: bool,
+        context: &Context,
+        out: &mut Actions,
+    ) {
+        let Some(pending) = &client.pending else {
             return;
         };
+        let mut relay = ResponseRelay::new(pending, context.settings.limits);
+        if context.stopping {
+            relay.close_after();
+        }
+        client.phase = Phase::Submitted {
+            request,
+            backend: Some(self.key),
+        };
+        self.out.buffer().extend_from_slice(&pending.forward);
+        self.body_file = pending.spilled_body.clone().map(|body| (body, 0));
+        self.exchange = Some((client.key, request));
+        self.relay = Some(relay);
+        self.reused = reused;
+        self.got_bytes = false;
+        self.sent_bytes = false;
+        self.reset = false;
+        out.push(Action::Flush(Conn::Backend(self.key)));
+        // An idle connection gets no new event for bytes the app sent meanwhile (a close).
+        out.push(Action::ReadBackend {
+            backend: self.key,
+            drain: false,
+        });
+    }
+
+    /// An idle connection the app has not closed (reading finds nothing and no end).
+    pub fn idle_still_open(&mut self) -> bool {
+        let mut probe = Vec::new();
+        matches!(
+            read_into(&mut self.stream, &mut probe, 1, true),
+            ReadResult::Open
+        ) && probe.is_empty()
+    }
+
+    fn broken(&self, why: impl Into<String>, out: &mut Actions) {
+        out.push(Action::BackendBroken {
+            backend: self.key,
+            why: why.into(),
+        });
+    }
+
+    pub fn on_event(&mut self, event: &mio::event::Event, out: &mut Actions) {
+        if event.is_writable() && !event.is_error() && !self.connected {
+            self.connected = self.stream.take_error().is_none();
+        }
+        if event.is_error() {
+            let error = self.stream.take_error();
+            self.reset |= error.as_ref().is_some_and(is_reset);
+            let text = error.map_or("connection error".to_string(), |e| e.to_string());
+            return self.broken(text, out);
+        }
+        if event.is_writable() {
+            self.flush_now(out);
+        }
+        if event.is_readable() || event.is_read_closed() {
+            out.push(Action::ReadBackend {
+                backend: self.key,
+                drain: event.is_read_closed(),
+            });
+        }
+    }
+
+    /// Writes what it can of the request now (the socket is writable, or the round ends).
+    pub fn flush_now(&mut self, out: &mut Actions) {
         loop {
-            let before = backend.out.pending();
-            let flushed = backend.out.flush_to(&mut backend.stream);
-            backend.sent_bytes |= backend.out.pending() < before;
+            let before = self.out.pending();
+            let flushed = self.out.flush_to(&mut self.stream);
+            self.sent_bytes |= self.out.pending() < before;
             if let Err(e) = flushed {
-                backend.reset |= is_reset(&e);
-                return self.backend_broken(key, &e.to_string());
+                self.reset |= is_reset(&e);
+                return self.broken(e.to_string(), out);
             }
-            if !backend.out.is_empty() {
+            if !self.out.is_empty() {
                 return;
             }
-            let Some((body, offset)) = &mut backend.body_file else {
+            let Some((body, offset)) = &mut self.body_file else {
                 return;
             };
             let left = body.len_bytes - *offset;
             if left == 0 {
-                backend.body_file = None;
+                self.body_file = None;
                 return;
             }
-            let chunk = backend.out.buffer();
+            let chunk = self.out.buffer();
             chunk.resize(left.min(BACKEND_READ_BYTES as u64) as usize, 0);
             use std::os::unix::fs::FileExt;
             if let Err(e) = body.file.read_exact_at(chunk, *offset) {
-                return self
-                    .backend_broken(key, &format!("cannot read the buffered request body: {e}"));
+                return self.broken(format!("cannot read the buffered request body: {e}"), out);
             }
             *offset += chunk.len() as u64;
         }
     }
 
-    /// Reads the app's response and relays it to the client, as far as the client's buffer
+    /// Reads the app's response and relays it to `client`, as far as the client's buffer
     /// allows.
-    fn read_backend(&mut self, key: usize, drain: bool) {
-        let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
-            return;
-        };
-        if backend.tunnel {
-            if let Some((client_key, request)) = backend.exchange {
-                self.tunnel_from_backend(key, client_key, request);
+    pub fn relay_response(
+        &mut self,
+        client: &mut Client,
+        drain: bool,
+        context: &mut Context,
+        out: &mut Actions,
+    ) {
+        loop {
+            self.paused = client.out.pending() >= RESPONSE_BUFFER_MAX_BYTES
+                || client.out.in_memory() >= RESPONSE_MEMORY_MAX_BYTES;
+            if self.paused {
+                return; // resumed when the client drains
             }
-            return;
-        }
-        let Some((client_key, _)) = backend.exchange else {
-            // Idle: the app closing it is the only news there can be.
-            let mut probe = Vec::new();
-            if !matches!(
-                read_into(&mut backend.stream, &mut probe, 1, true),
-                ReadResult::Open
-            ) || !probe.is_empty()
+            let result = read_into(&mut self.stream, &mut self.inbuf, BACKEND_READ_BYTES, drain);
+            self.got_bytes |= !self.inbuf.is_empty();
+            // A socket read fails only on a reset: the app closed with unread request bytes.
+            self.reset |= matches!(result, ReadResult::Failed);
+            let relay = self.relay.as_mut().expect("an exchange has a relay");
+            let mut outcome = relay.feed(&mut self.inbuf, client.out.buffer());
+            if let Some(relayed) = relay.relayed() {
+                client.responded(relayed);
+            }
+            // To disk now, not at the end of the round: reads of the whole round would pile
+            // up in memory first.
+            let spilled = client.out.spill_excess();
+            if matches!(outcome, RelayOutcome::NeedMore)
+                && matches!(result, ReadResult::Eof | ReadResult::Failed)
             {
-                self.close_backend(key);
+                outcome = relay.eof();
             }
-            return;
-        };
-        let (client_backlog, in_memory) = match self.entries.get(client_key) {
-            Some(Entry::Client(client)) => (client.out.pending(), client.out.in_memory()),
-            _ => return self.close_backend(key),
-        };
-        let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
-            return;
-        };
-        backend.paused =
-            client_backlog >= RESPONSE_BUFFER_MAX_BYTES || in_memory >= RESPONSE_MEMORY_MAX_BYTES;
-        if backend.paused {
-            return; // resumed when the client drains
-        }
-        let result = read_into(
-            &mut backend.stream,
-            &mut backend.inbuf,
-            BACKEND_READ_BYTES,
-            drain,
-        );
-        backend.got_bytes |= !backend.inbuf.is_empty();
-        // A socket read fails only on a reset: the app closed with unread request bytes.
-        backend.reset |= matches!(result, ReadResult::Failed);
-        let (backend_entry, client_entry) = match self.entries.get2_mut(key, client_key) {
-            Some((Entry::Backend(b), Entry::Client(c))) => (b, c),
-            _ => return,
-        };
-        let relay = backend_entry
-            .relay
-            .as_mut()
-            .expect("an exchange has a relay");
-        let mut outcome = relay.feed(&mut backend_entry.inbuf, client_entry.out.buffer());
-        if let Some(relayed) = relay.relayed() {
-            client_entry.responded(relayed);
-        }
-        // To disk now, not at the end of the round: reads of the whole round would pile up in
-        // memory first.
-        let spilled = client_entry.out.spill_excess();
-        if matches!(outcome, RelayOutcome::NeedMore)
-            && matches!(result, ReadResult::Eof | ReadResult::Failed)
-        {
-            outcome = relay.eof();
-        }
-        client_entry.response_started |= relay.head_sent();
-        let client_keep_alive = relay.client_keep_alive();
-        if let Err(e) = spilled {
-            self.log
-                .line(&format!("Cannot buffer a response on disk: {e}"));
-            return self.client_gone(client_key);
-        }
-        match outcome {
-            RelayOutcome::NeedMore => {
-                self.flush_client(client_key);
-                if matches!(result, ReadResult::Full) {
-                    // Edge-triggered: the app may have more that no new event will announce.
-                    self.read_backend(key, drain);
-                }
+            client.response_started |= relay.head_sent();
+            let client_keep_alive = relay.client_keep_alive();
+            if let Err(e) = spilled {
+                out.log(format!("Cannot buffer a response on disk: {e}"));
+                return client.gone(out);
             }
-            RelayOutcome::Done { reusable } => {
-                self.exchange_done(key, client_key, reusable, client_keep_alive)
-            }
-            RelayOutcome::Upgraded => {
-                let request = match self.backend(key) {
-                    Some(backend) => {
-                        backend.tunnel = true;
-                        backend.relay = None;
-                        backend.exchange.map(|(_, request)| request)
+            match outcome {
+                RelayOutcome::NeedMore => {
+                    client.queue_flush(out);
+                    if matches!(result, ReadResult::Full) {
+                        // Edge-triggered: the app may have more that no new event will
+                        // announce.
+                        continue;
                     }
-                    None => None,
-                };
-                if let Some(request) = request {
-                    // A tunnel holds a connection, not the app's attention: the engine stops
-                    // counting it toward routing and scaling.
-                    self.inputs.push_back(Input::SessionUpgraded { request });
                 }
-                if let (Some(request), Some(client)) = (request, self.client(client_key)) {
-                    client.phase = Phase::Tunnel {
-                        request,
-                        backend: key,
-                    };
-                    client.reader.reset();
-                    // Bytes the client sent after its request already belong to the tunnel.
-                    self.tunnel_from_client(client_key, key, true);
-                    self.flush_client(client_key);
+                RelayOutcome::Done { reusable } => {
+                    self.exchange_done(client, reusable, client_keep_alive, context, out)
                 }
+                RelayOutcome::Upgraded => self.upgraded(client, out),
+                RelayOutcome::Error(error) => self.broken(error.reason, out),
             }
-            RelayOutcome::Error(error) => self.backend_broken(key, error.reason),
+            return;
         }
     }
 
-    /// Ferry is stopping: every response not yet begun tells its client the connection
-    /// closes after it (a client that found out only from the close would take it for a
-    /// failure of its next request).
-    pub fn close_after_responses(&mut self) {
-        for (_, entry) in self.entries.iter_mut() {
-            if let Entry::Backend(backend) = entry {
-                if let Some(relay) = &mut backend.relay {
-                    relay.close_after();
-                }
-            }
-        }
-    }
-
-    /// Reads what a process that has exited left in its connections (its child entry is gone
-    /// already, so a connection found broken does not look for the exit again).
-    pub fn drain_backends_of(&mut self, process: ProcessId) {
-        let keys: Vec<usize> = self
-            .entries
-            .iter()
-            .filter_map(|(key, entry)| match entry {
-                Entry::Backend(b) if b.process == process && b.exchange.is_some() => Some(key),
-                _ => None,
-            })
-            .collect();
-        for key in keys {
-            self.read_backend(key, true);
-        }
-    }
-
-    /// The client drained its output: read more of the app's response.
-    pub fn resume_backend(&mut self, key: usize) {
-        if self
-            .backend(key)
-            .is_some_and(|b| b.paused && b.exchange.is_some())
-        {
-            self.read_backend(key, true);
-        }
+    fn upgraded(&mut self, client: &mut Client, out: &mut Actions) {
+        self.tunnel = true;
+        self.relay = None;
+        let Some((_, request)) = self.exchange else {
+            return;
+        };
+        // A tunnel holds a connection, not the app's attention: the engine stops counting it
+        // toward routing and scaling.
+        out.engine(Input::SessionUpgraded { request });
+        client.phase = Phase::Tunnel {
+            request,
+            backend: self.key,
+        };
+        client.reader.reset();
+        // Bytes the client sent after its request already belong to the tunnel.
+        out.push(Action::TunnelFromClient {
+            client: client.key,
+            backend: self.key,
+            more: true,
+        });
+        client.queue_flush(out);
     }
 
     fn exchange_done(
         &mut self,
-        key: usize,
-        client_key: usize,
+        client: &mut Client,
         reusable: bool,
         client_keep_alive: bool,
+        context: &mut Context,
+        out: &mut Actions,
     ) {
-        let Some(backend) = self.backend(key) else {
+        let Some((_, request)) = self.exchange.take() else {
             return;
         };
-        let Some((_, request)) = backend.exchange.take() else {
-            return;
-        };
-        backend.relay = None;
-        let process = backend.process;
+        self.relay = None;
         // An app that answered before reading the whole request body left the connection
         // mid-request: it cannot carry another one.
-        let fully_sent = backend.out.is_empty() && backend.body_file.is_none();
-        let reusable = reusable && backend.inbuf.is_empty() && fully_sent && !self.stopping;
-        match self.children.get_mut(&process) {
-            Some(child) if reusable => child.idle_backends.push(key),
-            _ => self.close_backend(key),
-        }
-        if let Some(client) = self.client(client_key) {
-            if let Phase::Submitted { backend, .. } = &mut client.phase {
-                *backend = None;
+        let fully_sent = self.out.is_empty() && self.body_file.is_none();
+        let reusable = reusable && self.inbuf.is_empty() && fully_sent && !context.stopping;
+        out.push(if reusable {
+            Action::ReturnToPool {
+                backend: self.key,
+                process: self.process,
             }
-        }
-        self.inputs.push_back(Input::RequestFinished { request });
-        self.finish_exchange(client_key, client_keep_alive);
-    }
-
-    /// The connection to the app failed or the app answered nonsense.
-    fn backend_broken(&mut self, key: usize, why: &str) {
-        let Some(backend) = self.backend(key) else {
-            return;
-        };
-        let exchange = backend.exchange.take();
-        let (reused, process) = (backend.reused, backend.process);
-        let (undelivered, closed_as_reused) = (backend.undelivered(), backend.closed_as_reused());
-        let connected = backend.connected;
-        self.close_backend(key);
-        let Some((client_key, request)) = exchange else {
-            return;
-        };
-        let mut retry = undelivered;
-        if let Some(client) = self.client(client_key) {
-            if let Phase::Submitted { backend, .. } = &mut client.phase {
-                *backend = None;
-            }
-            // Once per request: a request that kills the app on every try costs one more
-            // process, not the pool.
-            retry |= closed_as_reused && !std::mem::replace(&mut client.retried, true);
-        }
-        if retry {
-            let alive = self
-                .children
-                .get_mut(&process)
-                .is_some_and(|c| !c.process.has_exited());
-            if reused && connected && alive {
-                // The app may have closed an idle keep-alive connection as ferry reused it
-                // (its keep-alive timeout): a fresh connection tells whether it still serves.
-                return self.send_to_process(client_key, request, process, false);
-            }
-            // Dying or broken: the engine gives the request to another process, and hears of
-            // the refusal before the exit, so that the exit does not fail the request.
-            return self.bounce(request, process);
-        }
-        if self.reap_if_exited(process) {
-            // The process died under the request: the engine fails it (502 or a cut
-            // connection) and sends no more requests there.
-            return;
-        }
-        if self.client(client_key).is_some_and(|c| c.response_started) {
-            // Part of a response went out: the client must see it cut, not a complete one.
-            self.inputs.push_back(Input::RequestFailed { request });
-            self.requests.remove(&request);
-            if let Some(client) = self.client(client_key) {
-                // What went out so far still goes; then the close tells the client it was cut.
-                client.phase = Phase::Closing;
-            }
-            return self.flush_client(client_key);
-        }
-        self.backend_failed_before_response(client_key, request, why);
-    }
-
-    /// The connection failed before the app could have acted on the request: nothing reached
-    /// it, so the request can go elsewhere.
-    fn bounce(&mut self, request: RequestId, process: ProcessId) {
-        let pid = self.children.get(&process).map_or(0, |c| c.process.pid);
-        self.log.line(&format!(
-            "App process {pid} refused or dropped a connection before reading its request; \
-             the request goes to another process"
-        ));
-        self.inputs.push_back(Input::ProcessRefused { request });
-        self.reap_if_exited(process);
-    }
-
-    /// ferry could not open a connection to the process for want of its own descriptors
-    /// or memory: the process is not at fault; the engine answers the request 503.
-    fn cannot_connect(&mut self, request: RequestId, process: ProcessId, error: &std::io::Error) {
-        let pid = self.children.get(&process).map_or(0, |c| c.process.pid);
-        let what = crate::resources::describe_exhaustion(error);
-        self.log.line(&format!(
-            "Cannot connect to app process {pid}: {what}; the request gets a 503 (the process \
-             is not at fault)"
-        ));
-        self.inputs.push_back(Input::ForwardFailed {
-            request,
-            error: error.to_string(),
+        } else {
+            Action::CloseBackend(self.key)
         });
+        client.drop_backend();
+        out.engine(Input::RequestFinished { request });
+        client.finish_exchange(client_keep_alive, context, out);
     }
 
-    fn backend_failed_before_response(&mut self, client_key: usize, request: RequestId, why: &str) {
-        self.log
-            .line(&format!("The app gave no valid response: {why}"));
-        self.inputs.push_back(Input::RequestFailed { request });
-        let stopping = self.stopping;
-        if let Some(client) = self.client(client_key) {
-            let answer = crate::exchange::Answer::to(client.pending.as_ref(), !stopping);
-            let detail = "the app did not send a valid response";
-            let written = crate::exchange::write_error(client.out.buffer(), 502, detail, answer);
-            client.responded(written);
-            self.finish_exchange(client_key, !answer.close);
-        }
-    }
-
-    pub fn close_backend(&mut self, key: usize) {
-        if let Some(Entry::Backend(mut backend)) = self.entries.try_remove(key) {
-            let _ = self.poll.registry().deregister(backend.stream.source());
-            if let Some(child) = self.children.get_mut(&backend.process) {
-                child.idle_backends.retain(|k| *k != key);
-            }
+    /// Ferry is stopping: a response not yet begun tells its client the connection closes
+    /// after it (a client that found out only from the close would take it for a failure of
+    /// its next request).
+    pub fn close_after_response(&mut self) {
+        if let Some(relay) = &mut self.relay {
+            relay.close_after();
         }
     }
 }

@@ -1,25 +1,26 @@
 //! Client connections: reading requests, handing them to the engine, writing responses.
 //!
 //! A request reaches the engine only when its head and whole body are in: a slow client
-//! never holds an app process.
+//! never holds an app process. A [`Client`] acts on its own socket and buffers; what it needs
+//! from the rest of the server it asks for with [`Action`]s (see [`crate::actions`]).
 
+use crate::actions::{Action, Actions, Conn, Context};
 use crate::buffers::{read_into, OutBuf, ReadResult};
 use crate::exchange::{
     write_error, write_unavailable, Answer, ParsedRequest, ReadOutcome, RequestReader,
 };
 use crate::observer::RequestRecord;
-use crate::server::{token_of, Entry, Flush, Server};
+use crate::static_serve::{self, Refill, Served};
 use crate::transport::Transport;
 use ferry_engine::{Input, RejectReason, RequestId};
-use mio::net::TcpStream;
-use mio::Interest;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bytes buffered from a client beyond the request being handled (pipelining) before ferry
 /// stops reading from it.
 const PIPELINE_BUFFER_MAX_BYTES: usize = 64 * 1024;
+
+/// How long a client that does not read its 408 is given before it is dropped.
+const TIMEOUT_ANSWER_TIME: Duration = Duration::from_secs(5);
 
 pub enum Phase {
     /// Reading a request head and body.
@@ -40,6 +41,8 @@ pub enum Phase {
 }
 
 pub struct Client {
+    /// The server's key of this connection, named in the actions it pushes.
+    pub key: usize,
     /// Plain TCP or TLS: the code here reads and writes both the same way.
     pub stream: Transport,
     pub inbuf: Vec<u8>,
@@ -50,6 +53,7 @@ pub struct Client {
     pub pending: Option<ParsedRequest>,
     /// A response has started to go out: an error can no longer be sent as a page.
     pub response_started: bool,
+    /// Set by the server when it applies [`Action::Deadline`].
     pub deadline: Option<Instant>,
     pub eof: bool,
     /// Reading stopped at the pipelining limit: bytes may wait in the socket with no event
@@ -64,53 +68,25 @@ pub struct Client {
     /// The current request, for the access log and the metrics: from its first byte until
     /// its line is written.
     pub record: Option<RequestRecord>,
+    /// The connection asked to be removed: it does nothing more.
+    removed: bool,
 }
 
-impl Server {
-    /// A client accepted on a listener; `tls` for an HTTPS one.
-    pub fn add_client(
-        &mut self,
-        tcp: TcpStream,
-        peer: SocketAddr,
-        tls: Option<Arc<rustls::ServerConfig>>,
-    ) {
-        let _ = tcp.set_nodelay(true);
-        let mut stream = match &tls {
-            None => Transport::plain(tcp),
-            Some(config) => match Transport::tls(tcp, config) {
-                Ok(stream) => stream,
-                Err(e) => return self.log.line(&format!("cannot start a TLS session: {e}")),
-            },
-        };
-        let forwarding = crate::http::Peer {
-            ip: peer.ip(),
-            tls: stream.is_tls(),
-            trusted: self.settings.trusted_proxies.trusts(peer.ip()),
-        };
-        // The TLS handshake is part of receiving the request: --header-timeout bounds it.
-        let first_deadline = match stream.handshaking() {
-            true => self.settings.head_timeout,
-            false => self.settings.keep_alive_timeout,
-        };
-        let entry = self.entries.vacant_entry();
-        let key = entry.key();
-        if self
-            .poll
-            .registry()
-            .register(
-                &mut stream,
-                token_of(key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            return;
-        }
-        entry.insert(Entry::Client(Box::new(Client {
+impl Client {
+    /// A client on `stream`, from `peer` (whose forwarding fields are trusted or not).
+    pub fn new(
+        key: usize,
+        stream: Transport,
+        peer: crate::http::Peer,
+        context: &Context,
+    ) -> Client {
+        let spill_dir = context.spill_dir.clone();
+        Client {
+            key,
             stream,
             inbuf: Vec::new(),
-            out: OutBuf::spilling_to(self.spill_dir.clone()),
-            reader: RequestReader::new(self.settings.limits, forwarding, self.spill_dir.clone()),
+            out: OutBuf::spilling_to(spill_dir.clone()),
+            reader: RequestReader::new(context.settings.limits, peer, spill_dir),
             phase: Phase::Reading,
             pending: None,
             response_started: false,
@@ -119,157 +95,154 @@ impl Server {
             stalled: false,
             static_body: None,
             retried: false,
-            peer: peer.ip(),
+            peer: peer.ip,
             record: None,
-        })));
-        self.set_deadline(key, Some(Instant::now() + first_deadline));
-    }
-
-    pub fn client(&mut self, key: usize) -> Option<&mut Client> {
-        match self.entries.get_mut(key) {
-            Some(Entry::Client(client)) => Some(client),
-            _ => None,
+            removed: false,
         }
     }
 
-    pub fn set_deadline(&mut self, key: usize, deadline: Option<Instant>) {
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        let old = std::mem::replace(&mut client.deadline, deadline);
-        if let Some(at) = old {
-            self.deadlines.remove(&(at, key));
-        }
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, key));
-        }
+    pub fn arm_deadline(&self, at: Option<Instant>, out: &mut Actions) {
+        out.push(Action::Deadline {
+            client: self.key,
+            at,
+        });
     }
 
-    pub fn client_event(&mut self, key: usize, event: &mio::event::Event) {
-        if event.is_writable() {
-            self.flush_client_now(key);
-        }
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read_client(key, event.is_read_closed() || event.is_error());
-        }
+    /// Writes the output at the end of this round of events (see `Server::flush_pending`).
+    pub fn queue_flush(&self, out: &mut Actions) {
+        out.push(Action::Flush(Conn::Client(self.key)));
+    }
+
+    /// An idle keep-alive connection, between requests.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Reading) && !self.reader.started()
     }
 
     /// Reads what the client sent and acts on it.
-    pub fn read_client(&mut self, key: usize, drain: bool) {
+    pub fn read(&mut self, drain: bool, context: &mut Context, out: &mut Actions) {
         loop {
-            let Some(client) = self.client(key) else {
+            if self.removed {
                 return;
-            };
-            let limit = match client.phase {
-                Phase::Reading => client.reader.buffer_limit(),
+            }
+            let limit = match self.phase {
+                Phase::Reading => self.reader.buffer_limit(),
                 _ => PIPELINE_BUFFER_MAX_BYTES,
             };
-            let handshaking = client.stream.handshaking();
-            let result = read_into(&mut client.stream, &mut client.inbuf, limit, drain);
-            if handshaking && !client.stream.handshaking() && client.inbuf.is_empty() {
+            let handshaking = self.stream.handshaking();
+            let result = read_into(&mut self.stream, &mut self.inbuf, limit, drain);
+            if handshaking && !self.stream.handshaking() && self.inbuf.is_empty() {
                 // TLS is up and no request has begun: an idle keep-alive connection.
-                let idle_until = Instant::now() + self.settings.keep_alive_timeout;
-                self.set_deadline(key, Some(idle_until));
+                let keep_alive_timeout = context.settings.keep_alive_timeout;
+                self.arm_deadline(Some(Instant::now() + keep_alive_timeout), out);
             }
-            let client = self.client(key).expect("client exists");
             match result {
                 ReadResult::Open | ReadResult::Full => {}
-                ReadResult::Eof => client.eof = true,
-                ReadResult::Failed => return self.client_gone(key),
+                ReadResult::Eof => self.eof = true,
+                ReadResult::Failed => return self.gone(out),
             }
-            if let Phase::Tunnel { backend, .. } = client.phase {
-                return self.tunnel_from_client(key, backend, matches!(result, ReadResult::Full));
+            if let Phase::Tunnel { backend, .. } = self.phase {
+                return out.push(Action::TunnelFromClient {
+                    client: self.key,
+                    backend,
+                    more: matches!(result, ReadResult::Full),
+                });
             }
-            if let Phase::Submitted { .. } | Phase::Static { .. } = client.phase {
-                client.stalled = matches!(result, ReadResult::Full);
-                if client.eof {
+            if let Phase::Submitted { .. } | Phase::Static { .. } = self.phase {
+                self.stalled = matches!(result, ReadResult::Full);
+                if self.eof {
                     // Gone while its request waited or ran: free the queue slot or the process.
-                    self.client_gone(key);
+                    self.gone(out);
                 }
                 // Further pipelined bytes wait in the socket until this exchange is done.
                 return;
             }
-            if !matches!(client.phase, Phase::Reading) {
+            if !matches!(self.phase, Phase::Reading) {
                 return;
             }
-            self.advance_client(key);
-            let still_full = self.client(key).is_some_and(|c| c.inbuf.len() >= limit);
+            self.advance(context, out);
+            let still_full = !self.removed && self.inbuf.len() >= limit;
             if !matches!(result, ReadResult::Full) {
                 return;
             }
             if still_full {
                 // The parser refuses heads over the limits before the buffer fills: a full
                 // buffer it did not consume means a head that can never be accepted.
-                return self.refuse(key, 431, "the request head is too large");
+                return self.refuse(431, "the request head is too large", out);
             }
         }
     }
 
-    fn refuse(&mut self, key: usize, status: u16, reason: &str) {
-        if let Some(client) = self.client(key) {
-            client.phase = Phase::Closing;
-            let written = write_error(client.out.buffer(), status, reason, Answer::CLOSING);
-            client.responded(written);
-            self.flush_client(key);
+    fn refuse(&mut self, status: u16, reason: &str, out: &mut Actions) {
+        self.phase = Phase::Closing;
+        let written = write_error(self.out.buffer(), status, reason, Answer::CLOSING);
+        self.responded(written);
+        self.queue_flush(out);
+    }
+
+    /// A response to the current request began: its status and body bytes so far.
+    pub fn responded(&mut self, status_and_body_bytes: (u16, u64)) {
+        if let Some(record) = &mut self.record {
+            record.response = Some(status_and_body_bytes);
         }
     }
 
     /// The current request has ended: its access log line and its counts.
-    fn request_ended(&mut self, key: usize) {
-        let Some((peer, Some(record))) = self.client(key).map(|c| (c.peer, c.record.take())) else {
-            return;
-        };
-        self.observed(|o| o.request_ended(peer, record));
+    fn request_ended(&mut self, out: &mut Actions) {
+        if let Some(record) = self.record.take() {
+            out.push(Action::RequestEnded {
+                peer: self.peer,
+                record: Box::new(record),
+            });
+        }
     }
 
     /// Parses buffered bytes into a request and submits it, or answers an error.
-    pub fn advance_client(&mut self, key: usize) {
+    pub fn advance(&mut self, context: &mut Context, out: &mut Actions) {
         let now = Instant::now();
-        let (head_timeout, body_timeout) = (self.settings.head_timeout, self.settings.body_timeout);
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        if !matches!(client.phase, Phase::Reading) {
+        if self.removed || !matches!(self.phase, Phase::Reading) {
             return;
         }
-        let started_before = client.reader.started();
-        if client.record.is_none() && !client.inbuf.is_empty() {
-            client.record = Some(RequestRecord::new(now));
+        let settings = &context.settings;
+        let started_before = self.reader.started();
+        if self.record.is_none() && !self.inbuf.is_empty() {
+            self.record = Some(RequestRecord::new(now));
         }
-        match client.reader.feed(&mut client.inbuf, client.out.buffer()) {
+        match self.reader.feed(&mut self.inbuf, self.out.buffer()) {
             ReadOutcome::NeedMore => {
-                if client.eof {
+                if self.eof {
                     // Gone between requests, or mid-request: nothing to answer.
-                    return self.close_client(key);
+                    return self.close(out);
                 }
-                let started = client.reader.started();
+                let started = self.reader.started();
                 if started && !started_before {
                     // The head has a total deadline from its first byte: dribbling bytes
                     // cannot keep it alive.
-                    self.set_deadline(key, Some(now + head_timeout));
-                } else if client.reader.in_body() {
-                    self.set_deadline(key, Some(now + body_timeout));
+                    self.arm_deadline(Some(now + settings.head_timeout), out);
+                } else if self.reader.in_body() {
+                    self.arm_deadline(Some(now + settings.body_timeout), out);
                 }
                 // A `100 Continue` may wait in the output.
-                self.flush_client(key);
+                self.queue_flush(out);
             }
-            ReadOutcome::Error(error) => self.refuse(key, error.status, error.reason),
+            ReadOutcome::Error(error) => self.refuse(error.status, error.reason, out),
             ReadOutcome::Ready(parsed) => {
-                if let Some(record) = &mut client.record {
+                if let Some(record) = &mut self.record {
                     record.summary = Some((*parsed.summary).clone());
                     record.queued_at = Some(now);
                 }
-                let Some(parsed) = self.serve_static(key, parsed) else {
+                let Some(parsed) = self.serve_static(parsed, context, out) else {
                     return;
                 };
-                let client = self.client(key).expect("client exists");
-                client.pending = Some(parsed);
-                client.response_started = false;
-                client.retried = false;
-                self.set_deadline(key, None);
-                let request = self.submit_request(key);
-                let client = self.client(key).expect("client exists");
-                client.phase = Phase::Submitted {
+                self.pending = Some(parsed);
+                self.response_started = false;
+                self.retried = false;
+                self.arm_deadline(None, out);
+                let request = context.new_request_id();
+                out.push(Action::Submit {
+                    client: self.key,
+                    request,
+                });
+                self.phase = Phase::Submitted {
                     request,
                     backend: None,
                 };
@@ -277,158 +250,135 @@ impl Server {
         }
     }
 
-    /// Writes the client's output at the end of this round of events (see
-    /// `Server::flush_pending`).
-    pub fn flush_client(&mut self, key: usize) {
-        self.pending_flushes.push(Flush::Client(key));
-    }
-
-    pub fn flush_client_now(&mut self, key: usize) {
-        let send_timeout = self.settings.send_timeout;
-        let Some(client) = self.client(key) else {
+    /// Writes what it can of the output now (the socket is writable, or the round ends).
+    pub fn flush_now(&mut self, context: &mut Context, out: &mut Actions) {
+        if self.removed {
             return;
-        };
-        if client.out.flush_to(&mut client.stream).is_err() {
-            return self.client_gone(key);
         }
-        let (empty, closing) = (
-            client.out.is_empty() && !client.stream.output_pending(),
-            matches!(client.phase, Phase::Closing),
-        );
-        let backend = match client.phase {
+        if self.out.flush_to(&mut self.stream).is_err() {
+            return self.gone(out);
+        }
+        let empty = self.out.is_empty() && !self.stream.output_pending();
+        let closing = matches!(self.phase, Phase::Closing);
+        let backend = match self.phase {
             Phase::Submitted { backend, .. } => backend,
             Phase::Tunnel { backend, .. } => Some(backend),
             _ => None,
         };
         if empty && closing {
-            return self.close_client(key);
+            return self.close(out);
         }
         if !empty && !closing {
-            self.set_deadline(key, Some(Instant::now() + send_timeout));
+            self.arm_deadline(Some(Instant::now() + context.settings.send_timeout), out);
         }
         if let Some(backend) = backend {
             // The client took some output: the app's response may flow again.
-            self.resume_backend(backend);
+            out.push(Action::ResumeBackend(backend));
         }
-        self.refill_static(key);
+        self.refill_static(context, out);
     }
 
     /// The response to the current request is complete: on to the next request, or close.
-    pub fn finish_exchange(&mut self, key: usize, keep_alive: bool) {
-        self.request_ended(key);
-        let keep_alive_timeout = self.settings.keep_alive_timeout;
-        let stopping = self.stopping;
-        let Some(client) = self.client(key) else {
+    pub fn finish_exchange(&mut self, keep_alive: bool, context: &mut Context, out: &mut Actions) {
+        if self.removed {
             return;
-        };
-        if let Phase::Submitted { request, .. } = client.phase {
-            self.requests.remove(&request);
         }
-        let client = self.client(key).expect("client exists");
-        client.pending = None;
-        if !keep_alive || stopping || client.eof && client.inbuf.is_empty() {
-            client.phase = Phase::Closing;
-            return self.flush_client(key);
+        self.request_ended(out);
+        if let Phase::Submitted { request, .. } = self.phase {
+            out.push(Action::Forget(request));
         }
-        client.phase = Phase::Reading;
-        client.reader.reset();
-        self.set_deadline(key, Some(Instant::now() + keep_alive_timeout));
-        self.flush_client(key);
+        self.pending = None;
+        if !keep_alive || context.stopping || self.eof && self.inbuf.is_empty() {
+            self.phase = Phase::Closing;
+            return self.queue_flush(out);
+        }
+        self.phase = Phase::Reading;
+        self.reader.reset();
+        let keep_alive_timeout = context.settings.keep_alive_timeout;
+        self.arm_deadline(Some(Instant::now() + keep_alive_timeout), out);
+        self.queue_flush(out);
         // Pipelined bytes may already hold the next request, and reading may have stopped at
         // the pipelining limit.
-        let Some(stalled) = self.client(key).map(|c| std::mem::take(&mut c.stalled)) else {
-            return; // the flush found it gone
-        };
-        if stalled {
-            self.read_client(key, true);
+        if std::mem::take(&mut self.stalled) {
+            self.read(true, context, out);
         } else {
-            self.advance_client(key);
+            self.advance(context, out);
         }
     }
 
-    /// The client went away or its connection broke: tell the engine, free everything.
-    pub fn client_gone(&mut self, key: usize) {
-        let Some(client) = self.client(key) else {
+    /// The client went away or its connection broke: the engine is told, everything freed.
+    pub fn gone(&mut self, out: &mut Actions) {
+        if self.removed {
             return;
-        };
-        if let Phase::Tunnel { request, backend } = client.phase {
-            client.phase = Phase::Closing;
-            return self.close_tunnel(request, key, backend);
         }
-        if let Phase::Submitted { request, backend } = client.phase {
-            client.phase = Phase::Closing;
-            self.requests.remove(&request);
+        if let Phase::Tunnel { request, backend } = self.phase {
+            self.phase = Phase::Closing;
+            return out.push(Action::CloseTunnel {
+                request,
+                client: self.key,
+                backend,
+            });
+        }
+        if let Phase::Submitted { request, backend } = self.phase {
+            self.phase = Phase::Closing;
+            out.push(Action::Forget(request));
             if let Some(backend) = backend {
-                self.close_backend(backend);
+                out.push(Action::CloseBackend(backend));
             }
-            self.inputs.push_back(Input::ClientGone { request });
+            out.engine(Input::ClientGone { request });
         }
-        self.close_client(key);
+        self.close(out);
     }
 
-    pub fn close_client(&mut self, key: usize) {
-        if let Some(Phase::Submitted { .. } | Phase::Tunnel { .. }) =
-            self.client(key).map(|c| &c.phase)
-        {
-            return self.client_gone(key);
-        }
-        self.request_ended(key);
-        self.set_deadline(key, None);
-        if let Some(Entry::Client(mut client)) = self.entries.try_remove(key) {
-            client.stream.end();
-            let _ = self.poll.registry().deregister(&mut client.stream);
-        }
-    }
-
-    pub fn close_idle_clients(&mut self) {
-        let idle: Vec<usize> = self
-            .entries
-            .iter()
-            .filter_map(|(key, entry)| match entry {
-                Entry::Client(c) if matches!(c.phase, Phase::Reading) && !c.reader.started() => {
-                    Some(key)
-                }
-                _ => None,
-            })
-            .collect();
-        for key in idle {
-            self.close_client(key);
-        }
-    }
-
-    pub fn client_deadline_passed(&mut self, key: usize, at: Instant) {
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        if client.deadline != Some(at) {
+    /// Closes the connection; one with a request in the engine is [`Client::gone`] first.
+    pub fn close(&mut self, out: &mut Actions) {
+        if self.removed {
             return;
         }
-        client.deadline = None;
-        match client.phase {
-            Phase::Reading if client.reader.started() => {
-                client.phase = Phase::Closing;
+        if let Phase::Submitted { .. } | Phase::Tunnel { .. } = self.phase {
+            return self.gone(out);
+        }
+        self.request_ended(out);
+        self.arm_deadline(None, out);
+        self.removed = true;
+        out.push(Action::RemoveClient(self.key));
+    }
+
+    /// The deadline the server had armed passed (it has cleared it).
+    pub fn deadline_passed(&mut self, out: &mut Actions) {
+        match self.phase {
+            Phase::Reading if self.reader.started() => {
+                self.phase = Phase::Closing;
                 let (status, reason) = (408, "the request was not received in time");
-                let written = write_error(client.out.buffer(), status, reason, Answer::CLOSING);
-                client.responded(written);
-                self.flush_client(key);
+                let written = write_error(self.out.buffer(), status, reason, Answer::CLOSING);
+                self.responded(written);
+                self.queue_flush(out);
                 // A client that does not read its 408 is not waited for twice.
-                self.set_deadline(
-                    key,
-                    Some(Instant::now() + std::time::Duration::from_secs(5)),
-                );
+                self.arm_deadline(Some(Instant::now() + TIMEOUT_ANSWER_TIME), out);
             }
             // Idle keep-alive, or a client that stopped reading its response.
-            _ => self.client_gone(key),
+            _ => self.gone(out),
         }
+    }
+
+    /// Answers an error page to the current request (as its last response if the request
+    /// or a stopping server wants), then moves on as [`Client::finish_exchange`] does.
+    pub fn answer_error(
+        &mut self,
+        status: u16,
+        detail: &str,
+        context: &mut Context,
+        out: &mut Actions,
+    ) {
+        let answer = Answer::to(self.pending.as_ref(), !context.stopping);
+        let written = write_error(self.out.buffer(), status, detail, answer);
+        self.responded(written);
+        self.finish_exchange(!answer.close, context, out);
     }
 
     /// Answers a request the engine rejected: 503, and the connection stays usable.
-    pub fn reject(&mut self, request: RequestId, reason: RejectReason) {
-        let Some(key) = self.requests.get(&request).copied() else {
-            return;
-        };
-        let error_details = self.settings.error_details;
-        let detail = match &reason {
+    pub fn reject(&mut self, reason: &RejectReason, context: &mut Context, out: &mut Actions) {
+        let detail = match reason {
             RejectReason::QueueFull => {
                 "every app process is busy and the request queue is full".to_string()
             }
@@ -436,7 +386,7 @@ impl Server {
             RejectReason::QueueTimeout => {
                 "every app process stayed busy for --max-request-queue-time".to_string()
             }
-            RejectReason::SpawnFailing { error } if error_details => {
+            RejectReason::SpawnFailing { error } if context.settings.error_details => {
                 format!("the app cannot start: {error}")
             }
             RejectReason::SpawnFailing { .. } => "the app cannot start at the moment".to_string(),
@@ -445,76 +395,113 @@ impl Server {
             }
             RejectReason::UnknownGroup { group } => format!("ferry has no app {group}"),
         };
-        let stopping = self.stopping;
-        self.observer.rejected(&reason);
-        if let Some(client) = self.client(key) {
-            let answer = Answer::to(client.pending.as_ref(), !stopping);
-            let written = write_unavailable(client.out.buffer(), &detail, answer);
-            client.responded(written);
-            self.finish_exchange(key, !answer.close);
-        }
-    }
-
-    /// The app process died during the request: 502, or a cut connection if the response had
-    /// begun.
-    pub fn fail_request(&mut self, request: RequestId) {
-        self.end_with_error(request, 502, "the app process handling this request died");
-    }
-
-    /// The request ran for --max-request-time: 504 (or a cut connection if the response had
-    /// begun); the engine stops its process.
-    pub fn time_out_request(&mut self, request: RequestId) {
-        let reason = "the app did not answer within --max-request-time";
-        self.end_with_error(request, 504, reason);
+        let answer = Answer::to(self.pending.as_ref(), !context.stopping);
+        let written = write_unavailable(self.out.buffer(), &detail, answer);
+        self.responded(written);
+        self.finish_exchange(!answer.close, context, out);
     }
 
     /// Ends a request the engine has ended without a response from the app: an error page,
     /// or a cut connection if the response had begun.
-    fn end_with_error(&mut self, request: RequestId, status: u16, reason: &str) {
-        let stopping = self.stopping;
-        let Some(key) = self.requests.get(&request).copied() else {
-            return;
-        };
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        match client.phase {
+    pub fn end_with_error(
+        &mut self,
+        request: RequestId,
+        status: u16,
+        reason: &str,
+        context: &mut Context,
+        out: &mut Actions,
+    ) {
+        match self.phase {
             Phase::Submitted {
                 backend: Some(backend),
                 ..
             } => {
-                client.phase = Phase::Submitted {
+                self.phase = Phase::Submitted {
                     request,
                     backend: None,
                 };
-                self.close_backend(backend);
+                out.push(Action::CloseBackend(backend));
             }
             Phase::Tunnel { backend, .. } => {
-                client.phase = Phase::Closing;
-                client.response_started = true;
-                self.close_backend(backend);
+                self.phase = Phase::Closing;
+                self.response_started = true;
+                out.push(Action::CloseBackend(backend));
             }
             _ => {}
         }
-        let client = self.client(key).expect("client exists");
-        if client.response_started {
-            // What went out so far still goes; then the close tells the client it was cut.
-            client.phase = Phase::Closing;
-            self.requests.remove(&request);
-            return self.flush_client(key);
+        if self.response_started {
+            self.cut(request, out);
+            return;
         }
-        let answer = Answer::to(client.pending.as_ref(), !stopping);
-        let written = write_error(client.out.buffer(), status, reason, answer);
-        client.responded(written);
-        self.finish_exchange(key, !answer.close);
+        self.answer_error(status, reason, context, out);
     }
-}
 
-impl Client {
-    /// A response to the current request began: its status and body bytes so far.
-    pub fn responded(&mut self, status_and_body_bytes: (u16, u64)) {
-        if let Some(record) = &mut self.record {
-            record.response = Some(status_and_body_bytes);
+    /// The response had begun when its request failed: what went out so far still goes, then
+    /// the close tells the client it was cut.
+    pub fn cut(&mut self, request: RequestId, out: &mut Actions) {
+        self.phase = Phase::Closing;
+        out.push(Action::Forget(request));
+        self.queue_flush(out);
+    }
+
+    /// The app connection serving the request is no longer part of it.
+    pub fn drop_backend(&mut self) {
+        if let Phase::Submitted { backend, .. } = &mut self.phase {
+            *backend = None;
+        }
+    }
+
+    /// Answers `parsed` from the static files directory if it names a file there (or tries
+    /// to leave the directory); otherwise gives it back for the app.
+    fn serve_static(
+        &mut self,
+        parsed: ParsedRequest,
+        context: &mut Context,
+        out: &mut Actions,
+    ) -> Option<ParsedRequest> {
+        let dir = context.static_dir.as_ref();
+        let buffer = self.out.buffer();
+        match static_serve::serve(
+            dir,
+            parsed,
+            !context.stopping,
+            buffer,
+            &mut self.static_body,
+        ) {
+            Served::App(parsed) => return Some(parsed),
+            Served::Refused { close, response } => {
+                self.responded(response);
+                self.arm_deadline(None, out);
+                self.finish_exchange(!close, context, out);
+            }
+            Served::File { close, response } => {
+                self.responded(response);
+                self.arm_deadline(None, out);
+                self.phase = Phase::Static { keep_alive: !close };
+                self.refill_static(context, out);
+            }
+        }
+        None
+    }
+
+    /// Moves the next part of the static file into the output while the backlog is small;
+    /// once all of it is queued, the exchange is done.
+    fn refill_static(&mut self, context: &mut Context, out: &mut Actions) {
+        let Phase::Static { keep_alive } = self.phase else {
+            return;
+        };
+        match static_serve::refill(&mut self.out, &mut self.static_body) {
+            Refill::Partly { added } => {
+                if added {
+                    self.queue_flush(out);
+                }
+            }
+            Refill::Done => self.finish_exchange(keep_alive, context, out),
+            Refill::Broken => {
+                // The close tells the client its response is cut short.
+                self.phase = Phase::Closing;
+                self.queue_flush(out);
+            }
         }
     }
 }

@@ -1,12 +1,17 @@
 //! ferry: an application server that runs a web app as a managed pool of processes.
 //!
-//! The binary's pieces: the CLI ([`cli`]), the mio event loop ([`server`]) that feeds real
-//! events to the engine (`ferry-engine`) and carries out its commands, the HTTP layer
-//! ([`http`], pure) and the proxy exchange built on it ([`exchange`]), app processes
-//! ([`children`]), the admin socket ([`admin`]) and the commands that use it ([`control`]).
-//! The crate is a library too so that fuzz targets and benchmarks can reach the HTTP layer.
+//! The binary's pieces: the CLI ([`cli`], [`settings`]), the mio event loop ([`server`])
+//! that feeds real events to the engine (`ferry-engine`) and carries out its commands, the
+//! HTTP layer ([`http`], the `ferry-http` crate, pure) and the proxy exchange built on it
+//! ([`exchange`]), app processes ([`children`]), the admin socket ([`admin`]) and the
+//! commands that use it ([`control`]).
+//!
+//! The server owns all state. Connections ([`client`], [`backend`], [`tunnel`], [`admin`])
+//! act on their own sockets and return what they want done as [`actions::Action`]s, which
+//! the server applies; they never reach into it (see [`actions`] and [`server`]).
 
 pub mod access_log;
+pub mod actions;
 pub mod admin;
 pub mod app;
 pub mod app_user;

@@ -119,51 +119,6 @@ impl AcceptPause {
 /// again.
 pub const SPAWN_RETRY_DELAY: Duration = Duration::from_millis(100);
 
-impl crate::server::Server {
-    /// A spawn failed for want of ferry's own descriptors or memory: the app is not what
-    /// failed, so nothing is reported to the engine yet; the process stays "spawning" there
-    /// (its start timeout runs) and the spawn is tried again shortly.
-    pub fn spawn_later(&mut self, id: ferry_engine::ProcessId, error: &std::io::Error) {
-        let retry_at = Instant::now() + SPAWN_RETRY_DELAY;
-        if self.spawn_retries.insert(id, retry_at).is_none() {
-            self.log.line(&format!(
-                "{}: cannot start an app process yet; trying again while it lasts",
-                describe_exhaustion(error)
-            ));
-        }
-    }
-
-    pub fn next_spawn_retry(&self) -> Option<Instant> {
-        self.spawn_retries.values().min().copied()
-    }
-
-    pub fn retry_spawns(&mut self, now: Instant) {
-        let due: Vec<ferry_engine::ProcessId> = self
-            .spawn_retries
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            self.spawn_retries.remove(&id);
-            self.spawn(id);
-        }
-    }
-
-    /// The engine stopped a process whose spawn is still waiting (its start timeout, or a
-    /// stop): it never started, which the engine learns as a failed spawn.
-    pub fn give_up_spawn(&mut self, id: ferry_engine::ProcessId) {
-        if self.spawn_retries.remove(&id).is_some() {
-            let error = "ferry was out of resources (file descriptors or memory) and could \
-                         not start the app process"
-                .to_string();
-            self.log.line(&error);
-            self.inputs
-                .push_back(ferry_engine::Input::SpawnFailed { process: id, error });
-        }
-    }
-}
-
 /// A listening TCP socket on `address` (host:port) with a listen backlog of
 /// `backlog` connections (the kernel caps it at `net.core.somaxconn`).
 pub fn bind_listener(address: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {

@@ -1,95 +1,106 @@
 //! Answering static files (see [`crate::static_files`]) on a client connection: the head at
 //! once, the body read from the file as the client takes it, so a large file costs at most
-//! [`STATIC_CHUNK_BYTES`] of memory per connection beyond the output buffer's own.
+//! [`STATIC_CHUNK_BYTES`] of memory per connection beyond the output buffer's own. The client
+//! connection calls these and keeps the file's remaining [`FileRange`].
 
-use crate::client::Phase;
+use crate::buffers::OutBuf;
 use crate::exchange::{write_error, Answer, ParsedRequest};
 use crate::http::{canonical_reason, Version};
-use crate::server::Server;
-use crate::static_files::{Lookup, StaticAnswer};
+use crate::static_files::{FileRange, Lookup, StaticAnswer, StaticDir};
 use std::os::unix::fs::FileExt;
 
 /// Bytes of a static file moved into a client's output at a time, and the backlog below
 /// which the next part is read.
 pub const STATIC_CHUNK_BYTES: usize = 256 * 1024;
 
-impl Server {
-    /// Answers `parsed` from the static files directory if it names a file there (or tries
-    /// to leave the directory); otherwise gives it back for the app.
-    pub fn serve_static(&mut self, key: usize, parsed: ParsedRequest) -> Option<ParsedRequest> {
-        let lookup = match (&self.static_dir, &parsed.static_request) {
-            (Some(dir), Some(request)) => dir.lookup(request),
-            _ => Lookup::App,
-        };
-        let answer = Answer::to(Some(&parsed), !self.stopping);
-        match lookup {
-            Lookup::App => return Some(parsed),
-            Lookup::Refuse { status, reason } => {
-                self.set_deadline(key, None);
-                let client = self.client(key)?;
-                let written = write_error(client.out.buffer(), status, reason, answer);
-                client.responded(written);
-                self.finish_exchange(key, !answer.close);
-            }
-            Lookup::Serve(static_answer) => {
-                self.set_deadline(key, None);
-                let client = self.client(key)?;
-                let http10 = parsed.version == Version::Http10;
-                write_head(client.out.buffer(), &static_answer, answer.close, http10);
-                let body_bytes = static_answer.body.as_ref().map_or(0, |b| b.len);
-                client.responded((static_answer.status, body_bytes));
-                client.static_body = static_answer.body;
-                client.phase = Phase::Static {
-                    keep_alive: !answer.close,
-                };
-                self.refill_static(key);
-            }
-        }
-        None
-    }
+/// What became of a request offered to the static files directory.
+pub enum Served {
+    /// Not a static file: the app answers it.
+    App(ParsedRequest),
+    /// Answered with an error page (a path that tries to leave the directory, say); the
+    /// response's status and body bytes.
+    Refused { close: bool, response: (u16, u64) },
+    /// A file: its head is out, its body waits in the [`FileRange`] to go out with
+    /// [`refill`]; the response's status and body bytes.
+    File { close: bool, response: (u16, u64) },
+}
 
-    /// Moves the next part of the static file into the output while the backlog is small;
-    /// once all of it is queued, the exchange is done.
-    pub fn refill_static(&mut self, key: usize) {
-        let Some(client) = self.client(key) else {
-            return;
-        };
-        let Phase::Static { keep_alive } = client.phase else {
-            return;
-        };
-        let mut added = false;
-        while client.out.pending() < STATIC_CHUNK_BYTES {
-            let Some(body) = client.static_body.as_mut().filter(|b| b.len > 0) else {
-                client.static_body = None;
-                break;
-            };
-            let take = body.len.min(STATIC_CHUNK_BYTES as u64) as usize;
-            let buffer = client.out.buffer();
-            let start = buffer.len();
-            buffer.resize(start + take, 0);
-            match body.file.read_at(&mut buffer[start..], body.offset) {
-                Ok(n) if n > 0 => {
-                    buffer.truncate(start + n);
-                    body.offset += n as u64;
-                    body.len -= n as u64;
-                    added = true;
-                }
-                _ => {
-                    // The file shrank or broke after its length went out: the close tells
-                    // the client its response is cut short.
-                    buffer.truncate(start);
-                    client.static_body = None;
-                    client.phase = Phase::Closing;
-                    return self.flush_client(key);
-                }
+/// Answers `parsed` from `dir` if it names a file there (or tries to leave the directory):
+/// the head or an error page into `out`, what is to follow of the file into `body`.
+pub fn serve(
+    dir: Option<&StaticDir>,
+    parsed: ParsedRequest,
+    keep_alive_allowed: bool,
+    out: &mut Vec<u8>,
+    body: &mut Option<FileRange>,
+) -> Served {
+    let lookup = match (dir, &parsed.static_request) {
+        (Some(dir), Some(request)) => dir.lookup(request),
+        _ => Lookup::App,
+    };
+    let answer = Answer::to(Some(&parsed), keep_alive_allowed);
+    match lookup {
+        Lookup::App => Served::App(parsed),
+        Lookup::Refuse { status, reason } => {
+            let response = write_error(out, status, reason, answer);
+            Served::Refused {
+                close: answer.close,
+                response,
             }
         }
-        if client.static_body.is_none() {
-            return self.finish_exchange(key, keep_alive);
+        Lookup::Serve(static_answer) => {
+            let http10 = parsed.version == Version::Http10;
+            write_head(out, &static_answer, answer.close, http10);
+            let body_bytes = static_answer.body.as_ref().map_or(0, |b| b.len);
+            *body = static_answer.body;
+            Served::File {
+                close: answer.close,
+                response: (static_answer.status, body_bytes),
+            }
         }
-        if added {
-            self.flush_client(key);
+    }
+}
+
+/// What [`refill`] did.
+pub enum Refill {
+    /// More of the file waits; `added` says whether some went into the output now.
+    Partly { added: bool },
+    /// All of the file is in the output.
+    Done,
+    /// The file shrank or broke after its length went out: the response can only be cut.
+    Broken,
+}
+
+/// Moves the next part of the file into `out` while the backlog is small.
+pub fn refill(out: &mut OutBuf, body: &mut Option<FileRange>) -> Refill {
+    let mut added = false;
+    while out.pending() < STATIC_CHUNK_BYTES {
+        let Some(range) = body.as_mut().filter(|b| b.len > 0) else {
+            *body = None;
+            break;
+        };
+        let take = range.len.min(STATIC_CHUNK_BYTES as u64) as usize;
+        let buffer = out.buffer();
+        let start = buffer.len();
+        buffer.resize(start + take, 0);
+        match range.file.read_at(&mut buffer[start..], range.offset) {
+            Ok(n) if n > 0 => {
+                buffer.truncate(start + n);
+                range.offset += n as u64;
+                range.len -= n as u64;
+                added = true;
+            }
+            _ => {
+                buffer.truncate(start);
+                *body = None;
+                return Refill::Broken;
+            }
         }
+    }
+    if body.is_none() {
+        Refill::Done
+    } else {
+        Refill::Partly { added }
     }
 }
 
