@@ -4,6 +4,13 @@
 //!
 //! Usage: `bench/install.sh && cargo run --release -p ferry-bench [-- OPTIONS]`
 //! (`--help` lists the options). Not part of `cargo test`.
+//!
+//! How the parts fit: `opts` is the command line; `servers` starts each server under test
+//! (`peers` the non-ferry ones from bench/templates/) inside the guards of `procs`, waiting
+//! with `net`; `results` measures them in interleaved rounds of `wrk` while `rss` samples
+//! their memory; `sections` and `dynamics_report` turn the results (and `dynamics`' pool
+//! measurements) into the report's Markdown `table`s, headed by what `machine` says about the
+//! machine. `src/bin/slow_readers.rs` is a separate client for the slow-reader benchmark.
 
 mod dynamics;
 mod dynamics_report;

@@ -153,10 +153,6 @@ impl Actions {
     pub fn engine(&mut self, input: Input) {
         self.push(Action::Engine(input));
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl IntoIterator for Actions {

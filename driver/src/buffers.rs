@@ -59,6 +59,7 @@ impl OutBuf {
     }
 
     /// Memory the buffer holds, used or not.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.data.capacity() + self.spill.as_ref().map_or(0, |s| s.tail.capacity())
     }

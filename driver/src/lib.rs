@@ -1,56 +1,75 @@
-//! ferry: an application server that runs a web app as a managed pool of processes.
+//! ferry: an application server that runs a web app as a managed pool of processes. This
+//! crate is the `ferry` binary; it is a library only so that the end-to-end tests and the
+//! benchmarks can use [`instance`] (finding running servers) and [`proc_stats`] (the one
+//! `/proc/PID/stat` reader). Everything else is private.
 //!
-//! The binary's pieces: the CLI ([`cli`], [`settings`]), the mio event loop ([`server`])
-//! that feeds real events to the engine (`ferry-engine`) and carries out its commands, the
-//! HTTP layer ([`http`], the `ferry-http` crate, pure) and the proxy exchange built on it
-//! ([`exchange`]), app processes ([`children`]), the admin socket ([`admin`]) and the
-//! commands that use it ([`control`]).
+//! How the parts fit:
 //!
-//! The server owns all state. Connections ([`client`], [`backend`], [`tunnel`], [`admin`])
-//! act on their own sockets and return what they want done as [`actions::Action`]s, which
-//! the server applies; they never reach into it (see [`actions`] and [`server`]).
+//! - The command line: `cli` (clap), `settings` (flags, then `PASSENGER_*`, then
+//!   `passengerfile`), `cli_values`, `cli_replay` (`ferry sim --replay`, `ferry plan`, run by
+//!   the `ferry-sim` crate). `control` is `ferry status`/`stop`/`restart`, talking to a server's
+//!   admin socket found through `instance`; `status_report` is what that socket answers.
+//! - `ferry start` is `server`: a mio event loop that owns all state, turns sockets, pidfds,
+//!   signals and timers into inputs for the pool engine (`ferry-engine`, which makes every pool
+//!   decision) and carries out its commands. Real time becomes engine time in `clock`.
+//! - Connections: `client` (requests in, responses out; `static_serve` and `static_files`
+//!   answer files), `backend` (the app process's side), `tunnel` (upgraded connections),
+//!   `admin`. They act on their own sockets and buffers and return what they want done as
+//!   actions (`actions`), which the server applies; they never reach into it. The HTTP rules
+//!   are the `ferry-http` crate (`http` here); `exchange` is one proxied request/response on
+//!   top of it, `buffers` the non-blocking output buffers that spill to disk.
+//! - App processes: `app` (what to run), `children` (spawning, pidfds, stopping),
+//!   `app_user` (`--user`), `reload` (`tmp/restart.txt`, `--reload`), `watchdog` (stops what
+//!   they leave if ferry dies), `resources` (running out of descriptors or memory).
+//! - Telling the world: `log` (and `decisions`, the engine's decisions with their reasons),
+//!   `observer` (the access log in `access_log`, the metrics in
+//!   `metrics` served by `ops_http`, systemd's `sd_notify`), `daemon` (`--daemonize`,
+//!   `--pid-file`).
+//! - HTTPS and proxies in front: `listeners` (`--port`, `--ssl-port`), `tls_config` (the
+//!   certificate and key), `transport` (a client's plain or TLS stream), `trusted_proxies`
+//!   (`--forwarded-allow-ips`).
 
-pub mod access_log;
-pub mod actions;
-pub mod admin;
-pub mod app;
-pub mod app_user;
-pub mod backend;
-pub mod buffers;
-pub mod children;
-pub mod cli;
-pub mod cli_replay;
-pub mod cli_values;
-pub mod client;
-pub mod clock;
-pub mod control;
-pub mod daemon;
-pub mod decisions;
-pub mod exchange;
+mod access_log;
+mod actions;
+mod admin;
+mod app;
+mod app_user;
+mod backend;
+mod buffers;
+mod children;
+mod cli;
+mod cli_replay;
+mod cli_values;
+mod client;
+mod clock;
+mod control;
+mod daemon;
+mod decisions;
+mod exchange;
 pub mod instance;
-pub mod listeners;
-pub mod log;
-pub mod metrics;
-pub mod observer;
-pub mod ops_http;
-pub mod passengerfile;
+mod listeners;
+mod log;
+mod metrics;
+mod observer;
+mod ops_http;
+mod passengerfile;
 pub mod proc_stats;
-pub mod reload;
-pub mod resources;
-pub mod sd_notify;
-pub mod server;
-pub mod settings;
-pub mod static_files;
-pub mod static_serve;
-pub mod status_report;
-pub mod tls_config;
-pub mod transport;
-pub mod trusted_proxies;
-pub mod tunnel;
-pub mod watchdog;
+mod reload;
+mod resources;
+mod sd_notify;
+mod server;
+mod settings;
+mod static_files;
+mod static_serve;
+mod status_report;
+mod tls_config;
+mod transport;
+mod trusted_proxies;
+mod tunnel;
+mod watchdog;
 
 /// The HTTP layer, a crate of its own (`ferry-http`), under the name the driver's modules use.
-pub use ferry_http as http;
+use ferry_http as http;
 
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;

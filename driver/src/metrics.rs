@@ -33,10 +33,6 @@ impl Histogram {
         self.sum_s += seconds;
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
         let mut cumulative = 0;

@@ -71,10 +71,6 @@ impl ReserveFd {
                 rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok();
         }
     }
-
-    pub fn is_held(&self) -> bool {
-        self.0.is_some()
-    }
 }
 
 impl Default for ReserveFd {
@@ -102,6 +98,7 @@ impl AcceptPause {
         self.until.take().is_some()
     }
 
+    #[cfg(test)]
     pub fn is_paused(&self) -> bool {
         self.until.is_some()
     }

@@ -13,7 +13,7 @@
 //! This module decides and builds heads; the body is read from the open file as the client
 //! takes it (`static_serve`), never loaded whole.
 
-use crate::http::{RequestHead, Version};
+use crate::http::RequestHead;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,6 @@ pub struct StaticRequest {
     pub if_none_match: Option<Vec<u8>>,
     pub if_modified_since: Option<Vec<u8>>,
     pub if_range: Option<Vec<u8>>,
-    pub version: Option<Version>,
 }
 
 impl StaticRequest {
@@ -52,7 +51,6 @@ impl StaticRequest {
             if_none_match: header(b"if-none-match"),
             if_modified_since: header(b"if-modified-since"),
             if_range: header(b"if-range"),
-            version: Some(head.version),
         })
     }
 }
@@ -96,10 +94,6 @@ impl StaticDir {
     pub fn open(dir: &Path) -> Option<StaticDir> {
         let root = std::fs::canonicalize(dir).ok()?;
         root.is_dir().then_some(StaticDir { root })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     pub fn lookup(&self, request: &StaticRequest) -> Lookup {

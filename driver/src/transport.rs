@@ -38,13 +38,6 @@ impl Transport {
         Ok(Transport::Tls(Box::new(TlsStream { tcp, session })))
     }
 
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(tcp) => tcp,
-            Transport::Tls(tls) => &tls.tcp,
-        }
-    }
-
     pub fn is_tls(&self) -> bool {
         matches!(self, Transport::Tls(_))
     }
@@ -66,6 +59,7 @@ impl Transport {
     }
 
     /// The ALPN protocol the client and ferry agreed on, if any.
+    #[cfg(test)]
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match self {
             Transport::Plain(_) => None,

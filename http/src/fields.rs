@@ -73,6 +73,62 @@ pub(crate) fn has_underscore(name: &[u8]) -> bool {
     name.contains(&b'_')
 }
 
+/// What the Connection fields of a head say, folded over all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnectionOptions {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+    /// An option other than those: the name of a field that is hop-by-hop.
+    pub lists_fields: bool,
+}
+
+impl ConnectionOptions {
+    /// Folds in the options of one Connection field value.
+    pub fn add(&mut self, value: &[u8]) {
+        for option in list_elements(value).filter(|o| !o.is_empty()) {
+            if option.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if option.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else {
+                self.lists_fields = true;
+            }
+        }
+    }
+}
+
+/// Reads the field lines of a head that have arrived. Each complete line, but one whose name
+/// has an underscore (dropped, see [`has_underscore`]), is classified, handed to `check` with
+/// its value (so an offending line fails the head before the rest of it arrives) and kept in
+/// `fields`. `Ok(Some(end))` once the empty line ending the section is in (`end` just past
+/// it); `Ok(None)` until then.
+pub(crate) fn read_section(
+    parser: &mut FieldSectionParser,
+    buf: &[u8],
+    limits: &Limits,
+    fields: &mut Vec<Field>,
+    mut check: impl FnMut(FieldKind, Span) -> Result<(), HttpError>,
+) -> Result<Option<usize>, HttpError> {
+    loop {
+        match parser.next(buf, limits)? {
+            SectionEvent::Incomplete => return Ok(None),
+            SectionEvent::End { end } => return Ok(Some(end)),
+            SectionEvent::Field { name, value } => {
+                let name_bytes = name.get(buf);
+                if has_underscore(name_bytes) {
+                    continue;
+                }
+                let kind = FieldKind::of(name_bytes);
+                check(kind, value)?;
+                fields.push(Field { name, value, kind });
+            }
+        }
+    }
+}
+
 /// The elements of a comma-separated list value, OWS trimmed; empty elements included.
 pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows)

@@ -18,7 +18,9 @@
 //! - [`body`]: [`BodyReader`], which says where a message body ends (length, chunked, close).
 //! - [`forward`]: builders for the head ferry sends to the app and the one sent to the client.
 //! - [`error_page`]: ferry's own small HTML error responses.
-//! - `fields`, `chars`, `message`: the field-line grammar, byte classes and shared types.
+//! - `target`: the request target's form (origin, absolute, asterisk).
+//! - `fields`, `chars`, `message`: the field-line grammar (shared by request and response
+//!   heads), byte classes and shared types.
 //!
 //! Test support, never in the binary: `corpus` (feature `corpus`: gunicorn's request corpus,
 //! run when `FERRY_GUNICORN_CORPUS` names it) and `oracle` (feature `oracle`: httparse as a
@@ -36,6 +38,7 @@ pub mod limits;
 pub mod message;
 pub mod request;
 pub mod response;
+mod target;
 
 pub use self::{
     body::{BodyProgress, BodyReader},
@@ -55,6 +58,12 @@ mod split_feeding;
 
 #[cfg(test)]
 mod request_tests;
+
+#[cfg(test)]
+mod request_field_tests;
+
+#[cfg(test)]
+mod request_target_tests;
 
 #[cfg(test)]
 mod chunked_tests;

@@ -21,11 +21,13 @@
 use super::chars::{self, METHOD, PATH, QUERY};
 use super::error::HttpError;
 use super::fields::{
-    self, errors as field_errors, is_token, list_elements, Field, FieldKind, FieldSectionParser,
-    SectionEvent,
+    self, errors as field_errors, is_token, list_elements, ConnectionOptions, Field, FieldKind,
+    FieldSectionParser,
 };
 use super::limits::Limits;
 use super::message::{Span, Version};
+use super::target::target_form;
+pub use super::target::TargetForm;
 
 /// How the request body is delimited on the client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,22 +68,6 @@ impl Method {
             _ => Method::Other,
         }
     }
-}
-
-/// The shape of the request target (RFC 9112 §3.2). Authority-form never parses: it only
-/// exists for CONNECT, which ferry refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetForm {
-    /// `/path?query`
-    Origin,
-    /// `http://authority/path?query`. `authority` is the `host[:port]` without userinfo;
-    /// `path_and_query` is what follows it (possibly empty).
-    Absolute {
-        authority: Span,
-        path_and_query: Span,
-    },
-    /// `*`, only with OPTIONS.
-    Asterisk,
 }
 
 /// A parsed request head. Byte strings are [`Span`]s into the buffer it was parsed from;
@@ -174,12 +160,6 @@ mod errors {
         HttpError::bad_request("non-ASCII byte in request target");
     pub const BAD_TARGET_BYTE: HttpError =
         HttpError::bad_request("invalid character in request target");
-    pub const ASTERISK: HttpError =
-        HttpError::bad_request("asterisk-form target is only allowed with OPTIONS");
-    pub const NOT_ORIGIN_FORM: HttpError =
-        HttpError::bad_request("request target must start with / or http(s)://");
-    pub const BAD_AUTHORITY: HttpError =
-        HttpError::bad_request("invalid authority in absolute-form target");
     pub const BAD_VERSION: HttpError = HttpError::bad_request("malformed HTTP version");
     pub const UNSUPPORTED_VERSION: HttpError = HttpError::new(505, "HTTP version not supported");
     pub const CL_AND_TE: HttpError =
@@ -230,12 +210,79 @@ struct Seen {
     unsupported_coding: bool,
     host: bool,
     content_type: bool,
-    close: bool,
-    keep_alive: bool,
-    connection_upgrade: bool,
+    connection: ConnectionOptions,
     upgrade_field: bool,
     expect_continue: bool,
-    connection_lists_fields: bool,
+}
+
+impl Seen {
+    /// Checks one complete field line and folds in what it says.
+    fn check(
+        &mut self,
+        kind: FieldKind,
+        value_bytes: &[u8],
+        version: Version,
+    ) -> Result<(), HttpError> {
+        let seen = self;
+        match kind {
+            FieldKind::ContentLength => {
+                if seen.transfer_encoding {
+                    return Err(errors::CL_AND_TE);
+                }
+                if seen.content_length.is_some() {
+                    return Err(errors::DUPLICATE_CL);
+                }
+                let length = fields::parse_content_length(value_bytes).ok_or(errors::BAD_CL)?;
+                seen.content_length = Some(length);
+            }
+            FieldKind::TransferEncoding => {
+                if version == Version::Http10 {
+                    return Err(errors::TE_IN_HTTP10);
+                }
+                if seen.content_length.is_some() {
+                    return Err(errors::CL_AND_TE);
+                }
+                seen.transfer_encoding = true;
+                for coding in list_elements(value_bytes) {
+                    if !is_token(coding) {
+                        return Err(errors::BAD_TE);
+                    }
+                    if seen.chunked_last {
+                        return Err(errors::CHUNKED_NOT_LAST);
+                    }
+                    if coding.eq_ignore_ascii_case(b"chunked") {
+                        seen.chunked_last = true;
+                    } else if coding.eq_ignore_ascii_case(b"identity") {
+                        return Err(errors::IDENTITY_TE);
+                    } else {
+                        seen.unsupported_coding = true;
+                    }
+                }
+            }
+            FieldKind::Host => {
+                if seen.host {
+                    return Err(errors::DUPLICATE_HOST);
+                }
+                if !value_bytes.iter().all(|&b| chars::is(b, chars::HOST)) {
+                    return Err(errors::BAD_HOST);
+                }
+                seen.host = true;
+            }
+            FieldKind::ContentType => {
+                if seen.content_type {
+                    return Err(errors::DUPLICATE_CONTENT_TYPE);
+                }
+                seen.content_type = true;
+            }
+            FieldKind::Connection => seen.connection.add(value_bytes),
+            FieldKind::Upgrade => seen.upgrade_field = true,
+            FieldKind::Expect if value_bytes.eq_ignore_ascii_case(b"100-continue") => {
+                seen.expect_continue = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A resumable request-head parser. Give it the connection's buffer, starting at the
@@ -284,21 +331,16 @@ impl RequestParser {
     /// so far already break a rule or a limit (the same error whatever the split, and again
     /// on every later call). `Ok(Some)`: the complete head, also on later calls until reset.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<&RequestHead>, HttpError> {
-        match self.state {
-            State::Done => return Ok(Some(&self.head)),
-            State::Failed(error) => return Err(error),
-            _ => {}
+        if !matches!(self.state, State::Done | State::Failed(_)) {
+            self.state = match self.advance(buf) {
+                Ok(true) => State::Done,
+                Ok(false) => return Ok(None),
+                Err(error) => State::Failed(error),
+            };
         }
-        match self.advance(buf) {
-            Ok(true) => {
-                self.state = State::Done;
-                Ok(Some(&self.head))
-            }
-            Ok(false) => Ok(None),
-            Err(error) => {
-                self.state = State::Failed(error);
-                Err(error)
-            }
+        match self.state {
+            State::Failed(error) => Err(error),
+            _ => Ok(Some(&self.head)),
         }
     }
 
@@ -380,7 +422,7 @@ impl RequestParser {
                             let target = Span::new(self.token_start, end);
                             self.head.target = target;
                             self.head.target_form =
-                                target_form(buf, target, self.head.method_kind)?;
+                                target_form(buf, target, self.head.method_kind == Method::Options)?;
                             self.token_start = end + 1;
                             self.pos = end + 1;
                             self.state = State::Version;
@@ -454,102 +496,27 @@ impl RequestParser {
     }
 
     fn advance_fields(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
-        loop {
-            match self.fields.next(buf, &self.limits)? {
-                SectionEvent::Incomplete => return Ok(false),
-                SectionEvent::Field { name, value } => self.on_field(buf, name, value)?,
-                SectionEvent::End { end } => {
-                    self.finish(end)?;
-                    return Ok(true);
+        let (seen, head) = (&mut self.seen, &mut self.head);
+        let section = fields::read_section(
+            &mut self.fields,
+            buf,
+            &self.limits,
+            &mut head.headers,
+            |kind, value| {
+                seen.check(kind, value.get(buf), head.version)?;
+                if kind == FieldKind::Host
+                    && !matches!(head.target_form, TargetForm::Absolute { .. })
+                {
+                    head.host = Some(value);
                 }
-            }
-        }
-    }
-
-    /// Checks one complete field line as soon as it is complete, so an offending line fails
-    /// the head before the rest of it arrives.
-    fn on_field(&mut self, buf: &[u8], name: Span, value: Span) -> Result<(), HttpError> {
-        let name_bytes = name.get(buf);
-        if fields::has_underscore(name_bytes) {
-            return Ok(());
-        }
-        let kind = FieldKind::of(name_bytes);
-        let value_bytes = value.get(buf);
-        let seen = &mut self.seen;
-        match kind {
-            FieldKind::ContentLength => {
-                if seen.transfer_encoding {
-                    return Err(errors::CL_AND_TE);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::DUPLICATE_CL);
-                }
-                let length = fields::parse_content_length(value_bytes).ok_or(errors::BAD_CL)?;
-                seen.content_length = Some(length);
-            }
-            FieldKind::TransferEncoding => {
-                if self.head.version == Version::Http10 {
-                    return Err(errors::TE_IN_HTTP10);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::CL_AND_TE);
-                }
-                seen.transfer_encoding = true;
-                for coding in list_elements(value_bytes) {
-                    if !is_token(coding) {
-                        return Err(errors::BAD_TE);
-                    }
-                    if seen.chunked_last {
-                        return Err(errors::CHUNKED_NOT_LAST);
-                    }
-                    if coding.eq_ignore_ascii_case(b"chunked") {
-                        seen.chunked_last = true;
-                    } else if coding.eq_ignore_ascii_case(b"identity") {
-                        return Err(errors::IDENTITY_TE);
-                    } else {
-                        seen.unsupported_coding = true;
-                    }
-                }
-            }
-            FieldKind::Host => {
-                if seen.host {
-                    return Err(errors::DUPLICATE_HOST);
-                }
-                if !value_bytes.iter().all(|&b| chars::is(b, chars::HOST)) {
-                    return Err(errors::BAD_HOST);
-                }
-                seen.host = true;
-                if !matches!(self.head.target_form, TargetForm::Absolute { .. }) {
-                    self.head.host = Some(value);
-                }
-            }
-            FieldKind::ContentType => {
-                if seen.content_type {
-                    return Err(errors::DUPLICATE_CONTENT_TYPE);
-                }
-                seen.content_type = true;
-            }
-            FieldKind::Connection => {
-                for option in list_elements(value_bytes).filter(|o| !o.is_empty()) {
-                    if option.eq_ignore_ascii_case(b"close") {
-                        seen.close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                        seen.keep_alive = true;
-                    } else if option.eq_ignore_ascii_case(b"upgrade") {
-                        seen.connection_upgrade = true;
-                    } else {
-                        seen.connection_lists_fields = true;
-                    }
-                }
-            }
-            FieldKind::Upgrade => seen.upgrade_field = true,
-            FieldKind::Expect if value_bytes.eq_ignore_ascii_case(b"100-continue") => {
-                seen.expect_continue = true;
-            }
-            _ => {}
-        }
-        self.head.headers.push(Field { name, value, kind });
-        Ok(())
+                Ok(())
+            },
+        )?;
+        let Some(end) = section else {
+            return Ok(false);
+        };
+        self.finish(end)?;
+        Ok(true)
     }
 
     fn finish(&mut self, end: usize) -> Result<(), HttpError> {
@@ -574,69 +541,16 @@ impl RequestParser {
         } else {
             BodyFraming::None
         };
-        self.head.keep_alive = !seen.close && (http11 || seen.keep_alive);
+        self.head.keep_alive = !seen.connection.close && (http11 || seen.connection.keep_alive);
         self.head.expect_continue = http11 && seen.expect_continue;
-        self.head.upgrade = http11 && seen.upgrade_field && seen.connection_upgrade;
-        self.head.connection_lists_fields = seen.connection_lists_fields;
+        self.head.upgrade = http11 && seen.upgrade_field && seen.connection.upgrade;
+        self.head.connection_lists_fields = seen.connection.lists_fields;
         if let TargetForm::Absolute { authority, .. } = self.head.target_form {
             self.head.host = Some(authority);
         }
         self.head.head_len = end;
         Ok(())
     }
-}
-
-/// Classifies a complete target (its bytes were already checked one by one).
-fn target_form(buf: &[u8], target: Span, method: Method) -> Result<TargetForm, HttpError> {
-    let bytes = target.get(buf);
-    if bytes == b"*" {
-        return if method == Method::Options {
-            Ok(TargetForm::Asterisk)
-        } else {
-            Err(errors::ASTERISK)
-        };
-    }
-    if bytes[0] == b'/' {
-        return Ok(TargetForm::Origin);
-    }
-    let scheme_len = if starts_with_ignore_case(bytes, b"http://") {
-        7
-    } else if starts_with_ignore_case(bytes, b"https://") {
-        8
-    } else {
-        // Covers authority-form (`host:port`, CONNECT only) and relative references.
-        return Err(errors::NOT_ORIGIN_FORM);
-    };
-    let rest = &bytes[scheme_len..];
-    let authority_len = rest
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-        .unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    if !authority
-        .iter()
-        .all(|&b| b == b'@' || chars::is(b, chars::HOST))
-    {
-        return Err(errors::BAD_AUTHORITY);
-    }
-    // Userinfo is not part of where the request goes; strip it so only the host reaches the
-    // app (RFC 9110 §4.2.4 discourages it for phishing reasons).
-    let host_offset = authority
-        .iter()
-        .rposition(|&b| b == b'@')
-        .map_or(0, |at| at + 1);
-    if host_offset == authority.len() {
-        return Err(errors::BAD_AUTHORITY);
-    }
-    let start = target.start as usize + scheme_len;
-    Ok(TargetForm::Absolute {
-        authority: Span::new(start + host_offset, start + authority_len),
-        path_and_query: Span::new(start + authority_len, target.end as usize),
-    })
-}
-
-fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
-    bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Parses a request head from the start of `buf` in one go. See [`RequestParser::parse`] for

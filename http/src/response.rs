@@ -6,7 +6,7 @@
 //! for requests, and every defect is an [`HttpError`] with status 502.
 
 use super::error::HttpError;
-use super::fields::{self, list_elements, Field, FieldKind, FieldSectionParser, SectionEvent};
+use super::fields::{self, list_elements, ConnectionOptions, Field, FieldKind, FieldSectionParser};
 use super::limits::Limits;
 use super::message::{Span, Version};
 
@@ -117,10 +117,57 @@ enum State {
 struct Seen {
     content_length: Option<u64>,
     chunked: bool,
-    close: bool,
-    keep_alive: bool,
+    connection: ConnectionOptions,
     upgrade_field: bool,
-    connection_lists_fields: bool,
+}
+
+impl Seen {
+    /// Checks one complete field line and folds in what it says.
+    fn check(
+        &mut self,
+        kind: FieldKind,
+        value_bytes: &[u8],
+        version: Version,
+    ) -> Result<(), HttpError> {
+        let seen = self;
+        match kind {
+            FieldKind::ContentLength => {
+                if seen.chunked {
+                    return Err(errors::CL_AND_TE);
+                }
+                // Repeats of one value (`42, 42` or two lines) are tolerated, as RFC 9110
+                // §8.6 allows; they cannot be framed two ways.
+                for element in list_elements(value_bytes) {
+                    let length =
+                        fields::parse_content_length(element).ok_or(errors::CONFLICTING_CL)?;
+                    if seen.content_length.is_some_and(|earlier| earlier != length) {
+                        return Err(errors::CONFLICTING_CL);
+                    }
+                    seen.content_length = Some(length);
+                }
+            }
+            FieldKind::TransferEncoding => {
+                if version == Version::Http10 {
+                    return Err(errors::TE_IN_HTTP10);
+                }
+                if seen.content_length.is_some() {
+                    return Err(errors::CL_AND_TE);
+                }
+                // ferry re-frames or passes through chunked only; a compressed transfer
+                // coding would have to be decoded, and apps do not send one in practice.
+                for coding in list_elements(value_bytes) {
+                    if seen.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
+                        return Err(errors::BAD_TE);
+                    }
+                    seen.chunked = true;
+                }
+            }
+            FieldKind::Connection => seen.connection.add(value_bytes),
+            FieldKind::Upgrade => seen.upgrade_field = true,
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// A resumable response-head parser, the counterpart of [`super::RequestParser`].
@@ -170,22 +217,16 @@ impl ResponseParser {
 
     /// Same contract as [`super::RequestParser::parse`]; errors are 502.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<&ResponseHead>, HttpError> {
-        match self.state {
-            State::Done => return Ok(Some(&self.head)),
-            State::Failed(error) => return Err(error),
-            _ => {}
+        if !matches!(self.state, State::Done | State::Failed(_)) {
+            self.state = match self.advance(buf) {
+                Ok(true) => State::Done,
+                Ok(false) => return Ok(None),
+                Err(error) => State::Failed(error.to_bad_gateway()),
+            };
         }
-        match self.advance(buf) {
-            Ok(true) => {
-                self.state = State::Done;
-                Ok(Some(&self.head))
-            }
-            Ok(false) => Ok(None),
-            Err(error) => {
-                let error = error.to_bad_gateway();
-                self.state = State::Failed(error);
-                Err(error)
-            }
+        match self.state {
+            State::Failed(error) => Err(error),
+            _ => Ok(Some(&self.head)),
         }
     }
 
@@ -284,74 +325,19 @@ impl ResponseParser {
     }
 
     fn advance_fields(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
-        loop {
-            match self.fields.next(buf, &self.limits)? {
-                SectionEvent::Incomplete => return Ok(false),
-                SectionEvent::Field { name, value } => self.on_field(buf, name, value)?,
-                SectionEvent::End { end } => {
-                    self.finish(end)?;
-                    return Ok(true);
-                }
-            }
-        }
-    }
-
-    fn on_field(&mut self, buf: &[u8], name: Span, value: Span) -> Result<(), HttpError> {
-        let name_bytes = name.get(buf);
-        if fields::has_underscore(name_bytes) {
-            return Ok(());
-        }
-        let kind = FieldKind::of(name_bytes);
-        let value_bytes = value.get(buf);
-        let seen = &mut self.seen;
-        match kind {
-            FieldKind::ContentLength => {
-                if seen.chunked {
-                    return Err(errors::CL_AND_TE);
-                }
-                // Repeats of one value (`42, 42` or two lines) are tolerated, as RFC 9110
-                // §8.6 allows; they cannot be framed two ways.
-                for element in list_elements(value_bytes) {
-                    let length =
-                        fields::parse_content_length(element).ok_or(errors::CONFLICTING_CL)?;
-                    if seen.content_length.is_some_and(|earlier| earlier != length) {
-                        return Err(errors::CONFLICTING_CL);
-                    }
-                    seen.content_length = Some(length);
-                }
-            }
-            FieldKind::TransferEncoding => {
-                if self.head.version == Version::Http10 {
-                    return Err(errors::TE_IN_HTTP10);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::CL_AND_TE);
-                }
-                // ferry re-frames or passes through chunked only; a compressed transfer
-                // coding would have to be decoded, and apps do not send one in practice.
-                for coding in list_elements(value_bytes) {
-                    if seen.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
-                        return Err(errors::BAD_TE);
-                    }
-                    seen.chunked = true;
-                }
-            }
-            FieldKind::Connection => {
-                for option in list_elements(value_bytes).filter(|o| !o.is_empty()) {
-                    if option.eq_ignore_ascii_case(b"close") {
-                        seen.close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                        seen.keep_alive = true;
-                    } else if !option.eq_ignore_ascii_case(b"upgrade") {
-                        seen.connection_lists_fields = true;
-                    }
-                }
-            }
-            FieldKind::Upgrade => seen.upgrade_field = true,
-            _ => {}
-        }
-        self.head.headers.push(Field { name, value, kind });
-        Ok(())
+        let (seen, head) = (&mut self.seen, &mut self.head);
+        let section = fields::read_section(
+            &mut self.fields,
+            buf,
+            &self.limits,
+            &mut head.headers,
+            |kind, value| seen.check(kind, value.get(buf), head.version),
+        )?;
+        let Some(end) = section else {
+            return Ok(false);
+        };
+        self.finish(end)?;
+        Ok(true)
     }
 
     fn finish(&mut self, end: usize) -> Result<(), HttpError> {
@@ -374,11 +360,11 @@ impl ResponseParser {
         self.head.content_length = seen.content_length;
         let http11 = self.head.version == Version::Http11;
         self.head.upgrade = status == 101;
-        self.head.keep_alive = !seen.close
-            && (http11 || seen.keep_alive)
+        self.head.keep_alive = !seen.connection.close
+            && (http11 || seen.connection.keep_alive)
             && !self.head.upgrade
             && self.head.framing != ResponseFraming::UntilClose;
-        self.head.connection_lists_fields = seen.connection_lists_fields;
+        self.head.connection_lists_fields = seen.connection.lists_fields;
         self.head.head_len = end;
         Ok(())
     }

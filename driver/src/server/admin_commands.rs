@@ -44,11 +44,11 @@ impl Server {
     }
 
     pub(super) fn admin_event(&mut self, key: usize) {
-        let mut out = crate::actions::Actions::default();
-        if let Some(Entry::Admin(conn)) = self.entries.get_mut(key) {
-            conn.on_event(&mut out);
-        }
-        self.apply(out);
+        self.with_entry(key, |entry, _, out| {
+            if let Entry::Admin(conn) = entry {
+                conn.on_event(out);
+            }
+        });
     }
 
     pub(super) fn close_admin(&mut self, key: usize) {
@@ -84,11 +84,11 @@ impl Server {
                 other.escape_default()
             ),
         };
-        let mut out = crate::actions::Actions::default();
-        if let Some(Entry::Admin(conn)) = self.entries.get_mut(key) {
-            conn.answer(&reply, &mut out);
-        }
-        self.apply(out);
+        self.with_entry(key, |entry, _, out| {
+            if let Entry::Admin(conn) = entry {
+                conn.answer(&reply, out);
+            }
+        });
     }
 
     fn status_report(&self) -> StatusReport {

@@ -56,32 +56,43 @@ impl Server {
         }
     }
 
-    /// Runs `act` on client `key` (if it is still open) and applies what it asked for.
+    /// Runs `act` on connection `key` (if it is still open) and applies what it asked for.
+    pub(super) fn with_entry(
+        &mut self,
+        key: usize,
+        act: impl FnOnce(&mut Entry, &mut Context, &mut Actions),
+    ) {
+        let mut out = Actions::default();
+        if let Some(entry) = self.entries.get_mut(key) {
+            act(entry, &mut self.context, &mut out);
+        }
+        self.apply(out);
+    }
+
+    /// Runs `act` on client `key`, if it is still open.
     pub(super) fn with_client(
         &mut self,
         key: usize,
         act: impl FnOnce(&mut Client, &mut Context, &mut Actions),
     ) {
-        let mut out = Actions::default();
-        let Some(Entry::Client(client)) = self.entries.get_mut(key) else {
-            return;
-        };
-        act(client, &mut self.context, &mut out);
-        self.apply(out);
+        self.with_entry(key, |entry, context, out| {
+            if let Entry::Client(client) = entry {
+                act(client, context, out);
+            }
+        });
     }
 
-    /// Runs `act` on backend `key` (if it is still open) and applies what it asked for.
+    /// Runs `act` on backend `key`, if it is still open.
     pub(super) fn with_backend(
         &mut self,
         key: usize,
         act: impl FnOnce(&mut Backend, &mut Context, &mut Actions),
     ) {
-        let mut out = Actions::default();
-        let Some(Entry::Backend(backend)) = self.entries.get_mut(key) else {
-            return;
-        };
-        act(backend, &mut self.context, &mut out);
-        self.apply(out);
+        self.with_entry(key, |entry, context, out| {
+            if let Entry::Backend(backend) = entry {
+                act(backend, context, out);
+            }
+        });
     }
 
     /// Runs `act` on backend `backend_key` and client `client_key` together; false (and
