@@ -134,7 +134,7 @@ fn delayed_testapp(ctx: &Ctx, delay_ms: u64) -> String {
 }
 
 fn start_burst_load(port: u16) -> Result<Guard, String> {
-    let mut cmd = crate::wrk::command("http", port, "/", BURST_CONNS, Duration::from_secs(8));
+    let mut cmd = crate::wrk::command("http", port, "/", 1, BURST_CONNS, Duration::from_secs(8));
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     Guard::spawn("wrk (burst)", &mut cmd)
 }

@@ -26,7 +26,7 @@ pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         dynamics::STABLE_UPTIME.as_secs(),
         opts.crash_trials
     );
-    let passenger = Server::Passenger.missing().is_none();
+    let passenger = Server::Passenger.missing(ctx).is_none();
     let mut bursts = Vec::new();
     eprintln!("ferry-bench: burst (ferry)");
     bursts.push(("ferry", dynamics::ferry_burst(ctx, &[])));

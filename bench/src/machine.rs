@@ -1,6 +1,6 @@
 //! What the report says about the machine it ran on.
 
-use crate::servers;
+use crate::servers::{self, Ctx};
 use std::process::Command;
 
 fn first_line(program: &str, args: &[&str]) -> Option<String> {
@@ -16,7 +16,9 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
         .map(String::from)
 }
 
-pub fn machine_report() -> String {
+/// The machine, and the version of every server the bench can run (`ctx`'s venv for the
+/// Python ones).
+pub fn machine_report(ctx: &Ctx) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -38,10 +40,17 @@ pub fn machine_report() -> String {
         ("HAProxy", "haproxy", &["-v"][..]),
         ("nginx", "nginx", &["-v"][..]),
         ("Passenger", "passenger", &["--version"][..]),
+        ("Python", "python", &["--version"][..]),
+        ("Granian", "granian", &["--version"][..]),
+        ("uWSGI", "uwsgi", &["--version"][..]),
         ("gunicorn", "gunicorn", &["--version"][..]),
-        ("Python", "python3", &["--version"][..]),
     ] {
-        if let Some(path) = servers::which(prog) {
+        let found = match prog {
+            "python" => ctx.python(),
+            "granian" | "uwsgi" | "gunicorn" => ctx.venv_bin(prog),
+            _ => servers::which(prog),
+        };
+        if let Some(path) = found {
             if let Some(line) = first_line(&path.to_string_lossy(), args) {
                 versions.push(format!("{name}: `{line}`"));
             }

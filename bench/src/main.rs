@@ -1,5 +1,5 @@
 //! ferry-bench: ferry against talking to the app directly, HAProxy, nginx, Passenger
-//! Standalone and gunicorn, on loopback, in front of the same backend; plus ferry's pool
+//! Standalone, gunicorn, Granian and uWSGI, on loopback, in front of the same backend; plus ferry's pool
 //! dynamics (burst growth, crash replacement). Prints Markdown tables.
 //!
 //! Usage: `bench/install.sh && cargo run --release -p ferry-bench [-- OPTIONS]`
@@ -26,15 +26,20 @@ mod sections;
 mod servers;
 mod table;
 mod wrk;
+mod wsgi_peers;
 
 use clap::Parser;
 use opts::Opts;
+use sections::WsgiApp;
 use servers::Ctx;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
+
+/// The Flask table's app: one JSON endpoint.
+const FLASK_APP: &str = include_str!("../templates/flask_wsgi.py");
 
 /// Set by SIGINT or SIGTERM: the bench stops between steps, so the guards stop every server.
 static INTERRUPTED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
@@ -80,6 +85,44 @@ fn binaries(opts: &Opts) -> Result<(PathBuf, PathBuf), String> {
         }
     }
     Ok((ferry, testapp))
+}
+
+/// The Flask table, when the bench's Python has Flask (bench/install.sh installs it).
+fn flask_section(ctx: &Ctx, opts: &Opts, tmp: &Path, report: &mut String) {
+    let has_flask = ctx.python().is_some_and(|python| {
+        Command::new(python)
+            .args(["-c", "import flask"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !has_flask {
+        let why = format!(
+            "Flask is not installed in {} (run bench/install.sh)",
+            ctx.venv.display()
+        );
+        eprintln!("ferry-bench: skipping the Flask table: {why}");
+        let _ = writeln!(report, "\n- skipped the Flask table: {why}");
+        return;
+    }
+    let file = tmp.join("flask_wsgi.py");
+    let flask_ctx = std::fs::write(&file, FLASK_APP)
+        .map_err(|e| e.to_string())
+        .and_then(|()| ctx.with_wsgi_file(file, "flask"));
+    match flask_ctx {
+        Ok(c) => sections::wsgi_section(
+            &c,
+            opts,
+            WsgiApp::Flask,
+            "bench/templates/flask_wsgi.py",
+            report,
+        ),
+        Err(e) => {
+            eprintln!("ferry-bench: skipping the Flask table: {e}");
+            let _ = writeln!(report, "\n- skipped the Flask table: {e}");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -128,10 +171,11 @@ fn main() -> ExitCode {
         testapp,
         opts.apps,
         wsgi_file,
+        workspace.join("bench/.venv"),
     );
 
     let mut report = String::new();
-    report.push_str(&machine::machine_report());
+    report.push_str(&machine::machine_report(&ctx));
     if opts.proxies && !interrupted() {
         sections::proxies_section(&ctx, &opts, &mut report);
     }
@@ -139,7 +183,10 @@ fn main() -> ExitCode {
         sections::https_section(&ctx, &opts, &mut report);
     }
     if opts.wsgi && !interrupted() {
-        sections::wsgi_section(&ctx, &opts, wsgi_source, &mut report);
+        sections::wsgi_section(&ctx, &opts, WsgiApp::Hello, wsgi_source, &mut report);
+    }
+    if opts.wsgi && opts.flask && !interrupted() {
+        flask_section(&ctx, &opts, tmp.path(), &mut report);
     }
     if opts.dynamics && !interrupted() {
         dynamics_report::dynamics_section(&ctx, &opts, &mut report);

@@ -5,7 +5,8 @@ use clap::{ArgAction, Parser};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// ferry-bench: ferry vs direct, HAProxy, nginx, Passenger and gunicorn on loopback.
+/// ferry-bench: ferry vs direct, HAProxy, nginx, Passenger, gunicorn, Granian and uWSGI on
+/// loopback.
 ///
 /// Environment: FERRY_BENCH_BIN_DIR (where ferry and ferry-testapp are; default: this
 /// program's directory), FERRY_BENCH_KEEP_TMP (keep the run directories and logs).
@@ -32,7 +33,7 @@ pub struct Opts {
         value_parser = [
             "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "ferry-tls", "haproxy-tls",
             "nginx", "passenger", "ferry-wsgi",
-            "passenger-wsgi", "gunicorn",
+            "passenger-wsgi", "gunicorn", "granian", "uwsgi",
         ]
     )]
     pub only: Option<Vec<String>>,
@@ -42,9 +43,12 @@ pub struct Opts {
     /// Skip the HTTPS table (ferry --ssl against HAProxy terminating TLS).
     #[arg(long = "no-https", action = ArgAction::SetFalse)]
     pub https: bool,
-    /// Skip the WSGI table.
+    /// Skip the WSGI tables (hello and Flask).
     #[arg(long = "no-wsgi", action = ArgAction::SetFalse)]
     pub wsgi: bool,
+    /// Skip the Flask table (the hello one still runs).
+    #[arg(long = "no-flask", action = ArgAction::SetFalse)]
+    pub flask: bool,
     /// Skip the burst and crash measurements.
     #[arg(long = "no-dynamics", action = ArgAction::SetFalse)]
     pub dynamics: bool,

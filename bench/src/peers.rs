@@ -1,5 +1,4 @@
-//! Starting the peers ferry is measured against: HAProxy, nginx, Passenger Standalone and
-//! gunicorn, each in its own directory with its config written from bench/templates/.
+//! Starting the peers ferry is measured against: HAProxy, nginx and Passenger Standalone, each in its own directory with its config written from bench/templates/.
 
 use crate::net::{free_port, wait_http_ok};
 use crate::procs::{self, Guard, ProcId};
@@ -228,7 +227,7 @@ pub fn passenger_generic(
 
 pub(crate) fn start_passenger_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
     let app = wsgi_app_dir(ctx, dir)?;
-    let python = which("python3").ok_or("python3 not found")?;
+    let python = ctx.python().ok_or("python3 not found")?;
     let python = python.to_string_lossy().into_owned();
     run_passenger(
         dir,
@@ -237,36 +236,4 @@ pub(crate) fn start_passenger_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, Str
         &["--app-type", "wsgi", "--python", &python],
         |core, _| procs::descendants(&[core]).len(),
     )
-}
-
-pub(crate) fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let app = wsgi_app_dir(ctx, dir)?;
-    let port = free_port()?;
-    let log = dir.join("gunicorn.log");
-    let (out, err) = log_file(&log)?;
-    let mut cmd = Command::new(which("gunicorn").ok_or("gunicorn not found")?);
-    cmd.args(["--workers", &ctx.apps.to_string(), "--worker-class", "sync"])
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .arg("--chdir")
-        .arg(&app)
-        .arg("passenger_wsgi:application")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("gunicorn", &mut cmd)?;
-    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
-    let deadline = Instant::now() + START_TIMEOUT;
-    while procs::descendants(&[guard.pid()]).len() < ctx.apps {
-        if Instant::now() >= deadline {
-            return with_log(
-                Err(format!("gunicorn did not start {} workers", ctx.apps)),
-                &log,
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let pid = guard.pid();
-    let mut running = Running::new(port, dir, vec![guard]);
-    running.proxy_pids = vec![pid];
-    Ok(running)
 }

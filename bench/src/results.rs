@@ -1,15 +1,32 @@
 //! Measuring servers in interleaved rounds of wrk, and the tables made of the results.
 
 use crate::opts::Opts;
-use crate::servers::{Ctx, Server};
+use crate::procs;
+use crate::servers::{Ctx, Running, Server};
 use crate::table::{median, Table};
 use crate::{interrupted, rss, wrk};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Connection counts every server is measured at.
-pub const CONNS: [usize; 2] = [20, 200];
+/// The wrk load of one table: threads, and the connection counts every server is measured at.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub threads: usize,
+    pub conns: &'static [usize],
+}
+
+/// The proxy table: `wrk -t1 -c20` and `-c200`.
+pub const PROXY_LOAD: Load = Load {
+    threads: 1,
+    conns: &[20, 200],
+};
+
+/// The WSGI tables: `wrk -t2 -c50`, the load issue 15 measured at.
+pub const WSGI_LOAD: Load = Load {
+    threads: 2,
+    conns: &[50],
+};
 /// How often the proxy's RSS is sampled during a wrk run.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -17,6 +34,8 @@ const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
 struct Sample {
     wrk: wrk::WrkResult,
     rss_kb: Option<u64>,
+    /// The largest peak RSS (VmHWM) among the app's worker processes (WSGI servers only).
+    app_rss_kb: Option<u64>,
 }
 
 /// Medians over rounds of one server at one connection count.
@@ -27,6 +46,7 @@ pub struct Summary {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub rss_mb: Option<f64>,
+    pub app_rss_mb: Option<f64>,
     pub errors: u64,
     pub rounds: usize,
 }
@@ -38,6 +58,11 @@ fn summarize(samples: &[Sample]) -> Option<Summary> {
         .filter_map(|s| s.rss_kb)
         .map(|kb| kb as f64 / 1024.0)
         .collect();
+    let app_rss: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.app_rss_kb)
+        .map(|kb| kb as f64 / 1024.0)
+        .collect();
     let rps: Vec<f64> = samples.iter().map(|s| s.wrk.requests_per_sec).collect();
     Some(Summary {
         rps: of(&|s| s.wrk.requests_per_sec)?,
@@ -46,13 +71,14 @@ fn summarize(samples: &[Sample]) -> Option<Summary> {
         p50_ms: of(&|s| s.wrk.p50_ms)?,
         p99_ms: of(&|s| s.wrk.p99_ms)?,
         rss_mb: median(&rss),
+        app_rss_mb: median(&app_rss),
         errors: samples.iter().map(|s| s.wrk.errors()).sum(),
         rounds: samples.len(),
     })
 }
 
-#[derive(Default)]
 pub struct Results {
+    pub load: Load,
     samples: BTreeMap<(String, usize), Vec<Sample>>,
     pub failures: Vec<String>,
 }
@@ -65,6 +91,7 @@ impl Results {
 
 /// Starts `server`, warms it up, runs wrk at each connection count, stops it.
 pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &mut Results) {
+    let load = results.load;
     eprintln!("ferry-bench: round {round}: {}", server.label());
     let running = match server.start(ctx) {
         Ok(r) => r,
@@ -78,18 +105,36 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
         }
     };
     if !opts.warmup.is_zero() {
-        if let Err(e) = wrk::run(running.scheme, running.port, "/", CONNS[0], opts.warmup) {
+        if let Err(e) = wrk::run(
+            running.scheme,
+            running.port,
+            "/",
+            load.threads,
+            load.conns[0],
+            opts.warmup,
+        ) {
             eprintln!("ferry-bench:   warm-up failed: {e}");
         }
     }
-    for conns in CONNS {
+    for &conns in load.conns {
         if interrupted() {
             return;
         }
         let sampler = (!running.proxy_pids.is_empty())
             .then(|| rss::Sampler::start(running.proxy_pids.clone(), RSS_SAMPLE_EVERY));
-        let result = wrk::run(running.scheme, running.port, "/", conns, opts.duration);
+        let result = wrk::run(
+            running.scheme,
+            running.port,
+            "/",
+            load.threads,
+            conns,
+            opts.duration,
+        );
         let rss = sampler.map(|s| s.finish().kb());
+        let app_rss = server
+            .is_wsgi()
+            .then(|| app_peak_rss_kb(&running))
+            .flatten();
         match result {
             Ok(w) => {
                 eprintln!(
@@ -107,6 +152,7 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
                     .push(Sample {
                         wrk: w,
                         rss_kb: rss,
+                        app_rss_kb: app_rss,
                     });
             }
             Err(e) => {
@@ -119,9 +165,25 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
     }
 }
 
-/// Runs `servers` in interleaved rounds.
-pub fn run_rounds(ctx: &Ctx, servers: &[Server], opts: &Opts) -> Results {
-    let mut results = Results::default();
+/// The largest VmHWM among the processes running the app: the children (and their
+/// children) of Passenger's core, or of the server's own process.
+fn app_peak_rss_kb(running: &Running) -> Option<u64> {
+    let parent = running
+        .passenger_core
+        .or_else(|| running.proxy_pids.first().copied())?;
+    procs::descendants(&[parent])
+        .into_iter()
+        .filter_map(|pid| rss::status_kb(pid, "VmHWM"))
+        .max()
+}
+
+/// Runs `servers` in interleaved rounds under `load`.
+pub fn run_rounds(ctx: &Ctx, servers: &[Server], opts: &Opts, load: Load) -> Results {
+    let mut results = Results {
+        load,
+        samples: BTreeMap::new(),
+        failures: Vec::new(),
+    };
     for round in 1..=opts.rounds {
         for server in servers {
             if interrupted() {
@@ -138,7 +200,8 @@ pub fn fmt_opt(v: Option<f64>, digits: usize) -> String {
 }
 
 pub fn results_table(servers: &[Server], results: &Results) -> Table {
-    let mut t = Table::new(&[
+    let with_app_rss = servers.iter().any(Server::is_wsgi);
+    let mut headers = vec![
         "server",
         "conns",
         "req/s",
@@ -147,17 +210,18 @@ pub fn results_table(servers: &[Server], results: &Results) -> Table {
         "p99 ms",
         "peak RSS MB",
         "RSS of",
-        "errors",
-        "rounds",
-    ])
-    .left_align(0)
-    .left_align(7);
+    ];
+    if with_app_rss {
+        headers.push("RSS per app process MB");
+    }
+    headers.extend(["errors", "rounds"]);
+    let mut t = Table::new(&headers).left_align(0).left_align(7);
     for server in servers {
-        for conns in CONNS {
+        for &conns in results.load.conns {
             let Some(s) = results.summary(server, conns) else {
                 continue;
             };
-            t.row(vec![
+            let mut row = vec![
                 server.label(),
                 conns.to_string(),
                 format!("{:.0}", s.rps),
@@ -166,9 +230,12 @@ pub fn results_table(servers: &[Server], results: &Results) -> Table {
                 format!("{:.2}", s.p99_ms),
                 fmt_opt(s.rss_mb, 1),
                 server.rss_note().into(),
-                s.errors.to_string(),
-                s.rounds.to_string(),
-            ]);
+            ];
+            if with_app_rss {
+                row.push(fmt_opt(s.app_rss_mb, 1));
+            }
+            row.extend([s.errors.to_string(), s.rounds.to_string()]);
+            t.row(row);
         }
     }
     t
@@ -177,7 +244,7 @@ pub fn results_table(servers: &[Server], results: &Results) -> Table {
 /// ferry's throughput and p99 relative to each other server.
 pub fn ratio_table(ferries: &[Server], others: &[Server], results: &Results) -> Table {
     let mut headers = vec!["ferry ÷ other".to_string()];
-    for c in CONNS {
+    for c in results.load.conns {
         headers.push(format!("req/s @{c}"));
         headers.push(format!("p99 @{c}"));
     }
@@ -187,7 +254,7 @@ pub fn ratio_table(ferries: &[Server], others: &[Server], results: &Results) -> 
         for other in others {
             let mut row = vec![format!("{} ÷ {}", ferry.label(), other.label())];
             let mut any = false;
-            for c in CONNS {
+            for &c in results.load.conns {
                 match (results.summary(ferry, c), results.summary(other, c)) {
                     (Some(f), Some(o)) => {
                         any = true;
@@ -222,7 +289,7 @@ pub fn throughput_target(
     factor: f64,
     check_p99: bool,
 ) {
-    for c in CONNS {
+    for &c in results.load.conns {
         let target = if check_p99 {
             format!(
                 "{} ≥ {factor}× {} req/s @{c}, p99 no higher",

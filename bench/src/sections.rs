@@ -2,14 +2,15 @@
 
 use crate::opts::Opts;
 use crate::results::{
-    ratio_table, results_table, run_rounds, target_row, throughput_target, Results,
+    ratio_table, results_table, run_rounds, target_row, throughput_target, Results, PROXY_LOAD,
+    WSGI_LOAD,
 };
 use crate::servers::{Ctx, Server};
 use crate::table::Table;
 use std::fmt::Write as _;
 
 /// Which of `wanted` to run: those selected and installed. Says why others are skipped.
-pub fn select(wanted: &[Server], opts: &Opts, report: &mut String) -> Vec<Server> {
+pub fn select(wanted: &[Server], ctx: &Ctx, opts: &Opts, report: &mut String) -> Vec<Server> {
     let mut run = Vec::new();
     for s in wanted {
         if let Some(only) = &opts.only {
@@ -17,7 +18,7 @@ pub fn select(wanted: &[Server], opts: &Opts, report: &mut String) -> Vec<Server
                 continue;
             }
         }
-        match s.missing() {
+        match s.missing(ctx) {
             Some(why) => {
                 eprintln!("ferry-bench: skipping {}: {why}", s.label());
                 let _ = writeln!(
@@ -62,8 +63,8 @@ pub fn proxies_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         "\n### HTTP proxying: {} testapp processes behind each server\n",
         ctx.apps
     );
-    let servers = select(&wanted, opts, report);
-    let results = run_rounds(ctx, &servers, opts);
+    let servers = select(&wanted, ctx, opts, report);
+    let results = run_rounds(ctx, &servers, opts, PROXY_LOAD);
     let _ = writeln!(
         report,
         "\nMedians over {} interleaved rounds of `wrk -t1 -cN -d{}s --latency`; \
@@ -132,8 +133,8 @@ pub fn https_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         "\n### HTTPS: TLS terminated by ferry or by HAProxy, {} testapp processes behind each\n",
         ctx.apps
     );
-    let servers = select(&wanted, opts, report);
-    let results = run_rounds(ctx, &servers, opts);
+    let servers = select(&wanted, ctx, opts, report);
+    let results = run_rounds(ctx, &servers, opts, PROXY_LOAD);
     let _ = writeln!(
         report,
         "\nwrk over https (TLS 1.3, keep-alive: one handshake per connection), medians over {} \
@@ -151,21 +152,45 @@ pub fn https_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
     failures_section(&results, report);
 }
 
-pub fn wsgi_section(ctx: &Ctx, opts: &Opts, wsgi_source: &str, report: &mut String) {
-    let wanted = [Server::FerryWsgi, Server::PassengerWsgi, Server::Gunicorn];
+/// What a WSGI table runs: the hello app or the Flask one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum WsgiApp {
+    Hello,
+    Flask,
+}
+
+const WSGI_SERVERS: [Server; 5] = [
+    Server::FerryWsgi,
+    Server::Granian,
+    Server::Uwsgi,
+    Server::Gunicorn,
+    Server::PassengerWsgi,
+];
+
+pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: &mut String) {
+    let what = match app {
+        WsgiApp::Hello => "the same hello-world app",
+        WsgiApp::Flask => "the same Flask JSON endpoint",
+    };
     let _ = writeln!(
         report,
-        "\n### Python WSGI: the same hello-world app ({wsgi_source}), {} processes each\n",
+        "\n### Python WSGI: {what} ({source}), {} processes each\n",
         ctx.apps
     );
-    let servers = select(&wanted, opts, report);
-    let results = run_rounds(ctx, &servers, opts);
+    let servers = select(&WSGI_SERVERS, ctx, opts, report);
+    let results = run_rounds(ctx, &servers, opts, WSGI_LOAD);
     let _ = writeln!(
         report,
-        "\nferry: its WSGI loader (one request at a time per process, keep-alive over a Unix \
-         socket); Passenger: its wsgi loader, builtin engine; gunicorn: sync workers (no \
-         keep-alive, so wrk reconnects for each request). Medians over {} rounds.\n",
-        opts.rounds
+        "\nAll on the bench venv's Python. ferry: its WSGI loader (one request at a time per \
+         process, keep-alive over a Unix socket); Granian: its Rust HTTP server with the app in \
+         each worker; uWSGI: `--http-socket` (no keep-alive), master + workers; gunicorn: sync \
+         workers (no keep-alive, so wrk reconnects for each request); Passenger: its wsgi \
+         loader, builtin engine. Medians over {} interleaved rounds of `wrk -t{} -c{} -d{}s \
+         --latency`.\n",
+        opts.rounds,
+        WSGI_LOAD.threads,
+        WSGI_LOAD.conns[0],
+        opts.duration.as_secs()
     );
     report.push_str(&results_table(&servers, &results).render());
     let others: Vec<Server> = servers
@@ -175,29 +200,24 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, wsgi_source: &str, report: &mut Stri
         .collect();
     let ratios = ratio_table(&[Server::FerryWsgi], &others, &results);
     if !ratios.is_empty() {
-        report.push_str("\nRatios:\n\n");
+        report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
         report.push_str(&ratios.render());
     }
     failures_section(&results, report);
     let mut t = Table::new(&["target", "measured", "verdict"])
         .left_align(1)
         .left_align(2);
-    throughput_target(
-        &mut t,
-        &results,
-        &Server::FerryWsgi,
-        &Server::PassengerWsgi,
-        1.5,
-        false,
-    );
-    throughput_target(
-        &mut t,
-        &results,
-        &Server::FerryWsgi,
-        &Server::Gunicorn,
-        1.0,
-        false,
-    );
+    let ferry = &Server::FerryWsgi;
+    match app {
+        WsgiApp::Hello => {
+            throughput_target(&mut t, &results, ferry, &Server::Granian, 0.8, true);
+            throughput_target(&mut t, &results, ferry, &Server::Gunicorn, 3.0, false);
+            throughput_target(&mut t, &results, ferry, &Server::PassengerWsgi, 1.5, false);
+        }
+        WsgiApp::Flask => {
+            throughput_target(&mut t, &results, ferry, &Server::Granian, 1.0, true);
+        }
+    }
     report.push_str("\nTargets:\n\n");
     report.push_str(&t.render());
 }

@@ -5,10 +5,9 @@
 //! started when dropped.
 
 use crate::net::{free_port, wait_listening};
-use crate::peers::{
-    start_gunicorn, start_haproxy, start_nginx, start_passenger, start_passenger_wsgi,
-};
+use crate::peers::{start_haproxy, start_nginx, start_passenger, start_passenger_wsgi};
 use crate::procs::{self, Guard, ProcId};
+use crate::wsgi_peers::{start_granian, start_gunicorn, start_uwsgi};
 use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -34,6 +33,9 @@ pub struct Ctx {
     pub apps: usize,
     /// The WSGI startup file every WSGI server loads.
     pub wsgi_file: PathBuf,
+    /// The bench's own virtual environment (bench/.venv, made by bench/install.sh): Granian,
+    /// uWSGI, gunicorn and Flask; its Python runs every WSGI server, ferry's loader included.
+    pub venv: PathBuf,
     seq: Cell<u32>,
 }
 
@@ -44,6 +46,7 @@ impl Ctx {
         testapp: PathBuf,
         apps: usize,
         wsgi_file: PathBuf,
+        venv: PathBuf,
     ) -> Ctx {
         Ctx {
             root,
@@ -51,8 +54,34 @@ impl Ctx {
             testapp,
             apps,
             wsgi_file,
+            venv,
             seq: Cell::new(0),
         }
+    }
+
+    /// The same setup serving another WSGI startup file, in its own subdirectory.
+    pub fn with_wsgi_file(&self, wsgi_file: PathBuf, name: &str) -> Result<Ctx, String> {
+        let root = self.root.join(name);
+        fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        Ok(Ctx::new(
+            root,
+            self.ferry.clone(),
+            self.testapp.clone(),
+            self.apps,
+            wsgi_file,
+            self.venv.clone(),
+        ))
+    }
+
+    /// A program of the bench's virtual environment, if installed.
+    pub fn venv_bin(&self, program: &str) -> Option<PathBuf> {
+        let path = self.venv.join("bin").join(program);
+        path.is_file().then_some(path)
+    }
+
+    /// The Python every WSGI server runs: the bench venv's, else python3 on PATH.
+    pub fn python(&self) -> Option<PathBuf> {
+        self.venv_bin("python").or_else(|| which("python3"))
     }
 
     /// A fresh directory for one run of one server.
@@ -84,6 +113,8 @@ pub enum Server {
     FerryWsgi,
     PassengerWsgi,
     Gunicorn,
+    Granian,
+    Uwsgi,
 }
 
 impl Server {
@@ -105,6 +136,8 @@ impl Server {
             Server::FerryWsgi => "ferry (wsgi loader)".into(),
             Server::PassengerWsgi => "Passenger (wsgi)".into(),
             Server::Gunicorn => "gunicorn (sync)".into(),
+            Server::Granian => "Granian".into(),
+            Server::Uwsgi => "uWSGI".into(),
         }
     }
 
@@ -127,6 +160,8 @@ impl Server {
             Server::FerryWsgi => "ferry-wsgi".into(),
             Server::PassengerWsgi => "passenger-wsgi".into(),
             Server::Gunicorn => "gunicorn".into(),
+            Server::Granian => "granian".into(),
+            Server::Uwsgi => "uwsgi".into(),
         }
     }
 
@@ -138,29 +173,50 @@ impl Server {
             Server::Haproxy | Server::HaproxyTls => "haproxy",
             Server::Nginx => "master + worker",
             Server::Passenger | Server::PassengerWsgi => "core + watchdog",
-            Server::Gunicorn => "arbiter only",
+            Server::Gunicorn | Server::Uwsgi => "arbiter only",
+            Server::Granian => "main process only",
         }
     }
 
     /// Why this server cannot run here, if it cannot.
-    pub fn missing(&self) -> Option<String> {
-        let need: &[&str] = match self {
-            Server::Direct | Server::Ferry { .. } => &[],
-            Server::Haproxy => &["haproxy"],
-            Server::FerryTls => &["openssl"],
-            Server::HaproxyTls => &["haproxy", "openssl"],
-            Server::Nginx => &["nginx"],
-            Server::Passenger => &["passenger"],
-            Server::FerryWsgi => &["python3"],
-            Server::PassengerWsgi => &["passenger", "python3"],
-            Server::Gunicorn => &["gunicorn"],
+    pub fn missing(&self, ctx: &Ctx) -> Option<String> {
+        let (system, venv): (&[&str], &[&str]) = match self {
+            Server::Direct | Server::Ferry { .. } | Server::FerryWsgi => (&[], &[]),
+            Server::Haproxy => (&["haproxy"], &[]),
+            Server::FerryTls => (&["openssl"], &[]),
+            Server::HaproxyTls => (&["haproxy", "openssl"], &[]),
+            Server::Nginx => (&["nginx"], &[]),
+            Server::Passenger | Server::PassengerWsgi => (&["passenger"], &[]),
+            Server::Gunicorn => (&[], &["gunicorn"]),
+            Server::Granian => (&[], &["granian"]),
+            Server::Uwsgi => (&[], &["uwsgi"]),
         };
-        let absent: Vec<&str> = need
+        let mut absent: Vec<String> = system
             .iter()
-            .copied()
             .filter(|b| which(b).is_none())
+            .map(|b| b.to_string())
             .collect();
+        absent.extend(
+            venv.iter()
+                .filter(|b| ctx.venv_bin(b).is_none())
+                .map(|b| format!("{b} (in {})", ctx.venv.display())),
+        );
+        if self.is_wsgi() && ctx.python().is_none() {
+            absent.push("python3".into());
+        }
         (!absent.is_empty()).then(|| format!("{} not installed", absent.join(", ")))
+    }
+
+    /// Serves the WSGI startup file (with the bench venv's Python) rather than the testapp.
+    pub fn is_wsgi(&self) -> bool {
+        matches!(
+            self,
+            Server::FerryWsgi
+                | Server::PassengerWsgi
+                | Server::Gunicorn
+                | Server::Granian
+                | Server::Uwsgi
+        )
     }
 
     pub fn start(&self, ctx: &Ctx) -> Result<Running, String> {
@@ -179,6 +235,8 @@ impl Server {
             Server::FerryWsgi => start_ferry_wsgi(ctx, &dir),
             Server::PassengerWsgi => start_passenger_wsgi(ctx, &dir),
             Server::Gunicorn => start_gunicorn(ctx, &dir),
+            Server::Granian => start_granian(ctx, &dir),
+            Server::Uwsgi => start_uwsgi(ctx, &dir),
         }?;
         running.label = self.label();
         Ok(running)
@@ -427,7 +485,11 @@ pub(crate) fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
 fn start_ferry_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
     let app = wsgi_app_dir(ctx, dir)?;
     let n = ctx.apps.to_string();
+    let python = ctx.python().ok_or("python3 not found")?;
+    let python = python.to_string_lossy();
     let args: Vec<String> = [
+        "--python",
+        &python,
         "--min-instances",
         &n,
         "--max-pool-size",

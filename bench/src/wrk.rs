@@ -21,11 +21,18 @@ impl WrkResult {
     }
 }
 
-/// The wrk command line for `conns` connections on one thread for `duration`, to
+/// The wrk command line for `conns` connections on `threads` threads for `duration`, to
 /// `scheme` (`http` or `https`) on loopback.
-pub fn command(scheme: &str, port: u16, path: &str, conns: usize, duration: Duration) -> Command {
+pub fn command(
+    scheme: &str,
+    port: u16,
+    path: &str,
+    threads: usize,
+    conns: usize,
+    duration: Duration,
+) -> Command {
     let mut cmd = Command::new("wrk");
-    cmd.arg("-t1")
+    cmd.arg(format!("-t{threads}"))
         .arg(format!("-c{conns}"))
         .arg(format!("-d{}s", duration.as_secs().max(1)))
         .arg("--latency")
@@ -38,10 +45,11 @@ pub fn run(
     scheme: &str,
     port: u16,
     path: &str,
+    threads: usize,
     conns: usize,
     duration: Duration,
 ) -> Result<WrkResult, String> {
-    let mut cmd = command(scheme, port, path, conns, duration);
+    let mut cmd = command(scheme, port, path, threads, conns, duration);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let output = Guard::spawn("wrk", &mut cmd)?
         .output()
