@@ -56,7 +56,14 @@ size), SERVER_NAME / SERVER_PORT (from Host; default 'localhost' and 80 or
 wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'; ferry sends
 its own unless the peer is a trusted proxy), HTTPS ('on' for https), wsgi.input,
 wsgi.errors (sys.stderr), wsgi.multithread False, wsgi.multiprocess True,
-wsgi.run_once False, wsgi.input_terminated True.
+wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper.
+
+``wsgi.file_wrapper(filelike, block_size=8192)``: when the app returns one (and
+has not called ``write()``) over a regular file with a descriptor, the rest of
+the file from its current position goes out with ``os.sendfile`` under a
+Content-Length (the app's, if smaller, wins); its bytes never pass through
+Python. Any other file-like is iterated with ``read(block_size)``. Its
+``close()`` closes the file.
 
 Response framing: the app's Content-Length if it gave one (extra bytes are
 dropped; too few bytes close the connection); else, for a list/tuple result,
@@ -85,6 +92,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import traceback
 from urllib.parse import unquote_to_bytes
@@ -281,6 +289,48 @@ class _Input(object):
             self._recv()
 
 
+class _FileWrapper(object):
+    """wsgi.file_wrapper (PEP 3333): iterates over a file-like in blocks. When the
+    app returns one whose file has a real descriptor on a regular file, the loader
+    sends the file with os.sendfile instead, without its bytes passing through
+    Python."""
+
+    __slots__ = ("filelike", "block_size")
+
+    def __init__(self, filelike, block_size=8192):
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def __iter__(self):
+        read, size = self.filelike.read, self.block_size
+        while True:
+            data = read(size)
+            if not data:
+                return
+            yield data
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def sendable(self):
+        """(fd, offset, size) of the rest of a regular file, or None (iterate)."""
+        try:
+            fd = self.filelike.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        tell = getattr(self.filelike, "tell", None)
+        try:
+            offset = tell() if tell is not None else os.lseek(fd, 0, os.SEEK_CUR)
+        except (OSError, ValueError):
+            return None
+        return fd, offset, max(0, st.st_size - offset)
+
+
 def _recv_more(sock, data):
     chunk = sock.recv(RECV_SIZE)
     if not chunk:
@@ -351,6 +401,22 @@ def _read_chunked(sock, data, pos):
 # --------------------------------------------------------------------------
 # Responses.
 
+
+def _send_file(sock, fd, offset, count):
+    """Sends `count` bytes of file `fd` from `offset` with os.sendfile; returns how
+    many went out (fewer if the file ended early)."""
+    out = sock.fileno()
+    sent = 0
+    try:
+        while sent < count:
+            n = os.sendfile(out, fd, offset + sent, count - sent)
+            if n == 0:
+                break
+            sent += n
+    except OSError as e:
+        raise _ClientGone(e)
+    return sent
+
 _NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
 
 _ERROR_REASONS = {
@@ -383,6 +449,7 @@ class _Server(object):
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": _FileWrapper,
         }
 
     # -- connection level --------------------------------------------------
@@ -712,7 +779,16 @@ class _Server(object):
         result = None
         try:
             result = self.app(environ, start_response)
-            if (type(result) is list or type(result) is tuple) and not sent:
+            sendable = result.sendable() if type(result) is _FileWrapper and not sent else None
+            if sendable is not None:
+                if status_headers is None:
+                    raise AssertionError("the application returned without calling start_response()")
+                fd, offset, size = sendable
+                # With the size known, the framing is a Content-Length (or no body).
+                send(make_head(size))
+                if framing == _LENGTH:
+                    left -= _send_file(sock, fd, offset, min(size, left))
+            elif (type(result) is list or type(result) is tuple) and not sent:
                 body = b"".join(result)
                 if status_headers is None:
                     raise AssertionError("the application returned without calling start_response()")

@@ -45,6 +45,7 @@ def wait_until(predicate, what, timeout=WAIT):
 
 
 TEST_APP = r'''
+import io
 import json
 import os
 import sys
@@ -74,6 +75,28 @@ class Closing(object):
 
     def close(self):
         mark(self.marker)
+
+
+class MarkedFile(io.FileIO):
+    """A file that marks `marker` when it is closed."""
+
+    def __init__(self, name, marker):
+        io.FileIO.__init__(self, name, "rb")
+        self.marker = marker
+
+    def close(self):
+        if not self.closed:
+            mark(self.marker)
+        io.FileIO.close(self)
+
+
+class NoPythonReads(MarkedFile):
+    """A file whose bytes cannot be read through Python."""
+
+    def read(self, size=-1):
+        raise AssertionError("the file was read through Python")
+
+    readinto = readall = read
 
 
 def text(start_response, body, status="200 OK", extra=()):
@@ -200,6 +223,25 @@ def application(environ, start_response):
         return text(start_response, "slow done")
     if path == "/app-close":
         return text(start_response, "bye", extra=[("Connection", "close")])
+    if path.startswith("/file/"):
+        # wsgi.file_wrapper. /file/sendfile: a real file whose Python reads fail, so the
+        # bytes can only go out through the descriptor; /file/bytesio: no descriptor, so
+        # the loader iterates in blocks of 7.
+        kind = path[len("/file/"):]
+        name = os.path.join(MARKERS, "..", "data.bin")
+        wrap = environ["wsgi.file_wrapper"]
+        if kind == "bytesio":
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return wrap(io.BytesIO(open(name, "rb").read(1000)), 7)
+        marker = "closed-file-" + kind
+        f = NoPythonReads(name, marker) if kind == "sendfile" else MarkedFile(name, marker)
+        extra = []
+        if kind == "offset":
+            f.read(10)
+        if kind == "short-cl":
+            extra = [("Content-Length", "5")]
+        start_response("200 OK", [("Content-Type", "application/octet-stream")] + extra)
+        return wrap(f)
     if path == "/print":
         print("hello on stdout")
         sys.stderr.write("hello on stderr\n")
@@ -684,6 +726,64 @@ class TestProtocol(LoaderTestCase):
         self.c.request("GET", "/print")
         wait_until(lambda: "hello on stdout" in self.loader.stdout(), "stdout to be flushed")
         wait_until(lambda: "hello on stderr" in self.loader.stderr(), "stderr to be flushed")
+
+
+class TestFileWrapper(LoaderTestCase):
+    """wsgi.file_wrapper: a regular file goes out with os.sendfile, anything else is
+    iterated."""
+
+    DATA = bytes(range(256)) * (3 * 4096)  # 3 MiB: several sendfile calls
+
+    @classmethod
+    def setUpClass(cls):
+        super(TestFileWrapper, cls).setUpClass()
+        with open(os.path.join(cls.app_root, "data.bin"), "wb") as f:
+            f.write(cls.DATA)
+        cls.loader = Loader(cls.app_root, env={"TEST_MARKER_DIR": cls.markers})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.loader.stop()
+        super(TestFileWrapper, cls).tearDownClass()
+
+    def setUp(self):
+        self.assertIsNone(self.loader.proc.poll(), "loader died:\n" + self.loader.stderr())
+        self.c = self.connect(self.loader)
+
+    def closed(self, kind):
+        return os.path.exists(os.path.join(self.markers, "closed-file-" + kind))
+
+    def test_a_real_file_is_sent_without_python_reads(self):
+        r = self.c.request("GET", "/file/sendfile")
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual(r.header("Content-Length"), str(len(self.DATA)))
+        self.assertEqual(r.body, self.DATA)
+        wait_until(lambda: self.closed("sendfile"), "the file to be closed")
+        # The connection stays usable.
+        self.assertEqual(self.c.request("GET", "/list").body, b"hello world")
+
+    def test_the_rest_of_a_file_already_read_from(self):
+        r = self.c.request("GET", "/file/offset")
+        self.assertEqual(r.body, self.DATA[10:])
+        self.assertEqual(r.header("Content-Length"), str(len(self.DATA) - 10))
+
+    def test_the_apps_content_length_limits_the_bytes(self):
+        r = self.c.request("GET", "/file/short-cl")
+        self.assertEqual(r.header("Content-Length"), "5")
+        self.assertEqual(r.body, self.DATA[:5])
+        self.assertEqual(self.c.request("GET", "/list").body, b"hello world")
+
+    def test_head_has_the_length_and_no_body(self):
+        r = self.c.request("HEAD", "/file/sendfile")
+        self.assertEqual(r.header("Content-Length"), str(len(self.DATA)))
+        self.assertEqual(self.c.request("GET", "/list").body, b"hello world")
+
+    def test_a_file_like_without_a_descriptor_is_iterated(self):
+        r = self.c.request("GET", "/file/bytesio")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Transfer-Encoding"), "chunked")
+        self.assertEqual(r.body, self.DATA[:1000])
+        self.assertEqual(set(len(c) for c in r.chunks[:-1]), {7})
 
 
 class TestDevelopment(LoaderTestCase):
