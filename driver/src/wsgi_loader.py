@@ -144,23 +144,22 @@ class _ClientGone(Exception):
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TCHAR_STR = frozenset(chr(c) for c in _TCHAR)
 _HEXDIGITS = b"0123456789abcdefABCDEF"
 _COMMON_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS"))
 _SKIP = ""  # environ key for header names that are dropped
-_key_cache = {}
+_key_cache = {}  # header name (latin-1 str) -> environ key or _SKIP
 
 
 def _environ_key(name):
-    """Environ key for a raw header name, or _SKIP. Raises _BadRequest."""
-    key = _key_cache.get(name)
-    if key is not None:
-        return key
-    if not name or not all(c in _TCHAR for c in name):
-        raise _BadRequest(400, "invalid header name %r" % name)
-    if b"_" in name:
+    """Environ key for a header name (decoded as latin-1), or _SKIP. Raises
+    _BadRequest. The caller looks in _key_cache first."""
+    if not name or not all(c in _TCHAR_STR for c in name):
+        raise _BadRequest(400, "invalid header name %r" % name.encode("latin-1"))
+    if "_" in name:
         key = _SKIP
     else:
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        key = "HTTP_" + name.upper().replace("-", "_")
         if key == "HTTP_CONTENT_TYPE":
             key = "CONTENT_TYPE"
         elif key == "HTTP_CONTENT_LENGTH":
@@ -428,6 +427,13 @@ _ERROR_REASONS = {
 }
 
 
+# Response header names already checked (no CR, LF or ':'), and the lengths of
+# the names the loader itself handles: Connection, Content-Length,
+# Transfer-Encoding.
+_good_names = set()
+_FRAMING_NAME_LENGTHS = frozenset((10, 14, 17))
+
+
 def _simple_response(status, body, keep, head_only=False):
     return (
         "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -546,10 +552,11 @@ class _Server(object):
         if hend > MAX_HEAD:
             raise _BadRequest(431, "request head too large")
 
-        lines = pending[:hend].split(b"\r\n")
-        parts = lines[0].split(b" ")
+        line_end = pending.find(b"\r\n")  # <= hend
+        request_line = pending[:line_end]
+        parts = request_line.split(b" ")
         if len(parts) != 3:
-            raise _BadRequest(400, "malformed request line %r" % lines[0][:200])
+            raise _BadRequest(400, "malformed request line %r" % request_line[:200])
         method, target, version = parts
         if version == b"HTTP/1.1":
             http11 = True
@@ -558,24 +565,29 @@ class _Server(object):
         elif version.startswith(b"HTTP/"):
             raise _BadRequest(505, "unsupported version %r" % version[:20])
         else:
-            raise _BadRequest(400, "malformed request line %r" % lines[0][:200])
+            raise _BadRequest(400, "malformed request line %r" % request_line[:200])
         if method not in _COMMON_METHODS and (not method or not all(c in _TCHAR for c in method)) or not target:
-            raise _BadRequest(400, "malformed request line %r" % lines[0][:200])
+            raise _BadRequest(400, "malformed request line %r" % request_line[:200])
 
         environ = self.base_environ.copy()
-        for line in lines[1:]:
-            i = line.find(b":")
-            if i <= 0:
-                raise _BadRequest(400, "malformed header line %r" % line[:200])
-            key = _environ_key(line[:i])
-            if key is _SKIP:
-                continue
-            value = line[i + 1:].strip(b" \t").decode("latin-1")
-            old = environ.get(key)
-            if old is None:
-                environ[key] = value
-            else:
-                environ[key] = old + ("; " if key == "HTTP_COOKIE" else ",") + value
+        if hend > line_end:
+            # The header section decoded once; names and values are latin-1 str.
+            key_cache = _key_cache
+            for line in pending[line_end + 2:hend].decode("latin-1").split("\r\n"):
+                i = line.find(":")
+                if i <= 0:
+                    raise _BadRequest(400, "malformed header line %r" % line[:200].encode("latin-1"))
+                name = line[:i]
+                key = key_cache.get(name)
+                if key is None:
+                    key = _environ_key(name)
+                if key is _SKIP:
+                    continue
+                value = line[i + 1:].strip(" \t")
+                if key in environ:
+                    environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+                else:
+                    environ[key] = value
 
         method_s = method.decode("latin-1")
         environ["REQUEST_METHOD"] = method_s
@@ -689,19 +701,25 @@ class _Server(object):
             for name, value in headers:
                 if type(name) is not str or type(value) is not str:
                     raise TypeError("response header names and values must be str: %r" % ((name, value),))
-                lname = name.lower()
-                if lname == "content-length":
-                    app_cl = value.strip()
-                    if not (app_cl.isascii() and app_cl.isdigit()):
-                        raise ValueError("invalid Content-Length header %r" % value)
-                    app_cl = int(app_cl)
-                elif lname == "transfer-encoding":
-                    continue
-                elif lname == "connection":
-                    if "close" in value.lower():
-                        app_close = True
-                    continue
-                if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
+                if name not in _good_names:
+                    if "\n" in name or "\r" in name or ":" in name:
+                        raise ValueError("invalid response header %r" % ((name, value),))
+                    if len(_good_names) < 2000:
+                        _good_names.add(name)
+                if len(name) in _FRAMING_NAME_LENGTHS:
+                    lname = name.lower()
+                    if lname == "content-length":
+                        app_cl = value.strip()
+                        if not (app_cl.isascii() and app_cl.isdigit()):
+                            raise ValueError("invalid Content-Length header %r" % value)
+                        app_cl = int(app_cl)
+                    elif lname == "transfer-encoding":
+                        continue
+                    elif lname == "connection":
+                        if "close" in value.lower():
+                            app_close = True
+                        continue
+                if "\n" in value or "\r" in value:
                     raise ValueError("invalid response header %r" % ((name, value),))
                 out += (name, ": ", value, "\r\n")
             if no_body:

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""The WSGI loader's own cost per request, without ferry, wrk or the scheduler.
+
+Runs driver/src/wsgi_loader.py's request handling in this process on one end of a
+Unix socketpair, on the exact request ferry forwards for `wrk http://127.0.0.1:PORT/`,
+and prints microseconds of CPU per request for each app: the hello app, the Flask
+JSON app (when Flask is importable), and a do-nothing app (the loader alone).
+
+    bench/.venv/bin/python bench/loader_micro.py [REQUESTS [LOADER.py ...]]
+
+With several loader files (e.g. an older version from `git show`), their rounds are
+interleaved, so a busy machine skews them alike. The best and median round are
+printed (CPU time of this process: the loader's Python plus its recv/send syscalls,
+as in production).
+"""
+
+import importlib.util
+import os
+import socket
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+# What ferry sends the loader for wrk's `GET /` (captured from a real run).
+REQUEST = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18931\r\nX-Forwarded-For: 127.0.0.1\r\n"
+           b"X-Forwarded-Proto: http\r\nX-Forwarded-Host: 127.0.0.1:18931\r\n\r\n")
+BATCH = 50  # requests between two drains of the response side
+ROUNDS = 7
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nothing_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+def apps():
+    yield "no-op app (loader only)", nothing_app
+    hello = load("hello_app", os.path.join(REPO, "examples", "hello-wsgi", "passenger_wsgi.py"))
+    yield "hello app", hello.application
+    try:
+        flask_app = load("flask_app", os.path.join(HERE, "templates", "flask_wsgi.py"))
+    except ImportError as e:
+        print("Flask app skipped: %s (run bench/install.sh and use bench/.venv/bin/python)" % e)
+        return
+    yield "Flask JSON app", flask_app.application
+
+
+def one_round(server, ours, peer, requests):
+    start = time.process_time()
+    for i in range(requests):
+        keep, rest = server.handle_request(ours, REQUEST)
+        if not keep or rest:
+            raise SystemExit("unexpected keep=%r rest=%r" % (keep, rest))
+        if i % BATCH == BATCH - 1:
+            try:
+                while peer.recv(1 << 20):
+                    pass
+            except BlockingIOError:
+                pass
+    return (time.process_time() - start) / requests * 1e6
+
+
+def measure(loaders, app, requests):
+    """Per loader: (best, median) microseconds per request over interleaved rounds."""
+    setups = []
+    for loader in loaders:
+        ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        peer.setblocking(False)
+        setups.append((loader._Server(app, False), ours, peer, []))
+    try:
+        for _ in range(ROUNDS):
+            for server, ours, peer, rounds in setups:
+                rounds.append(one_round(server, ours, peer, requests))
+    finally:
+        for _, ours, peer, _ in setups:
+            ours.close()
+            peer.close()
+    return [(min(r), statistics.median(r)) for _, _, _, r in setups]
+
+
+# The same request as a pre-parsed environ in one frame, as a framing between ferry and
+# the loader would carry it: key NUL value NUL ... (what the loader would decode instead
+# of parsing HTTP).
+FRAME = "\0".join([
+    "REQUEST_METHOD", "GET", "PATH_INFO", "/", "QUERY_STRING", "", "REQUEST_URI", "/",
+    "SERVER_PROTOCOL", "HTTP/1.1", "SERVER_NAME", "127.0.0.1", "SERVER_PORT", "18931",
+    "REMOTE_ADDR", "127.0.0.1", "wsgi.url_scheme", "http", "HTTP_HOST", "127.0.0.1:18931",
+    "HTTP_X_FORWARDED_FOR", "127.0.0.1", "HTTP_X_FORWARDED_PROTO", "http",
+    "HTTP_X_FORWARDED_HOST", "127.0.0.1:18931"]).encode("latin-1")
+
+
+def request_side(loader, requests):
+    """Microseconds per request to turn the request into environ (the app and the
+    response left out): the loader's HTTP parsing, and decoding FRAME instead."""
+    server = loader._Server(nothing_app, False)
+    server.run_app = lambda sock, environ, is_head, http11, keep: keep
+    base = server.base_environ
+    BytesIO = loader.io.BytesIO
+
+    def parse():
+        start = time.process_time()
+        for _ in range(requests):
+            server.handle_request(None, REQUEST)
+        return (time.process_time() - start) / requests * 1e6
+
+    def frame():
+        start = time.process_time()
+        for _ in range(requests):
+            environ = base.copy()
+            it = iter(FRAME.decode("latin-1").split("\0"))
+            environ.update(zip(it, it))
+            environ["wsgi.input"] = BytesIO(b"")
+        return (time.process_time() - start) / requests * 1e6
+
+    rounds = [(parse(), frame()) for _ in range(ROUNDS)]
+    return min(r[0] for r in rounds), min(r[1] for r in rounds)
+
+
+def main():
+    requests = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    paths = sys.argv[2:] or [os.path.join(REPO, "driver", "src", "wsgi_loader.py")]
+    loaders = [load("ferry_wsgi_loader_%d" % i, p) for i, p in enumerate(paths)]
+    print("Python %s, %d requests x %d rounds" % (sys.version.split()[0], requests, ROUNDS))
+    for name, app in apps():
+        for path, (best, med) in zip(paths, measure(loaders, app, requests)):
+            print("%-26s best %5.1f us/request, median %5.1f  %s" % (name, best, med, os.path.relpath(path)))
+    for path, loader in zip(paths, loaders):
+        parse, frame = request_side(loader, requests)
+        print("request -> environ only: HTTP parsing %.1f us, a pre-parsed frame %.1f us  %s"
+              % (parse, frame, os.path.relpath(path)))
+
+
+if __name__ == "__main__":
+    main()

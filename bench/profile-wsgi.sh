@@ -1,0 +1,47 @@
+#!/bin/sh
+# Profiles ferry's WSGI loader and ferry under wrk (what README's "Profile of the WSGI path"
+# comes from): ferry serving APP (default examples/hello-wsgi) with 2 loader processes on the
+# bench venv's Python, wrk -t2 -c50 for DURATION seconds (default 20), and meanwhile
+#   - py-spy (bench/.venv) samples one loader for 10 s: where its Python time goes;
+#   - perf stat counts the syscalls of that loader and of ferry over 5 s;
+#   - /proc gives both processes' CPU time over the same 5 s.
+# Needs bench/install.sh (wrk, bench/.venv with py-spy) and linux-perf; run as root.
+# Usage: bench/profile-wsgi.sh [APP [DURATION]]; results in $OUT (default /tmp/ferry-wsgi-profile).
+set -eu
+cd "$(dirname "$0")/.."
+APP=${1:-examples/hello-wsgi}
+DURATION=${2:-20}
+OUT=${OUT:-/tmp/ferry-wsgi-profile}
+PY=bench/.venv/bin/python
+PORT=${PORT:-18931}
+rm -rf "$OUT" && mkdir -p "$OUT"
+cargo build --release -q -p ferry
+target/release/ferry start "$APP" --port "$PORT" --address 127.0.0.1 --min-instances 2 \
+  --max-pool-size 2 --max-request-queue-size 0 --python "$PY" \
+  --instance-registry-dir "$OUT/registry" --log-file "$OUT/ferry.log" > "$OUT/ferry.out" 2>&1 &
+FERRY=$!
+trap 'kill $FERRY 2>/dev/null; wait $FERRY 2>/dev/null || true' EXIT
+i=0
+until [ "$(pgrep -c -P $FERRY -f wsgi_loader || true)" -ge 2 ] && curl -sf "http://127.0.0.1:$PORT/" >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 300 ] || { echo "ferry did not come up: $(tail -5 "$OUT/ferry.log")"; exit 1; }
+  sleep 0.1
+done
+LOADER=$(pgrep -P $FERRY -f wsgi_loader | head -1)
+wrk -t2 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/" > "$OUT/wrk.txt" &
+WRK=$!
+sleep 2
+# user and system CPU ticks, and requests served so far (from ferry's status)
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+served() { target/release/ferry status --instance-registry-dir "$OUT/registry" --json 2>/dev/null |
+  "$PY" -c 'import json,sys; ps=[p for g in json.load(sys.stdin)["groups"] for p in g["processes"]]; print("%d/%d" % (sum(p["processed"] for p in ps), sum(p["processed"] for p in ps if p["pid"] == int(sys.argv[1]))))' "$LOADER"; }
+f0=$(ticks $FERRY); l0=$(ticks $LOADER); r0=$(served)
+perf stat -e raw_syscalls:sys_enter -p "$LOADER" -o "$OUT/perf-loader.txt" -- sleep 5 &
+perf stat -e raw_syscalls:sys_enter -p "$FERRY" -o "$OUT/perf-ferry.txt" -- sleep 5
+wait $!
+f1=$(ticks $FERRY); l1=$(ticks $LOADER); r1=$(served)
+timeout -s INT 2 strace -c -p "$LOADER" -o "$OUT/strace-loader.txt" 2>/dev/null || true
+echo "requests served (all/this loader) $r0 -> $r1; CPU ticks (1/$(getconf CLK_TCK) s) user system: ferry $f0 -> $f1, one loader $l0 -> $l1" > "$OUT/cpu.txt"
+bench/.venv/bin/py-spy record --pid "$LOADER" --duration 10 --rate 500 --format raw \
+  --output "$OUT/py-spy.txt" --nonblocking > "$OUT/py-spy.log" 2>&1 || true
+wait $WRK
+cat "$OUT/cpu.txt"; grep -h "sys_enter" "$OUT"/perf-*.txt; grep -E "Requests/sec|99%" "$OUT/wrk.txt"
