@@ -45,3 +45,25 @@ bench/.venv/bin/py-spy record --pid "$LOADER" --duration 10 --rate 500 --format 
   --output "$OUT/py-spy.txt" --nonblocking > "$OUT/py-spy.log" 2>&1 || true
 wait $WRK
 cat "$OUT/cpu.txt"; grep -h "sys_enter" "$OUT"/perf-*.txt; grep -E "Requests/sec|99%" "$OUT/wrk.txt"
+
+# The same load on Granian (2 workers, the same app and Python): CPU per request of all its
+# processes, for comparison.
+kill $FERRY; wait $FERRY 2>/dev/null || true
+GPORT=$((PORT + 1))
+(cd "$APP" && exec "$OLDPWD/bench/.venv/bin/granian" --interface wsgi --host 127.0.0.1 --port "$GPORT" \
+  --workers 2 --no-ws passenger_wsgi:application) > "$OUT/granian.log" 2>&1 &
+GRANIAN=$!
+trap 'kill $GRANIAN 2>/dev/null; wait $GRANIAN 2>/dev/null || true' EXIT
+i=0
+until [ "$(pgrep -c -P $GRANIAN || true)" -ge 2 ] && curl -sf "http://127.0.0.1:$GPORT/" >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 300 ] || { echo "granian did not come up: $(tail -5 "$OUT/granian.log")"; exit 1; }
+  sleep 0.1
+done
+all_ticks() { for p in $GRANIAN $(pgrep -P $GRANIAN); do awk '{print $14, $15}' "/proc/$p/stat"; done |
+  awk '{u += $1; s += $2} END {print u, s}'; }
+wrk -t2 -c50 -d9s --latency "http://127.0.0.1:$GPORT/" > "$OUT/wrk-granian.txt" &
+WRK=$!
+sleep 2
+g0=$(all_ticks); sleep 5; g1=$(all_ticks)
+wait $WRK
+echo "granian: CPU ticks user system $g0 -> $g1 over 5 s; $(grep Requests/sec "$OUT/wrk-granian.txt")" | tee "$OUT/granian-cpu.txt"

@@ -46,6 +46,47 @@ fn the_hello_wsgi_example_says_hello() {
     assert_eq!(ferry.group()["app_type"], "wsgi");
 }
 
+const FILE_WRAPPER: &str = r#"
+import io, os
+
+class NoPythonReads(io.FileIO):
+    def read(self, size=-1):
+        raise AssertionError("the file was read through Python")
+    readinto = readall = read
+
+def application(environ, start_response):
+    name = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data.bin")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](NoPythonReads(name, "rb"))
+"#;
+
+/// `wsgi.file_wrapper` over a real file: the loader sends it with os.sendfile (the app's
+/// file cannot be read through Python) and ferry relays every byte.
+#[test]
+fn a_file_from_wsgi_file_wrapper_reaches_the_client_whole() {
+    let app = wsgi_app(FILE_WRAPPER);
+    let data: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(app.path().join("data.bin"), &data).unwrap();
+    let ferry = Ferry::start(&[app.path().to_str().unwrap()], &[]);
+    ferry.wait_ready(1, LIMIT);
+    let mut client = HttpClient::connect(ferry.addr()).unwrap();
+    for _ in 0..2 {
+        let response = client.get("/").unwrap();
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body[..response.body.len().min(2000)])
+        );
+        assert_eq!(response.header("content-length"), Some("5242880"));
+        assert!(
+            response.body == data,
+            "{} bytes, not the file's",
+            response.body.len()
+        );
+    }
+}
+
 const RAISES: &str = r#"
 import os
 
