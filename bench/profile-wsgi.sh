@@ -1,16 +1,17 @@
 #!/bin/sh
 # Profiles ferry's WSGI loader and ferry under wrk (what README's "Profile of the WSGI path"
 # comes from): ferry serving APP (default examples/hello-wsgi) with 2 loader processes on the
-# bench venv's Python, wrk -t2 -c50 for DURATION seconds (default 20), and meanwhile
-#   - py-spy (bench/.venv) samples one loader for 10 s: where its Python time goes;
-#   - perf stat counts the syscalls of that loader and of ferry over 5 s;
-#   - /proc gives both processes' CPU time over the same 5 s.
+# bench venv's Python, wrk -t2 -c50 for DURATION seconds (default 32), and meanwhile, one
+# after the other: /proc gives ferry's and one loader's CPU time over 5 s; perf stat counts
+# their syscalls over 5 s; strace -c shows the loader's syscall mix; py-spy (bench/.venv)
+# samples the loader for 10 s. Then the same load on Granian, whose CPU per request is
+# measured the same way.
 # Needs bench/install.sh (wrk, bench/.venv with py-spy) and linux-perf; run as root.
 # Usage: bench/profile-wsgi.sh [APP [DURATION]]; results in $OUT (default /tmp/ferry-wsgi-profile).
 set -eu
 cd "$(dirname "$0")/.."
 APP=${1:-examples/hello-wsgi}
-DURATION=${2:-20}
+DURATION=${2:-32}
 OUT=${OUT:-/tmp/ferry-wsgi-profile}
 PY=bench/.venv/bin/python
 PORT=${PORT:-18931}
@@ -35,12 +36,17 @@ ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 served() { target/release/ferry status --instance-registry-dir "$OUT/registry" --json 2>/dev/null |
   "$PY" -c 'import json,sys; ps=[p for g in json.load(sys.stdin)["groups"] for p in g["processes"]]; print("%d/%d" % (sum(p["processed"] for p in ps), sum(p["processed"] for p in ps if p["pid"] == int(sys.argv[1]))))' "$LOADER"; }
 f0=$(ticks $FERRY); l0=$(ticks $LOADER); r0=$(served)
+sleep 5
+f1=$(ticks $FERRY); l1=$(ticks $LOADER); r1=$(served)
+echo "over 5 s: requests served (all/this loader) $r0 -> $r1; CPU ticks (1/$(getconf CLK_TCK) s) user system: ferry $f0 -> $f1, one loader $l0 -> $l1" > "$OUT/cpu.txt"
+# Syscalls in a window of their own (tracing them costs CPU).
+s0=$(served)
 perf stat -e raw_syscalls:sys_enter -p "$LOADER" -o "$OUT/perf-loader.txt" -- sleep 5 &
 perf stat -e raw_syscalls:sys_enter -p "$FERRY" -o "$OUT/perf-ferry.txt" -- sleep 5
 wait $!
-f1=$(ticks $FERRY); l1=$(ticks $LOADER); r1=$(served)
+s1=$(served)
+echo "perf window: requests served (all/this loader) $s0 -> $s1" >> "$OUT/cpu.txt"
 timeout -s INT 2 strace -c -p "$LOADER" -o "$OUT/strace-loader.txt" 2>/dev/null || true
-echo "requests served (all/this loader) $r0 -> $r1; CPU ticks (1/$(getconf CLK_TCK) s) user system: ferry $f0 -> $f1, one loader $l0 -> $l1" > "$OUT/cpu.txt"
 bench/.venv/bin/py-spy record --pid "$LOADER" --duration 10 --rate 500 --format raw \
   --output "$OUT/py-spy.txt" --nonblocking > "$OUT/py-spy.log" 2>&1 || true
 wait $WRK

@@ -416,6 +416,7 @@ def _send_file(sock, fd, offset, count):
         raise _ClientGone(e)
     return sent
 
+
 _NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
 
 _ERROR_REASONS = {
