@@ -94,6 +94,11 @@ pub struct StartArgs {
     /// Seconds a request may wait in the queue for a process; longer gets 503 (0: no limit).
     #[arg(long, default_value_t = 0, value_parser = values::count::<u64>)]
     pub max_request_queue_time: u64,
+    /// Megabytes of memory an app process may use (as `ferry status` shows it, checked every
+    /// second); one above it is replaced after its current requests, its replacement started
+    /// and ready first (0: no limit).
+    #[arg(long, default_value_t = 0, value_parser = values::count::<u64>)]
+    pub memory_limit: u64,
     /// Any name; set as RAILS_ENV, RACK_ENV, WSGI_ENV, NODE_ENV and PASSENGER_APP_ENV for the
     /// app. Only development shows error details (friendly error pages) to clients.
     #[arg(long, short = 'e', default_value = "development", value_parser = values::environment)]

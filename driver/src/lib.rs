@@ -49,6 +49,7 @@ mod exchange;
 pub mod instance;
 mod listeners;
 mod log;
+mod memory_watch;
 mod metrics;
 mod observer;
 mod ops_http;

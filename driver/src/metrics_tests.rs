@@ -8,6 +8,7 @@ fn process(id: u64, state: ProcessState) -> ProcessStatus {
         sessions: 0,
         processed: 0,
         generation: 0,
+        over_memory_limit: false,
         spawned_at: Instant::ZERO,
         ready_at: None,
         last_used: Instant::ZERO,

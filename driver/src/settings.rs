@@ -127,6 +127,7 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         start_timeout,
         max_request_time,
         max_request_queue_time,
+        memory_limit,
         app_type,
         startup_file,
         app_start_command,
@@ -212,6 +213,19 @@ mod tests {
                 args.max_request_queue_time
             ),
             (64, 20, 5)
+        );
+    }
+
+    #[test]
+    fn memory_limit_comes_from_the_file_and_the_environment_under_passengers_name() {
+        let from_file = resolve_with(&[], &[], Some(r#"{"memory_limit": 300}"#)).unwrap();
+        assert_eq!(from_file.args.memory_limit, 300);
+        let from_env = resolve_with(&[], &[("PASSENGER_MEMORY_LIMIT", "200")], None).unwrap();
+        assert_eq!(from_env.args.memory_limit, 200);
+        assert_eq!(
+            resolve_with(&[], &[], None).unwrap().args.memory_limit,
+            0,
+            "off"
         );
     }
 

@@ -85,6 +85,10 @@ pub struct GroupConfig {
     pub max_request_time: Duration,
     /// A request waiting in the queue longer than this is answered 503. Zero means no limit.
     pub max_request_queue_time: Duration,
+    /// A ready process measured ([`crate::Input::MemoryMeasured`]) above this many bytes is
+    /// replaced after its current requests, its replacement ready first (see
+    /// `crate::restart`). Zero means no limit.
+    pub memory_limit_bytes: u64,
 }
 
 impl Default for GroupConfig {
@@ -100,6 +104,7 @@ impl Default for GroupConfig {
             start_timeout: Duration::from_secs(90),
             max_request_time: Duration::ZERO,
             max_request_queue_time: Duration::ZERO,
+            memory_limit_bytes: 0,
         }
     }
 }

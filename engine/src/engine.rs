@@ -134,6 +134,7 @@ impl Engine {
                 process,
                 description,
             } => self.process_exited(process, &description),
+            Input::MemoryMeasured { process, bytes } => self.memory_measured(process, bytes),
             Input::Tick => {}
             Input::RestartGroup { group } if self.has_group(group) => self.restart_group(group),
             Input::DetachProcess { process } => self.detach_process(process),
@@ -266,7 +267,7 @@ impl Engine {
         let old_key = process.has_room(concurrency).then(|| process.route_key(id));
         let old_state = process.state;
         let old_load = process.load();
-        let was_outdated = process.generation < group.generation;
+        let was_outdated = process.outdated(group.generation);
         change(process);
         group.load_sessions = group.load_sessions - old_load + process.load();
         if let Some(key) = old_key {
@@ -293,7 +294,7 @@ impl Engine {
         }
         *group.count_mut(process.state) -= 1;
         group.load_sessions -= process.load();
-        if process.state == ProcessState::Ready && process.generation < group.generation {
+        if process.state == ProcessState::Ready && process.outdated(group.generation) {
             group.outdated_ready -= 1;
         }
         group.processes.remove(&id);

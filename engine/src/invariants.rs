@@ -184,7 +184,7 @@ impl Engine {
                 let p = &self.processes[id];
                 counts[p.state as usize] += 1;
                 outdated +=
-                    usize::from(p.state == ProcessState::Ready && p.generation < group.generation);
+                    usize::from(p.state == ProcessState::Ready && p.outdated(group.generation));
                 let routable = group.routable.contains(&p.route_key(*id));
                 ensure(routable == p.has_room(group.config.concurrency), 4, || {
                     format!(

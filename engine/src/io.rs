@@ -86,6 +86,14 @@ pub enum Input {
         /// How it ended ("exit status 1", "killed by signal 9"), for error messages.
         description: String,
     },
+    /// The driver measured the process's memory (`ferry status`'s measure: private dirty
+    /// pages plus swap). Above its group's `memory_limit_bytes`, the process is replaced.
+    MemoryMeasured {
+        /// The process measured.
+        process: ProcessId,
+        /// What it uses, in bytes.
+        bytes: u64,
+    },
     /// Nothing but the passing of time: fires the timers that are due.
     Tick,
     /// Replace every process of the group, one by one, without losing capacity: an old one

@@ -51,9 +51,18 @@ pub(crate) struct Process {
     pub refused: bool,
     /// Why it was taken out of service (draining or stopping): the reason its kill carries.
     pub stop_reason: Option<KillReason>,
+    /// Measured above its group's memory limit: replaced like a process of an old
+    /// generation (see `crate::restart`).
+    pub over_memory_limit: bool,
 }
 
 impl Process {
+    /// Whether it is to be replaced: it runs the code of a generation before the group's,
+    /// or it uses more memory than the limit.
+    pub fn outdated(&self, group_generation: u32) -> bool {
+        self.generation < group_generation || self.over_memory_limit
+    }
+
     pub fn new(group: GroupId, generation: u32, now: Instant) -> Process {
         Process {
             group,
@@ -71,6 +80,7 @@ impl Process {
             force_killed: false,
             refused: false,
             stop_reason: None,
+            over_memory_limit: false,
         }
     }
 

@@ -32,6 +32,9 @@ pub enum SpawnReason {
     Replacement,
     /// The group's latest start failed: this spawn probes whether the app starts again.
     StartRetry,
+    /// Replaces a process measured above `memory_limit_bytes`, which serves until this one
+    /// is ready.
+    MemoryLimit,
 }
 
 impl SpawnReason {
@@ -45,6 +48,7 @@ impl SpawnReason {
             SpawnReason::MaxRequests => "max_requests",
             SpawnReason::Replacement => "replacement",
             SpawnReason::StartRetry => "start_retry",
+            SpawnReason::MemoryLimit => "memory_limit",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum KillReason {
     RequestTimeout,
     /// It refused a connection: dying, or broken.
     ConnectionRefused,
+    /// It was measured above `memory_limit_bytes`; its replacement is ready.
+    MemoryLimit,
 }
 
 impl KillReason {
@@ -92,6 +98,7 @@ impl KillReason {
             KillReason::StartTimeout => "start_timeout",
             KillReason::RequestTimeout => "request_timeout",
             KillReason::ConnectionRefused => "connection_refused",
+            KillReason::MemoryLimit => "memory_limit",
         }
     }
 }

@@ -21,6 +21,9 @@
 //!   resumes and is reported done when no outdated process is left serving.
 //! - A new restart is a new deploy: it ends the backoff of the one before.
 //!
+//! A process over `memory_limit_bytes` is replaced the same way, one for one, its replacement
+//! ready first: to the pool it is outdated (`Process::outdated`).
+//!
 //! Invariant 9 is checked as the handover is decided: an outdated ready process is retired
 //! for a restart only against a new process that became ready since.
 
@@ -84,9 +87,11 @@ impl Engine {
                 ProcessState::Spawning => {
                     self.stop_process(id, KillMode::Graceful, KillReason::Restart)
                 }
-                // Ready processes of an even older generation (a restart during a restart)
-                // are counted already.
-                ProcessState::Ready if process.generation == old_generation => {
+                // Ready processes of an even older generation (a restart during a restart),
+                // or over the memory limit, are counted already.
+                ProcessState::Ready
+                    if process.generation == old_generation && !process.over_memory_limit =>
+                {
                     self.group_mut(group_id).outdated_ready += 1
                 }
                 ProcessState::Ready | ProcessState::Draining | ProcessState::Stopping => {}
@@ -122,7 +127,7 @@ impl Engine {
             .processes
             .iter()
             .map(|id| (*id, &self.processes[id]))
-            .filter(|(_, p)| p.state == ProcessState::Ready && p.generation < generation)
+            .filter(|(_, p)| p.state == ProcessState::Ready && p.outdated(generation))
             .min_by_key(|(id, p)| p.idle_key(*id))
             .map(|(id, _)| id);
         let Some(id) = oldest else {
@@ -137,7 +142,11 @@ impl Engine {
         }
         let group = self.group_mut(group_id);
         group.handovers = group.handovers.saturating_sub(1);
-        self.retire(id, KillReason::Restart);
+        let reason = match self.processes[&id].generation < generation {
+            true => KillReason::Restart,
+            false => KillReason::MemoryLimit,
+        };
+        self.retire(id, reason);
     }
 
     /// Room for a restart's replacement beyond `max_pool_size`: one process, while no other
@@ -154,7 +163,26 @@ impl Engine {
     pub(crate) fn surging(&self) -> bool {
         self.processes
             .values()
-            .any(|p| p.generation < self.group(p.group).generation)
+            .any(|p| p.outdated(self.group(p.group).generation))
+    }
+
+    /// A ready process above its group's memory limit is replaced as an outdated one is: it
+    /// serves until its replacement is ready, then finishes its requests and goes.
+    pub(crate) fn memory_measured(&mut self, id: ProcessId, bytes: u64) {
+        let Some(process) = self.processes.get(&id) else {
+            return;
+        };
+        let group_id = process.group;
+        let group = self.group(group_id);
+        let limit = group.config.memory_limit_bytes;
+        let counted = process.outdated(group.generation);
+        if limit == 0 || bytes <= limit || process.state != ProcessState::Ready || counted {
+            return;
+        }
+        self.update_process(id, |p| p.over_memory_limit = true);
+        self.group_mut(group_id).outdated_ready += 1;
+        self.totals.memory_limit_replacements += 1;
+        self.mark_dirty(group_id);
     }
 
     /// A process of the group never became ready: if it ran the code a restart brought while

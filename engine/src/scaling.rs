@@ -134,8 +134,18 @@ impl Engine {
             true => SpawnReason::AlwaysRestart,
             false => SpawnReason::Demand,
         };
+        let generation = group.generation;
+        let over_memory = group
+            .processes
+            .iter()
+            .map(|id| &self.processes[id])
+            .filter(|p| p.state == ProcessState::Ready && p.over_memory_limit)
+            .filter(|p| p.generation == generation)
+            .count()
+            .min(need.for_restart);
         let mut budgets = [
-            (SpawnReason::Restart, need.for_restart),
+            (SpawnReason::MemoryLimit, over_memory),
+            (SpawnReason::Restart, need.for_restart - over_memory),
             (SpawnReason::MaxRequests, group.replacements_owed),
             (
                 SpawnReason::Replacement,

@@ -36,6 +36,9 @@ pub struct Totals {
     pub crashes: u64,
     /// Idle processes shut down: idle for `pool_idle_time`, or beyond what the demand needs.
     pub idle_shutdowns: u64,
+    /// Processes found above the memory limit (each replaced once its replacement is ready).
+    #[serde(default)]
+    pub memory_limit_replacements: u64,
 }
 
 /// How many of the latest decisions [`PoolStatus::recent_decisions`] keeps.
@@ -112,6 +115,9 @@ pub struct ProcessStatus {
     pub processed: u64,
     /// The group's restart generation when it was spawned.
     pub generation: u32,
+    /// Measured above the memory limit: it is being replaced.
+    #[serde(default)]
+    pub over_memory_limit: bool,
     /// When its spawn command was given.
     pub spawned_at: Instant,
     /// When it became ready, if it has.
@@ -151,6 +157,7 @@ impl Engine {
                             sessions: p.sessions,
                             processed: p.processed,
                             generation: p.generation,
+                            over_memory_limit: p.over_memory_limit,
                             spawned_at: p.spawned_at,
                             ready_at: p.ready_at,
                             last_used: p.last_used,

@@ -131,6 +131,11 @@ enum Step {
     Restart {
         group: u32,
     },
+    /// The driver measured a process's memory.
+    Memory {
+        pick: usize,
+        bytes: u64,
+    },
     /// Always-restart mode on or off (`tmp/always_restart.txt` appearing or going).
     AlwaysRestart {
         group: u32,
@@ -192,6 +197,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
         durations_ms(&[0, 0, 2_000, 30_000]),
         durations_ms(&[0, 0, 1_000, 10_000]),
         1u32..=4,
+        proptest::sample::select(&[0u64, 0, 100][..]),
     )
         .prop_map(
             |(
@@ -204,6 +210,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 max_request_time,
                 max_request_queue_time,
                 target_concurrency,
+                memory_limit_bytes,
             )| GroupConfig {
                 name: String::new(),
                 min_instances,
@@ -219,6 +226,7 @@ fn config_strategy() -> impl Strategy<Value = Config> {
                 start_timeout,
                 max_request_time,
                 max_request_queue_time,
+                memory_limit_bytes,
             },
         );
     (pool, proptest::collection::vec(group, 1..=3)).prop_map(|(pool, mut groups)| {
@@ -270,6 +278,8 @@ impl ReferenceStateMachine for PoolModel {
             8 => (1_000u64..600_000).prop_map(|by_ms| Step::Advance { by_ms }),
             20 => Just(Step::WakeAtDeadline),
             4 => (0..groups).prop_map(|group| Step::Restart { group }),
+            4 => (pick(), proptest::sample::select(&[50u64, 150][..]))
+                .prop_map(|(pick, bytes)| Step::Memory { pick, bytes }),
             3 => (0..groups, any::<bool>()).prop_map(|(group, on)| Step::AlwaysRestart { group, on }),
             5 => pick().prop_map(|pick| Step::Detach { pick }),
             1 => Just(Step::Shutdown),
@@ -324,6 +334,8 @@ struct ModelProcess {
     last_used: Instant,
     /// Detached, or it refused a connection: stopping it says nothing about a restart.
     stopped_for_itself: bool,
+    /// Measured above its group's memory limit while it served: replaced as an old one.
+    over_memory_limit: bool,
 }
 
 /// What the model saw that can justify the reasons the engine gives: the inputs and commands
@@ -491,6 +503,10 @@ impl Harness {
             Step::Restart { group } => Input::RestartGroup {
                 group: GroupId(group),
             },
+            Step::Memory { pick, bytes } => match self.nth_process(pick, |_| true) {
+                Some(process) => Input::MemoryMeasured { process, bytes },
+                None => Input::Tick,
+            },
             Step::AlwaysRestart { group, on } => Input::SetAlwaysRestart {
                 group: GroupId(group),
                 on,
@@ -657,6 +673,16 @@ impl Harness {
                     p.stopped_for_itself = true;
                 }
             }
+            Input::MemoryMeasured { process, bytes } => {
+                let limit =
+                    |group: GroupId| self.config.groups[group.0 as usize].memory_limit_bytes;
+                if let Some(p) = self.processes.get_mut(&process) {
+                    let limit = limit(p.group);
+                    if limit != 0 && bytes > limit && p.ready && p.killed.is_none() {
+                        p.over_memory_limit = true;
+                    }
+                }
+            }
             Input::Tick => {}
         }
         for command in commands {
@@ -738,6 +764,7 @@ impl Harness {
                         generation,
                         last_used: self.now,
                         stopped_for_itself: false,
+                        over_memory_limit: false,
                     },
                 );
             }
@@ -955,6 +982,7 @@ impl Harness {
             SpawnReason::MaxRequests => config.max_requests != 0,
             SpawnReason::Replacement => g.failed_serving.contains(&group),
             SpawnReason::StartRetry => g.start_failed.contains(&group),
+            SpawnReason::MemoryLimit => config.memory_limit_bytes != 0,
         };
         assert!(grounded, "a spawn for {group} said {reason:?}: {g:?}");
     }
@@ -986,6 +1014,7 @@ impl Harness {
             KillReason::StartTimeout => !p.ready && mode == KillMode::Force,
             KillReason::RequestTimeout => p.timed_out,
             KillReason::ConnectionRefused => g.refused.contains(&process),
+            KillReason::MemoryLimit => p.over_memory_limit,
         };
         assert!(
             grounded,
@@ -1000,9 +1029,12 @@ impl Harness {
     /// Whether a process of an old generation serves in the group (a restart is under way).
     fn old_ones_serve(&self, group: GroupId) -> bool {
         let generation = self.generation(group);
-        self.processes
-            .values()
-            .any(|p| p.group == group && p.ready && p.killed.is_none() && p.generation < generation)
+        self.processes.values().any(|p| {
+            p.group == group
+                && p.ready
+                && p.killed.is_none()
+                && (p.generation < generation || p.over_memory_limit)
+        })
     }
 
     fn note_ready(&mut self, process: ProcessId) {
@@ -1059,7 +1091,8 @@ impl Harness {
             || others_wait
             || self.shutdown_requested
             || self.always_restart_seen.contains(&group);
-        if !p.ready || p.generation >= self.generation(group) || own_reasons {
+        let outdated = p.generation < self.generation(group) || p.over_memory_limit;
+        if !p.ready || !outdated || own_reasons {
             return;
         }
         let credit = self.handovers.entry(group).or_default();

@@ -409,6 +409,8 @@ impl Scenario {
                 start_timeout: p.start_timeout.to_std(),
                 max_request_time: p.max_request_time.to_std(),
                 max_request_queue_time: p.max_request_queue_time.to_std(),
+                // Simulated processes have no memory to measure.
+                memory_limit_bytes: 0,
             }],
         }
     }

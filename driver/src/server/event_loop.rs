@@ -140,6 +140,9 @@ impl Server {
                     .push_back(Input::RestartGroup { group: self.group });
             }
         }
+        let pids = self.children.iter().map(|(id, c)| (*id, c.process.pid));
+        let measured = self.memory_watch.measure(now, pids);
+        self.inputs.extend(measured);
         self.retry_spawns(now);
         if self.accept_pause.due(now) {
             // No event announces that descriptors are free again: look.

@@ -129,6 +129,8 @@ pub struct Server {
     pending_flushes: Vec<Conn>,
     /// Looks for `tmp/restart.txt` and, with `--reload`, the app's Python files.
     watcher: crate::reload::Watcher,
+    /// Measures the app processes for `--memory-limit`.
+    memory_watch: crate::memory_watch::MemoryWatch,
     /// Client connections with a deadline, by deadline.
     deadlines: BTreeSet<(Instant, usize)>,
     /// Accepting paused: ferry ran out of descriptors or memory.

@@ -39,6 +39,7 @@ fn engine_config(args: &StartArgs, app: &App) -> Config {
             start_timeout: Duration::from_secs(args.start_timeout),
             max_request_time: Duration::from_secs(args.max_request_time),
             max_request_queue_time: Duration::from_secs(args.max_request_queue_time),
+            memory_limit_bytes: crate::memory_watch::limit_bytes(args.memory_limit),
         }],
     }
 }
@@ -290,6 +291,10 @@ impl Server {
             shutdown_complete: false,
             deadlines: Default::default(),
             watcher,
+            memory_watch: crate::memory_watch::MemoryWatch::new(
+                args.memory_limit,
+                std::time::Instant::now(),
+            ),
             pending_flushes: Vec::new(),
             accept_pause: AcceptPause::default(),
             reserve_fd: ReserveFd::new(),

@@ -27,6 +27,8 @@
 //! * `/chunked?n=K[&delay_ms=D]` → chunked response of K chunks `chunk <i>\n`
 //!   (D ms between chunks; default K=3)
 //! * `/big?bytes=N` → N bytes of body; byte i is `b'a' + i % 26`
+//! * `/alloc?mb=N` → takes N MiB (at most 1024) of written memory and keeps it until the
+//!   process exits; answers the pid
 //! * `/headers-only-then-die` → head with Content-Length: 100, 10 bytes, exit(3)
 //! * anything else → 404
 //!
@@ -63,6 +65,10 @@ struct Config {
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 static SERVED: AtomicU64 = AtomicU64::new(0);
+/// Memory `/alloc` took and keeps for the life of the process.
+static HELD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// The most one `/alloc` takes.
+const MAX_ALLOC_MB: u64 = 1024;
 
 fn config() -> &'static Config {
     CONFIG.get().expect("config initialised in main")
@@ -427,6 +433,13 @@ fn route(req: &Request, out: &mut Out) -> io::Result<bool> {
             respond(out, req, 200, TEXT, cfg.pid_str.as_bytes())
         }
         b"/echo" => echo(req, out),
+        b"/alloc" => {
+            // Filled, not zeroed: the pages are written, so they count as private dirty
+            // memory (what ferry status and --memory-limit measure).
+            let mb = query_u64(query, b"mb").unwrap_or(0).min(MAX_ALLOC_MB);
+            HELD.lock().unwrap().push(vec![1u8; (mb as usize) << 20]);
+            respond(out, req, 200, TEXT, cfg.pid_str.as_bytes())
+        }
         b"/crash" => {
             eprintln!("ferry-testapp: exiting on /crash");
             process::exit(3)
