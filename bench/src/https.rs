@@ -4,8 +4,7 @@
 //! which speaks https, does not verify it.
 
 use crate::net::{free_port, wait_listening};
-use crate::procs::Guard;
-use crate::servers::{log_file, start_testapps, which, with_log, Ctx, Running, START_TIMEOUT};
+use crate::servers::{start_testapps, which, Ctx, Running};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -80,23 +79,8 @@ pub fn start_haproxy_tls(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
     let plain = crate::peers::haproxy_config(dir, port, &app_ports);
     let bind = format!("bind 127.0.0.1:{port}");
     let tls_bind = format!("{bind} ssl crt {} alpn http/1.1", cert.combined.display());
-    let cfg = dir.join("haproxy.cfg");
-    fs::write(&cfg, plain.replace(&bind, &tls_bind)).map_err(|e| e.to_string())?;
-    let log = dir.join("haproxy.log");
-    let (out, err) = log_file(&log)?;
-    let mut cmd = Command::new(which("haproxy").ok_or("haproxy not found")?);
-    cmd.arg("-db")
-        .arg("-f")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let mut guard = Guard::spawn("haproxy", &mut cmd)?;
-    with_log(wait_listening(port, &mut guard, START_TIMEOUT), &log)?;
-    let pid = guard.pid();
-    guards.push(guard);
-    let mut running = Running::new(port, dir, guards);
-    running.proxy_pids = vec![pid];
+    let config = plain.replace(&bind, &tls_bind);
+    let mut running = crate::peers::run_haproxy(dir, port, &config, guards, wait_listening)?;
     running.scheme = "https";
     Ok(running)
 }

@@ -35,8 +35,24 @@ pub(crate) fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
     let mut guards = Vec::new();
     let app_ports = start_testapps(ctx, dir, ctx.apps, &mut guards)?;
     let port = free_port()?;
+    let config = haproxy_config(dir, port, &app_ports);
+    run_haproxy(dir, port, &config, guards, wait_http_ok)
+}
+
+/// How a started server is known to be up: it answers on `port` within the timeout.
+pub(crate) type WaitUp = fn(u16, &mut Guard, Duration) -> Result<(), String>;
+
+/// Runs HAProxy on `config` (listening on `port`) in front of the servers `guards` hold, and
+/// waits for it with `wait_up`.
+pub(crate) fn run_haproxy(
+    dir: &Path,
+    port: u16,
+    config: &str,
+    mut guards: Vec<Guard>,
+    wait_up: WaitUp,
+) -> Result<Running, String> {
     let cfg = dir.join("haproxy.cfg");
-    fs::write(&cfg, haproxy_config(dir, port, &app_ports)).map_err(|e| e.to_string())?;
+    fs::write(&cfg, config).map_err(|e| e.to_string())?;
     let log = dir.join("haproxy.log");
     let (out, err) = log_file(&log)?;
     let mut cmd = Command::new(which("haproxy").ok_or("haproxy not found")?);
@@ -47,7 +63,7 @@ pub(crate) fn start_haproxy(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
         .stdout(out)
         .stderr(err);
     let mut guard = Guard::spawn("haproxy", &mut cmd)?;
-    with_log(wait_http_ok(port, &mut guard, START_TIMEOUT), &log)?;
+    with_log(wait_up(port, &mut guard, START_TIMEOUT), &log)?;
     let pid = guard.pid();
     guards.push(guard);
     let mut running = Running::new(port, dir, guards);
