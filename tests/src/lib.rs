@@ -37,7 +37,7 @@ pub mod wait;
 
 pub use commands::{run_ferry, run_ferry_with_env, Finished};
 pub use http_client::{get, pid_of, HttpClient, Outcome, Response};
-pub use load::{concurrent_gets, Load};
+pub use load::{concurrent_gets, failures, Load};
 pub use paths::{
     asyncapp_args, ferry_bin, flask_python, one_session_unless_given, repo_root, testapp_args,
     testapp_bin,

@@ -10,6 +10,14 @@ use std::time::Duration;
 
 /// GETs of `paths`, each on its own connection from its own thread, all released at once.
 /// Returns the outcomes in the order of `paths`.
+/// The outcomes that are not a 200: errors and other statuses.
+pub fn failures(outcomes: &[Outcome]) -> Vec<&Outcome> {
+    outcomes
+        .iter()
+        .filter(|o| o.as_ref().map_or(true, |r| r.status != 200))
+        .collect()
+}
+
 pub fn concurrent_gets(addr: SocketAddr, paths: &[String]) -> Vec<Outcome> {
     let barrier = Arc::new(Barrier::new(paths.len()));
     let handles: Vec<JoinHandle<Outcome>> = paths

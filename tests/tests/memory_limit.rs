@@ -22,10 +22,7 @@ fn a_process_over_the_memory_limit_is_replaced_with_no_failed_request() {
     });
     load.wait_more(10, LIMIT);
     let outcomes = load.stop();
-    let failed: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.as_ref().map_or(true, |r| r.status != 200))
-        .collect();
+    let failed = ferry_e2e::failures(&outcomes);
     assert!(
         failed.is_empty(),
         "no request fails: {failed:?}\n{}",

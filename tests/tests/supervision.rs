@@ -1,19 +1,14 @@
 //! Supervision: processes that are killed, crash, fail to start or reach --max-requests; ferry
 //! itself killed or stopped.
 
-use ferry_e2e::{get, pid_of, process_alive, signal, wait_for, Ferry, HttpClient, Load, Outcome};
+use ferry_e2e::{
+    failures, get, pid_of, process_alive, signal, wait_for, Ferry, HttpClient, Load, Outcome,
+};
 use rustix::process::Signal;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn failures(outcomes: &[Outcome]) -> Vec<&Outcome> {
-    outcomes
-        .iter()
-        .filter(|o| o.as_ref().map_or(true, |r| r.status != 200))
-        .collect()
-}
 
 #[test]
 fn a_killed_process_is_replaced_while_the_survivor_keeps_serving() {

@@ -186,10 +186,7 @@ fn rolling_restart_replaces_every_process_without_failing_a_request() {
     load.wait_more(5, LIMIT);
     let outcomes = load.stop();
 
-    let failed: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.as_ref().map_or(true, |r| r.status != 200))
-        .collect();
+    let failed = ferry_e2e::failures(&outcomes);
     assert!(
         failed.is_empty(),
         "no request fails during a rolling restart: {failed:?}"
