@@ -75,9 +75,12 @@ impl Engine {
     ///   nothing waits here while other groups wait for room;
     /// - one per outdated process during a restart, and one per retired process.
     ///
-    /// `other_blocking` leaves out spawns for the load alone while nothing waits in the
-    /// group, which never take capacity from another group (they wait for room like nobody's
-    /// business).
+    /// `other_blocking` leaves out, while nothing waits in the group, spawns for the load
+    /// alone and the replacements of processes retired at `max_requests`: these never take
+    /// capacity from another group (they wait for room like nobody's business). A retired
+    /// process's replacement keeps capacity for a load that nobody waits for; were it to
+    /// block, a group short of its `min_instances` and a group owing one would each keep the
+    /// other from the idle process that could make room, for ever.
     fn spawn_need(&self, group_id: GroupId) -> SpawnNeed {
         let group = self.group(group_id);
         let for_min = group.config.min_instances.saturating_sub(group.active());
@@ -100,10 +103,9 @@ impl Engine {
             self.needed(group_id).saturating_sub(group.active())
         };
         let for_restart = group.outdated_ready.saturating_sub(group.spawning);
-        let other_blocking = for_restart.max(group.replacements_owed);
-        let other = for_demand.max(other_blocking);
+        let other = for_demand.max(for_restart).max(group.replacements_owed);
         let other_blocking = if group.queue.is_empty() {
-            other_blocking
+            for_restart
         } else {
             other
         };
