@@ -109,6 +109,15 @@ pub enum Action {
     RemoveClient(usize),
     /// Close the app connection, whatever it was doing.
     CloseBackend(usize),
+    /// The client of the exchange on the app connection left while the app works on it:
+    /// the exchange goes on without it (see `Backend::abandon`); `record` is logged when it
+    /// ends.
+    Abandon {
+        backend: usize,
+        request: RequestId,
+        peer: std::net::IpAddr,
+        record: Option<Box<RequestRecord>>,
+    },
     /// Read what the app sent on the connection (and relay it).
     ReadBackend { backend: usize, drain: bool },
     /// The client drained its output: read more of the app's response if reading paused.

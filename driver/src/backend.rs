@@ -11,6 +11,7 @@ use crate::app::BackendAddr;
 use crate::buffers::{read_into, OutBuf, ReadResult};
 use crate::client::{Client, Phase};
 use crate::exchange::{RelayOutcome, ResponseRelay};
+use crate::observer::RequestRecord;
 use ferry_engine::{Input, ProcessId, RequestId};
 use mio::net::{TcpStream, UnixStream};
 
@@ -108,6 +109,18 @@ pub struct Backend {
     pub tunnel: bool,
     /// A request body on disk still to send after `out`: the file and the next offset.
     pub body_file: Option<(crate::exchange::SpilledBody, u64)>,
+    /// The exchange's client left while the app worked on it (see [`Backend::abandon`]).
+    pub abandoned: Option<Abandoned>,
+}
+
+/// An exchange whose client has gone: the app's response is read to its end and dropped.
+pub struct Abandoned {
+    pub request: RequestId,
+    /// The client's address and its request's record, logged when the exchange ends.
+    pub peer: std::net::IpAddr,
+    pub record: Option<Box<RequestRecord>>,
+    /// Where the relay puts the response bytes before they are dropped.
+    sink: Vec<u8>,
 }
 
 impl Backend {
@@ -154,6 +167,7 @@ impl Backend {
             paused: false,
             tunnel: false,
             body_file: None,
+            abandoned: None,
         }
     }
 
@@ -369,6 +383,69 @@ impl Backend {
         client.drop_backend();
         out.engine(Input::RequestFinished { request });
         client.finish_exchange(client_keep_alive, context, out);
+    }
+
+    /// The client left while the app works on the request. The connection stays and the
+    /// rest of the request still goes out; the response is read to its end and dropped, so
+    /// that the session, which the engine keeps, ends when the app is really done
+    /// ([`Backend::discard_response`]). Closing it instead would free the process in the
+    /// engine's eyes while the app still works, and the next request would wait inside it.
+    pub fn abandon(
+        &mut self,
+        peer: std::net::IpAddr,
+        record: Option<Box<RequestRecord>>,
+        out: &mut Actions,
+    ) {
+        let Some((_, request)) = self.exchange.take() else {
+            return;
+        };
+        self.abandoned = Some(Abandoned {
+            request,
+            peer,
+            record,
+            sink: Vec::new(),
+        });
+        out.engine(Input::ClientAbandoned { request });
+        // Reading may have paused for the client; what the app sent meanwhile is read now.
+        self.paused = false;
+        out.push(Action::ReadBackend {
+            backend: self.key,
+            drain: true,
+        });
+    }
+
+    /// Reads the response of an abandoned exchange and drops it; at its end the session ends
+    /// and the connection closes (an abandoned exchange is rare: no need to keep it).
+    pub fn discard_response(&mut self, drain: bool, out: &mut Actions) {
+        loop {
+            let result = read_into(&mut self.stream, &mut self.inbuf, BACKEND_READ_BYTES, drain);
+            self.got_bytes |= !self.inbuf.is_empty();
+            self.reset |= matches!(result, ReadResult::Failed);
+            let (Some(relay), Some(abandoned)) = (self.relay.as_mut(), self.abandoned.as_mut())
+            else {
+                return;
+            };
+            let mut outcome = relay.feed(&mut self.inbuf, &mut abandoned.sink);
+            abandoned.sink.clear();
+            if matches!(outcome, RelayOutcome::NeedMore)
+                && matches!(result, ReadResult::Eof | ReadResult::Failed)
+            {
+                outcome = relay.eof();
+            }
+            match outcome {
+                RelayOutcome::NeedMore if matches!(result, ReadResult::Full) => continue,
+                RelayOutcome::NeedMore => {}
+                // The app answered (a switch of protocols too: nobody is left to use it).
+                RelayOutcome::Done { .. } | RelayOutcome::Upgraded => {
+                    let request = abandoned.request;
+                    self.relay = None;
+                    out.engine(Input::RequestFinished { request });
+                    out.push(Action::CloseBackend(self.key));
+                }
+                RelayOutcome::Error(error) => self.broken(error.reason, out),
+            }
+            return;
+        }
     }
 
     /// Ferry is stopping: a response not yet begun tells its client the connection closes

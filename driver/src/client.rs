@@ -322,10 +322,17 @@ impl Client {
         if let Phase::Submitted { request, backend } = self.phase {
             self.phase = Phase::Closing;
             out.push(Action::Forget(request));
-            if let Some(backend) = backend {
-                out.push(Action::CloseBackend(backend));
+            match backend {
+                // The app works on it: the exchange goes on without the client, and its
+                // line is logged when the app is done.
+                Some(backend) => out.push(Action::Abandon {
+                    backend,
+                    request,
+                    peer: self.peer,
+                    record: self.record.take().map(Box::new),
+                }),
+                None => out.engine(Input::ClientGone { request }),
             }
-            out.engine(Input::ClientGone { request });
         }
         self.close(out);
     }

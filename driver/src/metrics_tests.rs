@@ -6,6 +6,7 @@ fn process(id: u64, state: ProcessState) -> ProcessStatus {
         id: ProcessId(id),
         state,
         sessions: 0,
+        abandoned: 0,
         processed: 0,
         generation: 0,
         over_memory_limit: false,

@@ -49,6 +49,10 @@ pub struct ProcessReport {
     pub id: u64,
     pub state: String,
     pub sessions: u32,
+    /// Of its sessions, those whose client left while the app works on them: ferry reads
+    /// their responses to the end and drops them.
+    #[serde(default)]
+    pub abandoned_sessions: u32,
     pub processed: u64,
     pub uptime_s: f64,
     pub cpu_percent: f64,
@@ -183,6 +187,13 @@ impl StatusReport {
                 );
                 if let Some(age) = p.oldest_request_age_s {
                     line(&mut out, format!("    Oldest request: {age:.1}s"));
+                }
+                if p.abandoned_sessions > 0 {
+                    let n = p.abandoned_sessions;
+                    line(
+                        &mut out,
+                        format!("    Clients gone: {n} (the app still works on those requests)"),
+                    );
                 }
             }
             line(&mut out, String::new());

@@ -69,6 +69,9 @@ pub(crate) struct Request {
     pub fresh_from: Option<ProcessId>,
     /// The session became a tunnel (WebSocket): it no longer counts toward scaling.
     pub upgraded: bool,
+    /// Its client left while the app worked on it ([`Input::ClientAbandoned`]): the session
+    /// goes on until the app is done, and its end counts as cancelled.
+    pub abandoned: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -126,6 +129,7 @@ impl Engine {
             Input::RequestFailed { request } => self.end_session(request, SessionEnd::Failed),
             Input::SessionUpgraded { request } => self.session_upgraded(request),
             Input::ClientGone { request } => self.client_gone(request),
+            Input::ClientAbandoned { request } => self.client_abandoned(request),
             Input::ProcessRefused { request } => self.process_refused(request),
             Input::ForwardFailed { request, error } => self.forward_failed(request, error),
             Input::ProcessReady { process } => self.process_ready(process),

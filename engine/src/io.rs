@@ -48,6 +48,16 @@ pub enum Input {
         /// The request whose client left.
         request: RequestId,
     },
+    /// The client of an in-flight request went away while the app still works on it, and the
+    /// caller keeps the connection to the app (reading and dropping the rest of the response).
+    /// The session lasts until [`Input::RequestFinished`] or [`Input::RequestFailed`] (or the
+    /// process exits, or `max_request_time` ends it), so routing, scaling and the status see
+    /// the process as busy as it is; the request counts as cancelled when it ends that way.
+    /// A queued request leaves the queue at once, as with [`Input::ClientGone`].
+    ClientAbandoned {
+        /// The request whose client left.
+        request: RequestId,
+    },
     /// The process an in-flight request was forwarded to refused the connection, so nothing
     /// reached the app: the request goes back to the front of its queue, and the process —
     /// dying, or broken — is stopped and counted as a failure.

@@ -37,6 +37,7 @@ impl Engine {
             queued_at: now,
             started_at: now,
             upgraded: false,
+            abandoned: false,
             fresh_from,
         };
         let group = self.group(group_id);
@@ -173,6 +174,12 @@ impl Engine {
             self.requests.insert(request, entry);
             return;
         };
+        // Whatever the app did, its client had left: nobody was served.
+        let end = if entry.abandoned {
+            SessionEnd::Cancelled
+        } else {
+            end
+        };
         match end {
             SessionEnd::Served => self.totals.served += 1,
             SessionEnd::Cancelled => self.totals.cancelled += 1,
@@ -230,6 +237,19 @@ impl Engine {
             // A request waiting for a fresh process may have held up others behind it.
             self.dispatch(entry.group);
         }
+    }
+
+    /// The client left an in-flight request that its process still works on: the session
+    /// stays, so that the process is not handed another request while it is busy (a queued
+    /// request simply leaves, as with [`Engine::client_gone`]).
+    pub(crate) fn client_abandoned(&mut self, request: RequestId) {
+        let Some(entry) = self.requests.get_mut(&request) else {
+            return;
+        };
+        if entry.process.is_none() {
+            return self.client_gone(request);
+        }
+        entry.abandoned = true;
     }
 
     /// The driver could not forward `request` for a reason of its own: its session is
@@ -329,6 +349,14 @@ impl Engine {
                 }
             }
             self.mark_dirty(group_id);
+        }
+        if self.requests.get(&request).is_some_and(|r| r.abandoned) {
+            // Its client has left: nobody waits for another process to serve it.
+            self.requests.remove(&request);
+            self.totals.cancelled += 1;
+            self.dispatch(group_id);
+            self.mark_dirty(group_id);
+            return;
         }
         // During a shutdown too it waits for another process (`wind_down` rejects it if
         // none is left to serve it).

@@ -111,6 +111,10 @@ pub struct ProcessStatus {
     pub state: ProcessState,
     /// Requests it is serving now (upgraded tunnels included).
     pub sessions: u32,
+    /// Of those, the ones whose client has left while the app works on them
+    /// ([`crate::Input::ClientAbandoned`]).
+    #[serde(default)]
+    pub abandoned: u32,
     /// Sessions it has ended, whatever their outcome.
     pub processed: u64,
     /// The group's restart generation when it was spawned.
@@ -155,6 +159,11 @@ impl Engine {
                             id: *id,
                             state: p.state,
                             sessions: p.sessions,
+                            abandoned: p
+                                .in_flight
+                                .iter()
+                                .filter(|r| self.requests.get(r).is_some_and(|r| r.abandoned))
+                                .count() as u32,
                             processed: p.processed,
                             generation: p.generation,
                             over_memory_limit: p.over_memory_limit,

@@ -97,6 +97,11 @@ enum Step {
     ClientGone {
         pick: usize,
     },
+    /// The client leaves, and the driver keeps the connection to the app: an in-flight
+    /// request keeps its session until it finishes.
+    ClientAbandon {
+        pick: usize,
+    },
     Ready {
         pick: usize,
     },
@@ -268,6 +273,7 @@ impl ReferenceStateMachine for PoolModel {
             60 => (0..groups).prop_map(move |group| Step::Arrive { group, request }),
             50 => pick().prop_map(|pick| Step::Finish { pick }),
             8 => pick().prop_map(|pick| Step::ClientGone { pick }),
+            8 => pick().prop_map(|pick| Step::ClientAbandon { pick }),
             40 => pick().prop_map(|pick| Step::Ready { pick }),
             faults => pick().prop_map(|pick| Step::SpawnFail { pick }),
             faults => pick().prop_map(|pick| Step::Crash { pick }),
@@ -283,7 +289,7 @@ impl ReferenceStateMachine for PoolModel {
             3 => (0..groups, any::<bool>()).prop_map(|(group, on)| Step::AlwaysRestart { group, on }),
             5 => pick().prop_map(|pick| Step::Detach { pick }),
             1 => Just(Step::Shutdown),
-            6 => (pick(), 0u8..5).prop_map(|(pick, kind)| Step::Late { pick, kind }),
+            6 => (pick(), 0u8..6).prop_map(|(pick, kind)| Step::Late { pick, kind }),
         ]
         .boxed()
     }
@@ -375,6 +381,10 @@ struct Harness {
     /// When each open request was last queued and when its current session started.
     request_times: BTreeMap<RequestId, (Instant, Instant)>,
     ended: BTreeSet<RequestId>,
+    /// In-flight requests whose client left while the driver keeps the app's connection.
+    abandoned: BTreeSet<RequestId>,
+    /// Requests ended because their client left: the engine's `cancelled`.
+    cancelled: u64,
     arrived: u64,
     shutdown_requested: bool,
     /// When the engine's shutdown deadline passes: `shutdown_timeout` after the request.
@@ -417,6 +427,8 @@ impl Harness {
             requests: BTreeMap::new(),
             request_times: BTreeMap::new(),
             ended: BTreeSet::new(),
+            abandoned: BTreeSet::new(),
+            cancelled: 0,
             arrived: 0,
             shutdown_requested: false,
             shutdown_deadline: None,
@@ -454,6 +466,10 @@ impl Harness {
             },
             Step::ClientGone { pick } => match self.nth_request(pick, false) {
                 Some(request) => Input::ClientGone { request },
+                None => Input::Tick,
+            },
+            Step::ClientAbandon { pick } => match self.nth_request(pick, false) {
+                Some(request) => Input::ClientAbandoned { request },
                 None => Input::Tick,
             },
             Step::Refuse { pick } => match self.nth_request(pick, true) {
@@ -531,6 +547,7 @@ impl Harness {
             (2, _, Some(process)) => Input::ProcessReady { process },
             (3, _, Some(process)) => exit(process),
             (4, _, Some(process)) => Input::DetachProcess { process },
+            (5, Some(request), _) => Input::ClientAbandoned { request },
             _ => Input::Tick,
         }
     }
@@ -586,6 +603,8 @@ impl Harness {
                     let p = self.processes.get_mut(process).unwrap();
                     p.sessions.remove(&request);
                     p.last_used = self.now;
+                    // Its client had left: it counts as cancelled, whatever the app did.
+                    self.cancelled += u64::from(self.abandoned.contains(&request));
                     self.end(request);
                 }
             }
@@ -598,7 +617,17 @@ impl Harness {
                     p.last_used = self.now;
                 }
                 if self.requests.contains_key(&request) {
+                    self.cancelled += 1;
                     self.end(request);
+                }
+            }
+            // A queued request leaves; an in-flight one keeps its session until it ends.
+            Input::ClientAbandoned { request } => {
+                if let Some(ModelRequest::Queued(_)) = self.requests.get(&request) {
+                    self.cancelled += 1;
+                    self.end(request);
+                } else if self.requests.contains_key(&request) {
+                    self.abandoned.insert(request);
                 }
             }
             Input::ProcessRefused { request } => {
@@ -613,10 +642,17 @@ impl Harness {
                     p.sessions.remove(&request);
                     p.last_used = self.now;
                     p.stopped_for_itself = true;
-                    self.requests.insert(request, ModelRequest::Queued(group));
-                    // Its queue time starts again: the wait at the process was not in a queue.
-                    if let Some(times) = self.request_times.get_mut(&request) {
-                        times.0 = self.now;
+                    if self.abandoned.contains(&request) {
+                        // Nobody waits for another process to serve it.
+                        self.cancelled += 1;
+                        self.end(request);
+                    } else {
+                        self.requests.insert(request, ModelRequest::Queued(group));
+                        // Its queue time starts again: the wait at the process was not in a
+                        // queue.
+                        if let Some(times) = self.request_times.get_mut(&request) {
+                            times.0 = self.now;
+                        }
                     }
                 }
             }
@@ -713,6 +749,7 @@ impl Harness {
         );
         assert!(self.ended.insert(request), "{request} ended twice");
         self.request_times.remove(&request);
+        self.abandoned.remove(&request);
     }
 
     fn queued_in(&self, group: GroupId) -> usize {
@@ -1126,6 +1163,7 @@ impl Harness {
             totals.served + totals.rejected + totals.failed + totals.cancelled,
             self.ended.len() as u64
         );
+        assert_eq!(totals.cancelled, self.cancelled);
         for group in &status.groups {
             for p in &group.processes {
                 let model = &self.processes[&p.id];

@@ -122,6 +122,7 @@ impl Server {
                             id: p.id.0,
                             state: format!("{:?}", p.state).to_lowercase(),
                             sessions: p.sessions,
+                            abandoned_sessions: p.abandoned,
                             processed: p.processed,
                             uptime_s: secs(uptime),
                             cpu_percent: pid

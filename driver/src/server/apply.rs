@@ -37,6 +37,12 @@ impl Server {
             }
             Action::RemoveClient(key) => self.remove_client(key),
             Action::CloseBackend(key) => self.close_backend(key),
+            Action::Abandon {
+                backend,
+                request,
+                peer,
+                record,
+            } => self.abandon(backend, request, peer, record),
             Action::ReadBackend { backend, drain } => self.read_backend(backend, drain),
             Action::ResumeBackend(key) => self.resume_backend(key),
             Action::BackendBroken { backend, why } => self.backend_broken(backend, &why),

@@ -88,6 +88,7 @@ impl Server {
     /// The app process died during the request: 502, or a cut connection if the response
     /// had begun.
     fn fail_request(&mut self, request: RequestId) {
+        self.close_abandoned(request);
         let reason = "the app process handling this request died";
         self.with_client_of(request, |client, context, out| {
             client.end_with_error(request, 502, reason, context, out)
@@ -97,6 +98,7 @@ impl Server {
     /// The request ran for --max-request-time: 504 (or a cut connection if the response had
     /// begun); the engine stops its process.
     fn time_out_request(&mut self, request: RequestId) {
+        self.close_abandoned(request);
         let reason = "the app did not answer within --max-request-time";
         self.with_client_of(request, |client, context, out| {
             client.end_with_error(request, 504, reason, context, out)

@@ -7,6 +7,7 @@ use super::{token_of, Entry, Server};
 use crate::app::BackendAddr;
 use crate::backend::{Backend, BackendStream};
 use crate::client::Phase;
+use crate::observer::RequestRecord;
 use crate::resources::{describe_exhaustion, is_exhaustion};
 use ferry_engine::{Input, ProcessId, RequestId};
 use mio::Interest;
@@ -107,6 +108,9 @@ impl Server {
         let Some(backend) = self.backend(key) else {
             return;
         };
+        if backend.abandoned.is_some() {
+            return self.with_backend(key, |backend, _, out| backend.discard_response(drain, out));
+        }
         if backend.tunnel {
             if let Some((client_key, request)) = backend.exchange {
                 self.tunnel_from_backend(key, client_key, request);
@@ -145,7 +149,11 @@ impl Server {
             .entries
             .iter()
             .filter_map(|(key, entry)| match entry {
-                Entry::Backend(b) if b.process == process && b.exchange.is_some() => Some(key),
+                Entry::Backend(b)
+                    if b.process == process && (b.exchange.is_some() || b.abandoned.is_some()) =>
+                {
+                    Some(key)
+                }
                 _ => None,
             })
             .collect();
@@ -179,10 +187,19 @@ impl Server {
             return;
         };
         let exchange = backend.exchange.take();
+        let abandoned = backend.abandoned.as_ref().map(|a| a.request);
         let (reused, process) = (backend.reused, backend.process);
         let (undelivered, closed_as_reused) = (backend.undelivered(), backend.closed_as_reused());
         let connected = backend.connected;
         self.close_backend(key);
+        if let Some(request) = abandoned {
+            // Nobody waits for this request to be retried or answered. A process that died
+            // under it fails it in the engine.
+            if !self.reap_if_exited(process) {
+                self.inputs.push_back(Input::RequestFailed { request });
+            }
+            return;
+        }
         let Some((client_key, request)) = exchange else {
             return;
         };
@@ -259,6 +276,54 @@ impl Server {
             if let Some(child) = self.children.get_mut(&backend.process) {
                 child.idle_backends.retain(|k| *k != key);
             }
+            if let Some(abandoned) = backend.abandoned {
+                // Its exchange has ended, whichever way: now its line is written.
+                self.request_ended(abandoned.peer, abandoned.record);
+            }
+        }
+    }
+
+    /// The client of the exchange on `key` left while the app works on `request`: the
+    /// exchange goes on without it, and the engine keeps the session until it ends.
+    pub(super) fn abandon(
+        &mut self,
+        key: usize,
+        request: RequestId,
+        peer: std::net::IpAddr,
+        record: Option<Box<RequestRecord>>,
+    ) {
+        let serving = self
+            .backend(key)
+            .is_some_and(|b| b.exchange.is_some_and(|(_, r)| r == request));
+        if !serving {
+            // Its exchange is over already: only the request is left to end.
+            self.request_ended(peer, record);
+            return self.inputs.push_back(Input::ClientGone { request });
+        }
+        self.with_backend(key, |backend, _, out| backend.abandon(peer, record, out));
+    }
+
+    /// The access log line and the counts of a request that has ended.
+    fn request_ended(&mut self, peer: std::net::IpAddr, record: Option<Box<RequestRecord>>) {
+        if let Some(record) = record {
+            self.observed(|o| o.request_ended(peer, *record));
+        }
+    }
+
+    /// The engine ended `request` (a timeout, its process's death) after its client had
+    /// left: the exchange still reading its response is closed.
+    pub(super) fn close_abandoned(&mut self, request: RequestId) {
+        if self.requests.contains_key(&request) {
+            return; // its client is still there
+        }
+        let key = self.entries.iter().find_map(|(key, entry)| match entry {
+            Entry::Backend(b) if b.abandoned.as_ref().is_some_and(|a| a.request == request) => {
+                Some(key)
+            }
+            _ => None,
+        });
+        if let Some(key) = key {
+            self.close_backend(key);
         }
     }
 

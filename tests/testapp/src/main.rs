@@ -15,11 +15,17 @@
 //! * `TESTAPP_REQUEST_DELAY_MS` — sleep this long in every request, after the
 //!   request body was read and before answering.
 //! * `TESTAPP_RECORD_FILE` — `/echo` appends its JSON, one line per request.
+//! * `TESTAPP_HOLD_FILE` — `/hold` answers once this file exists.
+//! * `TESTAPP_CONCURRENCY_FILE` — every request appends `<pid> <requests in progress in
+//!   this process, itself included>` as it starts (after its body was read); a request is in
+//!   progress until its response begins.
 //!
 //! Endpoints (any method unless noted; HEAD gets the head only):
 //! * `/` → `Hello from ferry-testapp pid <pid>\n`
 //! * `/pid` → the pid (no newline)
 //! * `/sleep?ms=N` → sleeps N ms, then answers the pid
+//! * `/hold` → waits until the file `TESTAPP_HOLD_FILE` names exists (at most 60 s), then
+//!   answers the pid; 500 when the variable is unset
 //! * `/echo` → JSON `{"pid","method","target","version","headers":[[n,v],..],"body_b64"}`
 //! * `/crash` → exit(3) without answering
 //! * `/env/NAME` → the value of the environment variable NAME (404 when unset)
@@ -36,6 +42,7 @@
 //! to stdout and flushed once the socket listens. SIGTERM exits 0.
 
 mod http;
+mod in_progress;
 mod util;
 
 use std::fs::{File, OpenOptions};
@@ -47,6 +54,7 @@ use std::time::Duration;
 use std::{env, process, thread};
 
 use http::{BodyKind, Conn, ConnError, Head, Span};
+use in_progress::{request_answered, InProgress};
 
 /// Largest accepted request body.
 const MAX_BODY: u64 = 256 * 1024 * 1024;
@@ -60,6 +68,8 @@ struct Config {
     crash_after: Option<u64>,
     request_delay: Duration,
     record: Option<Mutex<File>>,
+    concurrency: Option<Mutex<File>>,
+    hold_file: Option<std::path::PathBuf>,
     big: Vec<u8>,
 }
 
@@ -77,6 +87,16 @@ fn config() -> &'static Config {
 fn die(status: i32, msg: &str) -> ! {
     eprintln!("ferry-testapp: {msg}");
     process::exit(status)
+}
+
+/// The file the environment variable `name` names, opened for appending (unset or empty:
+/// none). One that cannot be opened → exit 2.
+fn append_file(name: &str) -> Option<Mutex<File>> {
+    let path = env::var_os(name).filter(|p| !p.is_empty())?;
+    match OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => Some(Mutex::new(f)),
+        Err(e) => die(2, &format!("cannot open {name} {path:?}: {e}")),
+    }
 }
 
 /// Read an optional numeric env var; empty counts as unset. Invalid → exit 2.
@@ -133,14 +153,8 @@ fn main() {
     let startup_delay = env_u64("TESTAPP_STARTUP_DELAY_MS");
     let crash_after = env_u64("TESTAPP_CRASH_AFTER");
     let request_delay = Duration::from_millis(env_u64("TESTAPP_REQUEST_DELAY_MS").unwrap_or(0));
-    let record = env::var_os("TESTAPP_RECORD_FILE")
-        .filter(|p| !p.is_empty())
-        .map(
-            |path| match OpenOptions::new().create(true).append(true).open(&path) {
-                Ok(f) => Mutex::new(f),
-                Err(e) => die(2, &format!("cannot open TESTAPP_RECORD_FILE {path:?}: {e}")),
-            },
-        );
+    let record = append_file("TESTAPP_RECORD_FILE");
+    let concurrency = append_file("TESTAPP_CONCURRENCY_FILE");
 
     if let Some(ms) = startup_delay {
         thread::sleep(Duration::from_millis(ms));
@@ -161,6 +175,10 @@ fn main() {
         crash_after,
         request_delay,
         record,
+        concurrency,
+        hold_file: env::var_os("TESTAPP_HOLD_FILE")
+            .filter(|p| !p.is_empty())
+            .map(Into::into),
         big,
     };
     if CONFIG.set(cfg).is_err() {
@@ -267,6 +285,7 @@ fn serve_conn(stream: TcpStream) {
             Err(ConnError::BadChunk) => return error_and_close(&mut out, 400, "Bad Request"),
             Err(_) => return,
         }
+        let in_progress = InProgress::start(cfg.pid, cfg.concurrency.as_ref());
         if !cfg.request_delay.is_zero() {
             thread::sleep(cfg.request_delay);
         }
@@ -280,6 +299,7 @@ fn serve_conn(stream: TcpStream) {
             Ok(keep) => keep,
             Err(_) => return,
         };
+        drop(in_progress);
         let served = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
         if cfg.crash_after.is_some_and(|n| served >= n) {
             eprintln!("ferry-testapp: exiting after {served} requests (TESTAPP_CRASH_AFTER)");
@@ -369,6 +389,7 @@ fn query_u64(query: &[u8], name: &[u8]) -> Option<u64> {
 
 /// Write the status line plus the headers every response shares.
 fn start_head(buf: &mut Vec<u8>, code: u16, ctype: &str, req: &Request, keep: bool) {
+    request_answered();
     buf.clear();
     let _ = write!(buf, "HTTP/1.1 {code} {}\r\n", reason(code));
     if !ctype.is_empty() {
@@ -430,6 +451,16 @@ fn route(req: &Request, out: &mut Out) -> io::Result<bool> {
         b"/sleep" => {
             let ms = query_u64(query, b"ms").unwrap_or(0);
             thread::sleep(Duration::from_millis(ms));
+            respond(out, req, 200, TEXT, cfg.pid_str.as_bytes())
+        }
+        b"/hold" => {
+            let Some(path) = &cfg.hold_file else {
+                return respond(out, req, 500, TEXT, b"TESTAPP_HOLD_FILE is not set\n");
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !path.exists() && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
             respond(out, req, 200, TEXT, cfg.pid_str.as_bytes())
         }
         b"/echo" => echo(req, out),

@@ -420,3 +420,47 @@ fn startup_failures() {
     assert_eq!(status.code(), Some(2));
     assert!(err.contains("TESTAPP_CRASH_AFTER"), "{err}");
 }
+
+#[test]
+fn hold_answers_once_its_file_exists_and_requests_in_progress_are_counted() {
+    let dir = std::env::temp_dir().join(format!("ferry-testapp-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (release, counts) = (dir.join("release"), dir.join("counts"));
+    let _ = std::fs::remove_file(&release);
+    let _ = std::fs::remove_file(&counts);
+    let app = App::start(&[
+        ("TESTAPP_HOLD_FILE", release.to_str().unwrap()),
+        ("TESTAPP_CONCURRENCY_FILE", counts.to_str().unwrap()),
+    ]);
+    let (mut first, mut second) = (app.client(), app.client());
+    first.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    second.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&counts)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "both requests counted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(&release, "").unwrap();
+    for client in [&mut first, &mut second] {
+        let r = client.read(false);
+        assert_eq!((r.status, r.text()), (200, app.pid().to_string()));
+    }
+    assert_eq!(first.get("/pid").status, 200);
+    let pid = app.pid();
+    let recorded = std::fs::read_to_string(&counts).unwrap();
+    let lines: Vec<&str> = recorded.lines().collect();
+    let mut held: Vec<String> = lines[..2].iter().map(|l| l.to_string()).collect();
+    held.sort();
+    assert_eq!(held, [format!("{pid} 1"), format!("{pid} 2")]);
+    assert_eq!(
+        lines[2..],
+        [format!("{pid} 1")],
+        "the answered ones count no more"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
