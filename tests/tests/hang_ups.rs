@@ -110,10 +110,20 @@ fn clients_that_hang_up_keep_their_sessions_until_the_app_has_answered() {
 }
 
 /// An abandoned request that runs into --max-request-time is still cut: its process is
-/// stopped and replaced, as when its client waits.
+/// stopped and replaced, as when its client waits, and its access log line says 499.
 #[test]
 fn an_abandoned_request_still_runs_into_max_request_time() {
-    let ferry = Ferry::start_testapp(&["--max-request-time", "2"], &[]);
+    let dir = TempDir::new("ferry-e2e-hangup");
+    let log = dir.path().join("access.log");
+    let ferry = Ferry::start_testapp(
+        &[
+            "--max-request-time",
+            "2",
+            "--access-log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+    );
     let busy = ferry.wait_ready(1, LIMIT)[0];
     let mut conn = RawConn::connect(ferry.addr());
     conn.send(b"GET /sleep?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -126,6 +136,14 @@ fn an_abandoned_request_still_runs_into_max_request_time() {
         (status["totals"]["timed_out"] == 1).then_some(status)
     });
     assert_eq!(status["totals"]["cancelled"], 0, "{status}");
+    let line = wait_for("the request's access log line", LIMIT, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().next().map(str::to_string)
+    });
+    assert!(
+        line.contains("\"GET /sleep?ms=60000 HTTP/1.1\" 499 0 "),
+        "{line}"
+    );
     wait_for("the process to be stopped", LIMIT, || {
         (!process_alive(busy)).then_some(())
     });
@@ -140,7 +158,7 @@ fn a_client_gone_mid_response_keeps_the_session_until_the_last_chunk() {
     let ferry = Ferry::start_testapp(&[], &[]);
     ferry.wait_ready(1, LIMIT);
     let mut conn = RawConn::connect(ferry.addr());
-    conn.send(b"GET /chunked?n=12&delay_ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
+    conn.send(b"GET /chunked?n=20&delay_ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
     let head = conn.read_bytes(b"HTTP/1.1 200".len()).expect("the head");
     assert_eq!(head, b"HTTP/1.1 200");
     drop(conn);
@@ -149,6 +167,11 @@ fn a_client_gone_mid_response_keeps_the_session_until_the_last_chunk() {
         (abandoned(&status) == [1]).then_some(status)
     });
     assert_eq!(sessions(&status), [1], "{status}");
+    let text = String::from_utf8(ferry.ferry_command(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("Clients gone: 1 (the app still works on those requests)"),
+        "{text}"
+    );
     let status = wait_for("the app to finish the response", LIMIT, || {
         let status = ferry.status();
         (sessions(&status) == [0]).then_some(status)
