@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 """The WSGI loader's own cost per request, without ferry, wrk or the scheduler.
 
-Runs driver/src/wsgi_loader.py's request handling in this process on one end of a
+Runs the loader's request handling (driver/src/wsgi_loader/ferry_wsgi) in this process on one end of a
 Unix socketpair, on the exact request ferry forwards for `wrk http://127.0.0.1:PORT/`,
 and prints microseconds of CPU per request for each app: the hello app, the Flask
 JSON app (when Flask is importable), and a do-nothing app (the loader alone).
 
-    bench/.venv/bin/python bench/loader_micro.py [REQUESTS [LOADER.py ...]]
+    bench/.venv/bin/python bench/loader_micro.py [REQUESTS [LOADER_DIR ...]]
 
-With several loader files (e.g. an older version from `git show`), their rounds are
+A LOADER_DIR holds wsgi_loader.py and its ferry_wsgi package (default
+driver/src/wsgi_loader). With several (e.g. an older version from `git archive`), their rounds are
 interleaved, so a busy machine skews them alike. The best and median round are
 printed (CPU time of this process: the loader's Python plus its recv/send syscalls,
 as in production).
 """
 
+import importlib
 import importlib.util
+import io
 import os
 import socket
 import statistics
@@ -35,6 +38,18 @@ def load(name, path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_loader(name, loader_dir):
+    """The loader's server module, its package imported under `name` so that several
+    versions can be loaded side by side."""
+    package_dir = os.path.join(loader_dir, "ferry_wsgi")
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(package_dir, "__init__.py"), submodule_search_locations=[package_dir])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(name + ".server")
 
 
 def nothing_app(environ, start_response):
@@ -75,7 +90,7 @@ def measure(loaders, app, requests):
     for loader in loaders:
         ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         peer.setblocking(False)
-        setups.append((loader._Server(app, False), ours, peer, []))
+        setups.append((loader.Server(app, False), ours, peer, []))
     try:
         for _ in range(ROUNDS):
             for server, ours, peer, rounds in setups:
@@ -101,10 +116,10 @@ FRAME = "\0".join([
 def request_side(loader, requests):
     """Microseconds per request to turn the request into environ (the app and the
     response left out): the loader's HTTP parsing, and decoding FRAME instead."""
-    server = loader._Server(nothing_app, False)
+    server = loader.Server(nothing_app, False)
     server.run_app = lambda sock, environ, is_head, http11, keep: keep
     base = server.base_environ
-    BytesIO = loader.io.BytesIO
+    BytesIO = io.BytesIO
 
     def parse():
         start = time.process_time()
@@ -127,8 +142,8 @@ def request_side(loader, requests):
 
 def main():
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-    paths = sys.argv[2:] or [os.path.join(REPO, "driver", "src", "wsgi_loader.py")]
-    loaders = [load("ferry_wsgi_loader_%d" % i, p) for i, p in enumerate(paths)]
+    paths = sys.argv[2:] or [os.path.join(REPO, "driver", "src", "wsgi_loader")]
+    loaders = [load_loader("ferry_wsgi_%d" % i, p) for i, p in enumerate(paths)]
     print("Python %s, %d requests x %d rounds" % (sys.version.split()[0], requests, ROUNDS))
     for name, app in apps():
         for path, (best, med) in zip(paths, measure(loaders, app, requests)):

@@ -3,9 +3,6 @@
 use crate::cli::{AppType, StartArgs};
 use std::path::{Path, PathBuf};
 
-/// The wsgi loader ferry ships, written into the instance directory at start.
-pub const WSGI_LOADER: &str = include_str!("wsgi_loader.py");
-
 /// The default scaling target of processes with no concurrency cap. Knative's autoscaler
 /// targets 100 concurrent requests per container at 70% (so it scales out at about 70), but
 /// its unit is a container, often several cores; ferry's is one process, usually one event

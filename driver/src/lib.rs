@@ -18,7 +18,8 @@
 //!   actions (`actions`), which the server applies; they never reach into it. The HTTP rules
 //!   are the `ferry-http` crate (`http` here); `exchange` is one proxied request/response on
 //!   top of it, `buffers` the non-blocking output buffers that spill to disk.
-//! - App processes: `app` (what to run), `children` (spawning, pidfds, stopping),
+//! - App processes: `app` (what to run), `wsgi_loader` (the Python loader's files, written
+//!   out at start), `children` (spawning, pidfds, stopping),
 //!   `app_user` (`--user`), `reload` (`tmp/restart.txt`, `--reload`), `watchdog` (stops what
 //!   they leave if ferry dies), `resources` (running out of descriptors or memory).
 //! - Telling the world: `log` (and `decisions`, the engine's decisions with their reasons),
@@ -68,6 +69,7 @@ mod transport;
 mod trusted_proxies;
 mod tunnel;
 mod watchdog;
+mod wsgi_loader;
 
 /// The HTTP layer, a crate of its own (`ferry-http`), under the name the driver's modules use.
 use ferry_http as http;

@@ -1,4 +1,4 @@
-"""Tests for ferry's WSGI loader (driver/src/wsgi_loader.py).
+"""Tests for ferry's WSGI loader (driver/src/wsgi_loader/: wsgi_loader.py and ferry_wsgi).
 
 Run from the repository root:
 
@@ -22,7 +22,7 @@ import time
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOADER = os.path.join(REPO, "driver", "src", "wsgi_loader.py")
+LOADER = os.path.join(REPO, "driver", "src", "wsgi_loader", "wsgi_loader.py")
 EXAMPLES = os.path.join(REPO, "examples")
 WAIT = 10.0  # upper bound for every wait, in seconds
 
@@ -355,7 +355,7 @@ class Client(object):
 class Loader(object):
     """The loader running as a subprocess."""
 
-    def __init__(self, app_root, startup_file=None, env=None, wait=True):
+    def __init__(self, app_root, startup_file=None, env=None, wait=True, loader=LOADER):
         self.tmp = tempfile.mkdtemp(prefix="ferry-wsgi-")
         self.socket_path = os.path.join(self.tmp, "app.sock")
         self.stdout_path = os.path.join(self.tmp, "stdout")
@@ -370,7 +370,7 @@ class Loader(object):
         full_env.update(env or {})
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, LOADER], env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                [sys.executable, loader], env=full_env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 cwd=self.tmp)
         if wait:
             self.wait_ready()
@@ -862,6 +862,42 @@ class TestLifecycle(LoaderTestCase):
 
     def test_missing_startup_file_exits_1(self):
         self.assert_startup_fails("nope.py", "does not exist")
+
+    def test_app_modules_named_like_the_loaders_own_are_the_apps(self):
+        # The loader's modules live in its package, so an app's `server` or `request`
+        # module is not shadowed by them.
+        app_root = tempfile.mkdtemp(prefix="ferry-wsgi-app-")
+        self.addCleanup(shutil.rmtree, app_root, True)
+        names = ("server", "request", "response", "body", "shutdown", "file_wrapper")
+        for name in names:
+            with open(os.path.join(app_root, name + ".py"), "w") as f:
+                f.write("WHOSE = 'the app'\n")
+        with open(os.path.join(app_root, "passenger_wsgi.py"), "w") as f:
+            f.write(textwrap.dedent("""\
+                import %s
+                def application(environ, start_response):
+                    whose = ",".join(m.WHOSE for m in (%s)).encode()
+                    start_response("200 OK", [("Content-Length", str(len(whose)))])
+                    return [whose]
+                """ % (", ".join(names), ", ".join(names))))
+        loader = Loader(app_root)
+        self.addCleanup(loader.stop)
+        self.assertEqual(self.connect(loader).request("GET", "/").body, ",".join(["the app"] * len(names)).encode(),
+                         loader.stderr())
+
+    def test_a_loader_module_that_does_not_compile_is_reported_as_ferrys_bug(self):
+        copy = tempfile.mkdtemp(prefix="ferry-wsgi-loader-")
+        self.addCleanup(shutil.rmtree, copy, True)
+        shutil.copytree(os.path.dirname(LOADER), os.path.join(copy, "loader"),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.rs"))
+        with open(os.path.join(copy, "loader", "ferry_wsgi", "response.py"), "a") as f:
+            f.write("\ndef broken(:\n")
+        loader = self.start(wait=False, loader=os.path.join(copy, "loader", "wsgi_loader.py"))
+        self.assertEqual(loader.wait_exit(), 1)
+        last_line = loader.stderr().strip().splitlines()[-1]
+        for needle in ("ferry_wsgi", "SyntaxError", "response.py", "a bug in ferry"):
+            self.assertIn(needle, last_line)
+        self.assertFalse(os.path.exists(loader.socket_path))
 
     def test_missing_socket_env_exits_2(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}

@@ -3,7 +3,7 @@
 
 use super::{Server, ADMIN, SIGNALS};
 use crate::actions::{Context, ProxySettings};
-use crate::app::{App, AppKind, WSGI_LOADER};
+use crate::app::{App, AppKind};
 use crate::cli::StartArgs;
 use crate::clock::Clock;
 use crate::instance::{InstanceDir, InstanceInfo};
@@ -186,11 +186,17 @@ impl Server {
         })?;
         let process_dir = crate::app_user::process_dir(&instance.path, app.user.as_ref())
             .map_err(|e| format!("cannot prepare a directory for --user's processes: {e}"))?;
-        let loader_path = process_dir.join("wsgi_loader.py");
-        if matches!(app.kind, AppKind::Wsgi { .. }) {
-            std::fs::write(&loader_path, WSGI_LOADER)
-                .map_err(|e| format!("cannot write the WSGI loader: {e}"))?;
-        }
+        // In the instance directory, not in --user's: the app's user cannot change it.
+        let loader_dir = instance.path.join("wsgi-loader");
+        let loader_path = match app.kind {
+            AppKind::Wsgi { .. } => crate::wsgi_loader::write_into(&loader_dir).map_err(|e| {
+                format!(
+                    "cannot write the WSGI loader into {}: {e}",
+                    loader_dir.display()
+                )
+            })?,
+            AppKind::Generic { .. } => loader_dir,
+        };
         let log = Log::open(args.log_file.as_deref(), args.log_level).map_err(|e| {
             format!(
                 "cannot open the log file {}: {e}",
