@@ -66,6 +66,23 @@ impl FieldKind {
     }
 }
 
+/// `(name, value)` of every field line in `fields`, read from `buf`, in order.
+pub(crate) fn pairs<'a, 'b: 'a>(
+    fields: &'a [Field],
+    buf: &'b [u8],
+) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
+    fields
+        .iter()
+        .map(move |f| (f.name.get(buf), f.value.get(buf)))
+}
+
+/// The first value of a field in `fields`, by case-insensitive name.
+pub(crate) fn first_value<'b>(fields: &[Field], buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    pairs(fields, buf)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
 /// Names with `_` are dropped (never forwarded, never interpreted), as nginx and gunicorn do
 /// by default: CGI-style apps (Rack, WSGI, PHP) map `-` and `_` to the same variable, so
 /// `Content_Length` or `X_Forwarded_For` could override what ferry checked or set.
@@ -95,35 +112,6 @@ impl ConnectionOptions {
                 self.upgrade = true;
             } else {
                 self.lists_fields = true;
-            }
-        }
-    }
-}
-
-/// Reads the field lines of a head that have arrived. Each complete line, but one whose name
-/// has an underscore (dropped, see [`has_underscore`]), is classified, handed to `check` with
-/// its value (so an offending line fails the head before the rest of it arrives) and kept in
-/// `fields`. `Ok(Some(end))` once the empty line ending the section is in (`end` just past
-/// it); `Ok(None)` until then.
-pub(crate) fn read_section(
-    parser: &mut FieldSectionParser,
-    buf: &[u8],
-    limits: &Limits,
-    fields: &mut Vec<Field>,
-    mut check: impl FnMut(FieldKind, Span) -> Result<(), HttpError>,
-) -> Result<Option<usize>, HttpError> {
-    loop {
-        match parser.next(buf, limits)? {
-            SectionEvent::Incomplete => return Ok(None),
-            SectionEvent::End { end } => return Ok(Some(end)),
-            SectionEvent::Field { name, value } => {
-                let name_bytes = name.get(buf);
-                if has_underscore(name_bytes) {
-                    continue;
-                }
-                let kind = FieldKind::of(name_bytes);
-                check(kind, value)?;
-                fields.push(Field { name, value, kind });
             }
         }
     }
@@ -225,6 +213,35 @@ pub(crate) struct FieldSectionParser {
 }
 
 impl FieldSectionParser {
+    /// Reads the field lines of a head that have arrived. Each complete line, but one whose name
+    /// has an underscore (dropped, see [`has_underscore`]), is classified, handed to `check` with
+    /// its value (so an offending line fails the head before the rest of it arrives) and kept in
+    /// `fields`. `Ok(Some(end))` once the empty line ending the section is in (`end` just past
+    /// it); `Ok(None)` until then.
+    pub(crate) fn read_section(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        fields: &mut Vec<Field>,
+        mut check: impl FnMut(FieldKind, Span) -> Result<(), HttpError>,
+    ) -> Result<Option<usize>, HttpError> {
+        loop {
+            match self.next(buf, limits)? {
+                SectionEvent::Incomplete => return Ok(None),
+                SectionEvent::End { end } => return Ok(Some(end)),
+                SectionEvent::Field { name, value } => {
+                    let name_bytes = name.get(buf);
+                    if has_underscore(name_bytes) {
+                        continue;
+                    }
+                    let kind = FieldKind::of(name_bytes);
+                    check(kind, value)?;
+                    fields.push(Field { name, value, kind });
+                }
+            }
+        }
+    }
+
     pub(crate) fn new(section_start: usize) -> Self {
         FieldSectionParser {
             state: State::LineStart,

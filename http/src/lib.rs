@@ -19,6 +19,9 @@
 //! - [`forward`]: builders for the head ferry sends to the app and the one sent to the client.
 //! - [`error_page`]: ferry's own small HTML error responses.
 //! - `target`: the request target's form (origin, absolute, asterisk).
+//! - `head_parse`, `framing_fields`: what both head parsers share: resuming where the last
+//!   call stopped, and the framing fields' checks with the rules that differ passed in
+//!   (strict for requests, tolerant of repeated equal Content-Lengths for responses).
 //! - `fields`, `chars`, `message`: the field-line grammar (shared by request and response
 //!   heads), byte classes and shared types.
 //!
@@ -34,6 +37,8 @@ pub mod error;
 pub mod error_page;
 mod fields;
 pub mod forward;
+mod framing_fields;
+mod head_parse;
 pub mod limits;
 pub mod message;
 pub mod request;

@@ -21,9 +21,10 @@
 use super::chars::{self, METHOD, PATH, QUERY};
 use super::error::HttpError;
 use super::fields::{
-    self, errors as field_errors, is_token, list_elements, ConnectionOptions, Field, FieldKind,
-    FieldSectionParser,
+    self, errors as field_errors, is_token, list_elements, Field, FieldKind, FieldSectionParser,
 };
+use super::framing_fields::{FramingRules, FramingSeen, LengthRepeats};
+use super::head_parse::{self, HeadParse, Progress};
 use super::limits::Limits;
 use super::message::{Span, Version};
 use super::target::target_form;
@@ -135,16 +136,12 @@ impl RequestHead {
         &'a self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
-        self.headers
-            .iter()
-            .map(move |f| (f.name.get(buf), f.value.get(buf)))
+        fields::pairs(&self.headers, buf)
     }
 
     /// The first value of a field, by case-insensitive name.
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-        self.headers(buf)
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        fields::first_value(&self.headers, buf, name)
     }
 }
 
@@ -197,23 +194,26 @@ enum State {
     Version,
     LineLf,
     Fields,
-    Done,
-    Failed(HttpError),
 }
 
 /// What the field lines said so far, folded as they arrive.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
-    content_length: Option<u64>,
-    transfer_encoding: bool,
+    framing: FramingSeen,
     chunked_last: bool,
     unsupported_coding: bool,
     host: bool,
     content_type: bool,
-    connection: ConnectionOptions,
-    upgrade_field: bool,
     expect_continue: bool,
 }
+
+/// A request's framing is strict: one Content-Length line of one value.
+const FRAMING_RULES: FramingRules = FramingRules {
+    repeats: LengthRepeats::Refused(errors::DUPLICATE_CL),
+    bad_length: errors::BAD_CL,
+    length_and_coding: errors::CL_AND_TE,
+    coding_in_http10: errors::TE_IN_HTTP10,
+};
 
 impl Seen {
     /// Checks one complete field line and folds in what it says.
@@ -225,40 +225,6 @@ impl Seen {
     ) -> Result<(), HttpError> {
         let seen = self;
         match kind {
-            FieldKind::ContentLength => {
-                if seen.transfer_encoding {
-                    return Err(errors::CL_AND_TE);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::DUPLICATE_CL);
-                }
-                let length = fields::parse_content_length(value_bytes).ok_or(errors::BAD_CL)?;
-                seen.content_length = Some(length);
-            }
-            FieldKind::TransferEncoding => {
-                if version == Version::Http10 {
-                    return Err(errors::TE_IN_HTTP10);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::CL_AND_TE);
-                }
-                seen.transfer_encoding = true;
-                for coding in list_elements(value_bytes) {
-                    if !is_token(coding) {
-                        return Err(errors::BAD_TE);
-                    }
-                    if seen.chunked_last {
-                        return Err(errors::CHUNKED_NOT_LAST);
-                    }
-                    if coding.eq_ignore_ascii_case(b"chunked") {
-                        seen.chunked_last = true;
-                    } else if coding.eq_ignore_ascii_case(b"identity") {
-                        return Err(errors::IDENTITY_TE);
-                    } else {
-                        seen.unsupported_coding = true;
-                    }
-                }
-            }
             FieldKind::Host => {
                 if seen.host {
                     return Err(errors::DUPLICATE_HOST);
@@ -274,10 +240,34 @@ impl Seen {
                 }
                 seen.content_type = true;
             }
-            FieldKind::Connection => seen.connection.add(value_bytes),
-            FieldKind::Upgrade => seen.upgrade_field = true,
             FieldKind::Expect if value_bytes.eq_ignore_ascii_case(b"100-continue") => {
                 seen.expect_continue = true;
+            }
+            FieldKind::ContentLength
+            | FieldKind::TransferEncoding
+            | FieldKind::Connection
+            | FieldKind::Upgrade => {
+                let framing = seen
+                    .framing
+                    .check(kind, value_bytes, version, &FRAMING_RULES)?;
+                if let Some(codings) = framing {
+                    seen.framing.coded = true;
+                    for coding in list_elements(codings) {
+                        if !is_token(coding) {
+                            return Err(errors::BAD_TE);
+                        }
+                        if seen.chunked_last {
+                            return Err(errors::CHUNKED_NOT_LAST);
+                        }
+                        if coding.eq_ignore_ascii_case(b"chunked") {
+                            seen.chunked_last = true;
+                        } else if coding.eq_ignore_ascii_case(b"identity") {
+                            return Err(errors::IDENTITY_TE);
+                        } else {
+                            seen.unsupported_coding = true;
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -298,6 +288,7 @@ pub struct RequestParser {
     in_query: bool,
     fields: FieldSectionParser,
     seen: Seen,
+    progress: Progress,
     head: RequestHead,
 }
 
@@ -311,6 +302,7 @@ impl RequestParser {
             in_query: false,
             fields: FieldSectionParser::new(0),
             seen: Seen::default(),
+            progress: Progress::Reading,
             head: RequestHead::empty(),
         }
     }
@@ -331,35 +323,76 @@ impl RequestParser {
     /// so far already break a rule or a limit (the same error whatever the split, and again
     /// on every later call). `Ok(Some)`: the complete head, also on later calls until reset.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<&RequestHead>, HttpError> {
-        if !matches!(self.state, State::Done | State::Failed(_)) {
-            self.state = match self.advance(buf) {
-                Ok(true) => State::Done,
-                Ok(false) => return Ok(None),
-                Err(error) => State::Failed(error),
-            };
+        if self.progress == Progress::Reading {
+            self.progress = Progress::after(head_parse::advance(self, buf));
         }
-        match self.state {
-            State::Failed(error) => Err(error),
-            _ => Ok(Some(&self.head)),
-        }
+        self.progress.outcome(&self.head)
     }
 
     pub fn into_head(self) -> Option<RequestHead> {
-        (self.state == State::Done).then_some(self.head)
+        (self.progress == Progress::Done).then_some(self.head)
     }
 
-    /// Runs the state machine as far as `buf` allows; `Ok(true)` once the head is complete.
-    fn advance(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
-        let line_limit = self.limits.max_request_line_bytes;
-        loop {
-            if self.state == State::Fields {
-                return self.advance_fields(buf);
+    /// Scans target bytes from `self.pos`, switching to the query alphabet at the first `?`.
+    fn scan_target(&mut self, buf: &[u8], line_limit: usize) -> usize {
+        let scan_end = buf.len().min(line_limit);
+        let mut pos = self.pos;
+        if !self.in_query {
+            pos = fields::scan_while(buf, pos, scan_end, PATH);
+            if pos < scan_end && buf[pos] == b'?' {
+                self.in_query = true;
+                pos += 1;
             }
+        }
+        if self.in_query {
+            pos = fields::scan_while(buf, pos, scan_end, QUERY);
+        }
+        pos
+    }
+
+    fn finish(&mut self, end: usize) -> Result<(), HttpError> {
+        let seen = self.seen;
+        let http11 = self.head.version == Version::Http11;
+        if http11 && !seen.host {
+            return Err(errors::MISSING_HOST);
+        }
+        self.head.framing = if seen.framing.coded {
+            if !seen.chunked_last {
+                return Err(errors::CHUNKED_NOT_LAST);
+            }
+            if seen.unsupported_coding {
+                return Err(errors::UNSUPPORTED_TE);
+            }
+            BodyFraming::Chunked
+        } else if let Some(length) = seen.framing.content_length {
+            if length > self.limits.max_body_size {
+                return Err(errors::BODY_TOO_LARGE);
+            }
+            BodyFraming::Length(length)
+        } else {
+            BodyFraming::None
+        };
+        let connection = seen.framing.connection;
+        self.head.keep_alive = !connection.close && (http11 || connection.keep_alive);
+        self.head.expect_continue = http11 && seen.expect_continue;
+        self.head.upgrade = http11 && seen.framing.upgrade_field && connection.upgrade;
+        self.head.connection_lists_fields = connection.lists_fields;
+        if let TargetForm::Absolute { authority, .. } = self.head.target_form {
+            self.head.host = Some(authority);
+        }
+        self.head.head_len = end;
+        Ok(())
+    }
+}
+
+impl HeadParse for RequestParser {
+    #[inline]
+    fn start_line(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+        let line_limit = self.limits.max_request_line_bytes;
+        while let Some(&byte) = buf.get(self.pos) {
             let pos = self.pos;
-            let Some(&byte) = buf.get(pos) else {
-                return Ok(false);
-            };
             match self.state {
+                State::Fields => return Ok(true),
                 State::Leading => match byte {
                     _ if pos >= line_limit => return Err(errors::LINE_TOO_LONG),
                     b'\r' => {
@@ -471,85 +504,28 @@ impl RequestParser {
                     self.fields = FieldSectionParser::new(self.pos);
                     self.state = State::Fields;
                 }
-                State::Fields | State::Done | State::Failed(_) => {
-                    unreachable!("handled before the match")
-                }
             }
         }
+        Ok(false)
     }
 
-    /// Scans target bytes from `self.pos`, switching to the query alphabet at the first `?`.
-    fn scan_target(&mut self, buf: &[u8], line_limit: usize) -> usize {
-        let scan_end = buf.len().min(line_limit);
-        let mut pos = self.pos;
-        if !self.in_query {
-            pos = fields::scan_while(buf, pos, scan_end, PATH);
-            if pos < scan_end && buf[pos] == b'?' {
-                self.in_query = true;
-                pos += 1;
-            }
-        }
-        if self.in_query {
-            pos = fields::scan_while(buf, pos, scan_end, QUERY);
-        }
-        pos
-    }
-
+    #[inline]
     fn advance_fields(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
         let (seen, head) = (&mut self.seen, &mut self.head);
-        let section = fields::read_section(
-            &mut self.fields,
-            buf,
-            &self.limits,
-            &mut head.headers,
-            |kind, value| {
-                seen.check(kind, value.get(buf), head.version)?;
-                if kind == FieldKind::Host
-                    && !matches!(head.target_form, TargetForm::Absolute { .. })
-                {
-                    head.host = Some(value);
-                }
-                Ok(())
-            },
-        )?;
-        let Some(end) = section else {
+        let check = |kind, value: Span| {
+            seen.check(kind, value.get(buf), head.version)?;
+            if kind == FieldKind::Host && !matches!(head.target_form, TargetForm::Absolute { .. }) {
+                head.host = Some(value);
+            }
+            Ok(())
+        };
+        let Some(end) = self
+            .fields
+            .read_section(buf, &self.limits, &mut head.headers, check)?
+        else {
             return Ok(false);
         };
-        self.finish(end)?;
-        Ok(true)
-    }
-
-    fn finish(&mut self, end: usize) -> Result<(), HttpError> {
-        let seen = self.seen;
-        let http11 = self.head.version == Version::Http11;
-        if http11 && !seen.host {
-            return Err(errors::MISSING_HOST);
-        }
-        self.head.framing = if seen.transfer_encoding {
-            if !seen.chunked_last {
-                return Err(errors::CHUNKED_NOT_LAST);
-            }
-            if seen.unsupported_coding {
-                return Err(errors::UNSUPPORTED_TE);
-            }
-            BodyFraming::Chunked
-        } else if let Some(length) = seen.content_length {
-            if length > self.limits.max_body_size {
-                return Err(errors::BODY_TOO_LARGE);
-            }
-            BodyFraming::Length(length)
-        } else {
-            BodyFraming::None
-        };
-        self.head.keep_alive = !seen.connection.close && (http11 || seen.connection.keep_alive);
-        self.head.expect_continue = http11 && seen.expect_continue;
-        self.head.upgrade = http11 && seen.upgrade_field && seen.connection.upgrade;
-        self.head.connection_lists_fields = seen.connection.lists_fields;
-        if let TargetForm::Absolute { authority, .. } = self.head.target_form {
-            self.head.host = Some(authority);
-        }
-        self.head.head_len = end;
-        Ok(())
+        self.finish(end).map(|()| true)
     }
 }
 
@@ -558,9 +534,6 @@ impl RequestParser {
 /// resumes instead of re-scanning and reuses its field vector.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HttpError> {
     let mut parser = RequestParser::new(*limits);
-    Ok(parser
-        .parse(buf)?
-        .is_some()
-        .then(|| parser.into_head())
-        .flatten())
+    parser.parse(buf)?;
+    Ok(parser.into_head())
 }

@@ -6,7 +6,9 @@
 //! for requests, and every defect is an [`HttpError`] with status 502.
 
 use super::error::HttpError;
-use super::fields::{self, list_elements, ConnectionOptions, Field, FieldKind, FieldSectionParser};
+use super::fields::{self, list_elements, Field, FieldKind, FieldSectionParser};
+use super::framing_fields::{FramingRules, FramingSeen, LengthRepeats};
+use super::head_parse::{self, HeadParse, Progress};
 use super::limits::Limits;
 use super::message::{Span, Version};
 
@@ -70,15 +72,11 @@ impl ResponseHead {
         &'a self,
         buf: &'b [u8],
     ) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'a {
-        self.headers
-            .iter()
-            .map(move |f| (f.name.get(buf), f.value.get(buf)))
+        fields::pairs(&self.headers, buf)
     }
 
     pub fn header<'b>(&self, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-        self.headers(buf)
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        fields::first_value(&self.headers, buf, name)
     }
 }
 
@@ -109,65 +107,35 @@ enum State {
     Reason,
     LineLf,
     Fields,
-    Done,
-    Failed(HttpError),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Seen {
-    content_length: Option<u64>,
-    chunked: bool,
-    connection: ConnectionOptions,
-    upgrade_field: bool,
-}
+/// A response's framing tolerates repeats of one Content-Length value, which many app
+/// servers send and which cannot be framed two ways.
+const FRAMING_RULES: FramingRules = FramingRules {
+    repeats: LengthRepeats::SameValue(errors::CONFLICTING_CL),
+    bad_length: errors::CONFLICTING_CL,
+    length_and_coding: errors::CL_AND_TE,
+    coding_in_http10: errors::TE_IN_HTTP10,
+};
 
-impl Seen {
-    /// Checks one complete field line and folds in what it says.
-    fn check(
-        &mut self,
-        kind: FieldKind,
-        value_bytes: &[u8],
-        version: Version,
-    ) -> Result<(), HttpError> {
-        let seen = self;
-        match kind {
-            FieldKind::ContentLength => {
-                if seen.chunked {
-                    return Err(errors::CL_AND_TE);
-                }
-                // Repeats of one value (`42, 42` or two lines) are tolerated, as RFC 9110
-                // §8.6 allows; they cannot be framed two ways.
-                for element in list_elements(value_bytes) {
-                    let length =
-                        fields::parse_content_length(element).ok_or(errors::CONFLICTING_CL)?;
-                    if seen.content_length.is_some_and(|earlier| earlier != length) {
-                        return Err(errors::CONFLICTING_CL);
-                    }
-                    seen.content_length = Some(length);
-                }
+/// Checks one complete field line and folds in what it says.
+fn check(
+    seen: &mut FramingSeen,
+    kind: FieldKind,
+    value_bytes: &[u8],
+    version: Version,
+) -> Result<(), HttpError> {
+    if let Some(codings) = seen.check(kind, value_bytes, version, &FRAMING_RULES)? {
+        // ferry re-frames or passes through chunked only; a compressed transfer coding
+        // would have to be decoded, and apps do not send one in practice.
+        for coding in list_elements(codings) {
+            if seen.coded || !coding.eq_ignore_ascii_case(b"chunked") {
+                return Err(errors::BAD_TE);
             }
-            FieldKind::TransferEncoding => {
-                if version == Version::Http10 {
-                    return Err(errors::TE_IN_HTTP10);
-                }
-                if seen.content_length.is_some() {
-                    return Err(errors::CL_AND_TE);
-                }
-                // ferry re-frames or passes through chunked only; a compressed transfer
-                // coding would have to be decoded, and apps do not send one in practice.
-                for coding in list_elements(value_bytes) {
-                    if seen.chunked || !coding.eq_ignore_ascii_case(b"chunked") {
-                        return Err(errors::BAD_TE);
-                    }
-                    seen.chunked = true;
-                }
-            }
-            FieldKind::Connection => seen.connection.add(value_bytes),
-            FieldKind::Upgrade => seen.upgrade_field = true,
-            _ => {}
+            seen.coded = true;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// A resumable response-head parser, the counterpart of [`super::RequestParser`].
@@ -178,7 +146,8 @@ pub struct ResponseParser {
     state: State,
     pos: usize,
     fields: FieldSectionParser,
-    seen: Seen,
+    seen: FramingSeen,
+    progress: Progress,
     head: ResponseHead,
 }
 
@@ -197,7 +166,8 @@ impl ResponseParser {
             state: State::StatusLine,
             pos: 0,
             fields: FieldSectionParser::new(0),
-            seen: Seen::default(),
+            seen: FramingSeen::default(),
+            progress: Progress::Reading,
             head: ResponseHead::empty(),
         }
     }
@@ -217,34 +187,55 @@ impl ResponseParser {
 
     /// Same contract as [`super::RequestParser::parse`]; errors are 502.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<&ResponseHead>, HttpError> {
-        if !matches!(self.state, State::Done | State::Failed(_)) {
-            self.state = match self.advance(buf) {
-                Ok(true) => State::Done,
-                Ok(false) => return Ok(None),
-                Err(error) => State::Failed(error.to_bad_gateway()),
-            };
+        if self.progress == Progress::Reading {
+            self.progress =
+                Progress::after(head_parse::advance(self, buf).map_err(HttpError::to_bad_gateway));
         }
-        match self.state {
-            State::Failed(error) => Err(error),
-            _ => Ok(Some(&self.head)),
-        }
+        self.progress.outcome(&self.head)
     }
 
     pub fn into_head(self) -> Option<ResponseHead> {
-        (self.state == State::Done).then_some(self.head)
+        (self.progress == Progress::Done).then_some(self.head)
     }
 
-    fn advance(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
+    fn finish(&mut self, end: usize) -> Result<(), HttpError> {
+        let seen = self.seen;
+        let status = self.head.status;
+        if status == 101 && !seen.upgrade_field {
+            return Err(errors::UPGRADE_WITHOUT_FIELD);
+        }
+        let bodiless =
+            self.head_request || (100..200).contains(&status) || status == 204 || status == 304;
+        self.head.framing = if bodiless {
+            ResponseFraming::None
+        } else if seen.coded {
+            ResponseFraming::Chunked
+        } else if let Some(length) = seen.content_length {
+            ResponseFraming::Length(length)
+        } else {
+            ResponseFraming::UntilClose
+        };
+        self.head.content_length = seen.content_length;
+        let http11 = self.head.version == Version::Http11;
+        self.head.upgrade = status == 101;
+        self.head.keep_alive = !seen.connection.close
+            && (http11 || seen.connection.keep_alive)
+            && !self.head.upgrade
+            && self.head.framing != ResponseFraming::UntilClose;
+        self.head.connection_lists_fields = seen.connection.lists_fields;
+        self.head.head_len = end;
+        Ok(())
+    }
+}
+
+impl HeadParse for ResponseParser {
+    #[inline]
+    fn start_line(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
         let line_limit = self.limits.max_request_line_bytes;
-        loop {
-            if self.state == State::Fields {
-                return self.advance_fields(buf);
-            }
+        while let Some(&byte) = buf.get(self.pos) {
             let pos = self.pos;
-            let Some(&byte) = buf.get(pos) else {
-                return Ok(false);
-            };
             match self.state {
+                State::Fields => return Ok(true),
                 State::StatusLine => {
                     if pos >= line_limit && byte != b'\r' {
                         return Err(errors::LINE_TOO_LONG);
@@ -317,56 +308,22 @@ impl ResponseParser {
                     self.fields = FieldSectionParser::new(self.pos);
                     self.state = State::Fields;
                 }
-                State::Fields | State::Done | State::Failed(_) => {
-                    unreachable!("handled before the match")
-                }
             }
         }
+        Ok(false)
     }
 
+    #[inline]
     fn advance_fields(&mut self, buf: &[u8]) -> Result<bool, HttpError> {
         let (seen, head) = (&mut self.seen, &mut self.head);
-        let section = fields::read_section(
-            &mut self.fields,
-            buf,
-            &self.limits,
-            &mut head.headers,
-            |kind, value| seen.check(kind, value.get(buf), head.version),
-        )?;
-        let Some(end) = section else {
+        let check = |kind, value: Span| check(seen, kind, value.get(buf), head.version);
+        let Some(end) = self
+            .fields
+            .read_section(buf, &self.limits, &mut head.headers, check)?
+        else {
             return Ok(false);
         };
-        self.finish(end)?;
-        Ok(true)
-    }
-
-    fn finish(&mut self, end: usize) -> Result<(), HttpError> {
-        let seen = self.seen;
-        let status = self.head.status;
-        if status == 101 && !seen.upgrade_field {
-            return Err(errors::UPGRADE_WITHOUT_FIELD);
-        }
-        let bodiless =
-            self.head_request || (100..200).contains(&status) || status == 204 || status == 304;
-        self.head.framing = if bodiless {
-            ResponseFraming::None
-        } else if seen.chunked {
-            ResponseFraming::Chunked
-        } else if let Some(length) = seen.content_length {
-            ResponseFraming::Length(length)
-        } else {
-            ResponseFraming::UntilClose
-        };
-        self.head.content_length = seen.content_length;
-        let http11 = self.head.version == Version::Http11;
-        self.head.upgrade = status == 101;
-        self.head.keep_alive = !seen.connection.close
-            && (http11 || seen.connection.keep_alive)
-            && !self.head.upgrade
-            && self.head.framing != ResponseFraming::UntilClose;
-        self.head.connection_lists_fields = seen.connection.lists_fields;
-        self.head.head_len = end;
-        Ok(())
+        self.finish(end).map(|()| true)
     }
 }
 
@@ -377,9 +334,6 @@ pub fn parse_response_head(
     request_method: &[u8],
 ) -> Result<Option<ResponseHead>, HttpError> {
     let mut parser = ResponseParser::new(*limits, request_method);
-    Ok(parser
-        .parse(buf)?
-        .is_some()
-        .then(|| parser.into_head())
-        .flatten())
+    parser.parse(buf)?;
+    Ok(parser.into_head())
 }
