@@ -31,13 +31,19 @@ pub struct Ferry {
     pub output: Arc<Mutex<Vec<String>>>,
 }
 
-fn pump(stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+fn pump(
+    stream: impl Read + Send + 'static,
+    sink: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
-    });
+    })
 }
+
+/// How many times a start is tried again when the free port was taken meanwhile.
+const PORT_ATTEMPTS: usize = 5;
 
 impl Ferry {
     /// Starts `ferry start <args>` on a free port with its own instance registry and waits
@@ -67,23 +73,46 @@ impl Ferry {
     }
 
     /// Like [`Ferry::start_in`], with `configure` applied to the command first (to set
-    /// resource limits in `pre_exec`, say).
+    /// resource limits in `pre_exec`, say; again for each try, see [`Ferry::start_full`]).
     pub fn start_configured<S: AsRef<std::ffi::OsStr>>(
         registry: Arc<tempdir::TempDir>,
         args: &[S],
         envs: &[(&str, &str)],
-        configure: impl FnOnce(&mut Command),
+        configure: impl Fn(&mut Command),
     ) -> Ferry {
         Ferry::start_full(registry, args, envs, None, configure)
     }
 
+    /// [`free_port`] only finds a port that was free a moment ago: another test's client may
+    /// take it as its own local port before ferry listens on it. ferry then exits at once,
+    /// saying the port is in use; that start is tried again on another port.
     fn start_full<S: AsRef<std::ffi::OsStr>>(
         registry: Arc<tempdir::TempDir>,
         args: &[S],
         envs: &[(&str, &str)],
         cwd: Option<&Path>,
-        configure: impl FnOnce(&mut Command),
+        configure: impl Fn(&mut Command),
     ) -> Ferry {
+        for attempt in 1.. {
+            match Ferry::try_start(registry.clone(), args, envs, cwd, &configure) {
+                Ok(ferry) => return ferry,
+                Err(output) if output.contains("is already in use") && attempt < PORT_ATTEMPTS => {
+                    eprintln!("ferry's port was taken before it listened; again: {output}");
+                }
+                Err(output) => panic!("ferry exited early: {output}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// Starts ferry once; on an early exit, returns its exit status and everything it printed.
+    fn try_start<S: AsRef<std::ffi::OsStr>>(
+        registry: Arc<tempdir::TempDir>,
+        args: &[S],
+        envs: &[(&str, &str)],
+        cwd: Option<&Path>,
+        configure: &impl Fn(&mut Command),
+    ) -> Result<Ferry, String> {
         let port = free_port();
         let mut command = Command::new(ferry_bin());
         if let Some(cwd) = cwd {
@@ -107,8 +136,10 @@ impl Ferry {
         configure(&mut command);
         let mut child = command.spawn().expect("start ferry");
         let output = Arc::new(Mutex::new(Vec::new()));
-        pump(child.stdout.take().unwrap(), output.clone());
-        pump(child.stderr.take().unwrap(), output.clone());
+        let pumps = [
+            pump(child.stdout.take().unwrap(), output.clone()),
+            pump(child.stderr.take().unwrap(), output.clone()),
+        ];
         let mut ferry = Ferry {
             child,
             port,
@@ -119,18 +150,25 @@ impl Ferry {
         // file exists a moment before it listens: wait until both accept connections, so that
         // `ferry status` reaches the instance from the start.
         let admin_socket = ferry.instance_dir().join("admin.sock");
-        wait_for(
+        let exited = wait_for(
             "ferry to accept connections and register",
             Duration::from_secs(20),
             || {
                 if let Ok(Some(status)) = ferry.child.try_wait() {
-                    panic!("ferry exited early ({status}): {}", ferry.output_text());
+                    return Some(Some(status));
                 }
                 let admin = std::os::unix::net::UnixStream::connect(&admin_socket).is_ok();
-                (admin && TcpStream::connect(ferry.addr()).is_ok()).then_some(())
+                (admin && TcpStream::connect(ferry.addr()).is_ok()).then_some(None)
             },
         );
-        ferry
+        let Some(status) = exited else {
+            return Ok(ferry);
+        };
+        // What it printed is still in the pipes: read it to the end before telling.
+        wait_for("ferry's output to end", Duration::from_secs(5), || {
+            pumps.iter().all(|p| p.is_finished()).then_some(())
+        });
+        Err(format!("({status}): {}", ferry.output_text()))
     }
 
     /// `ferry start` with the generic test app.
