@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `json` is one object a line with the same fields, its `time` to the millisecond
-//! (RFC 3339). Both are what `ferry sim --replay` reads. Times are UTC, and a line's time is
+//! (RFC 3339), and `queue_time`, the part of the request time spent waiting for a process
+//! (what lets a replay serve a request for its service time alone). Both are what `ferry sim --replay` reads. Times are UTC, and a line's time is
 //! when the request ended, as nginx logs it.
 //!
 //! Lines are buffered and written once per round of the event loop ([`AccessLog::flush`]),
@@ -80,6 +81,8 @@ pub struct Entry<'a> {
     pub request_time: Duration,
     /// The app process that served it.
     pub pid: Option<u32>,
+    /// How long it waited in the queue for a process (part of `request_time`).
+    pub queue_time: Duration,
     /// When the request ended.
     pub time: SystemTime,
 }
@@ -98,6 +101,8 @@ struct JsonEntry<'a> {
     /// Seconds, to the millisecond.
     request_time: f64,
     pid: Option<u32>,
+    /// Seconds, to the millisecond: the part of `request_time` spent waiting for a process.
+    queue_time: f64,
 }
 
 enum Sink {
@@ -272,10 +277,15 @@ impl<'a> JsonEntry<'a> {
             body_bytes: entry.body_bytes,
             referer: request.and_then(|r| r.referer.as_deref()),
             user_agent: request.and_then(|r| r.user_agent.as_deref()),
-            request_time: entry.request_time.as_millis() as f64 / 1000.0,
+            request_time: seconds_to_the_millisecond(entry.request_time),
             pid: entry.pid,
+            queue_time: seconds_to_the_millisecond(entry.queue_time),
         }
     }
+}
+
+fn seconds_to_the_millisecond(time: Duration) -> f64 {
+    time.as_millis() as f64 / 1000.0
 }
 
 /// A header the request did not send is logged as `-`, as nginx does.

@@ -24,6 +24,7 @@ fn entry(request: Option<&RequestSummary>, pid: Option<u32>) -> Entry<'_> {
         body_bytes: 13,
         request_time: Duration::from_micros(12_345),
         pid,
+        queue_time: Duration::from_micros(4_321),
         time: at(),
     }
 }
@@ -76,6 +77,7 @@ fn json_lines_parse_with_nulls_for_what_is_missing() {
     assert_eq!(lines[0]["target"], "/a?q=\"x\"");
     assert_eq!(lines[0]["request_time"], 0.012);
     assert_eq!(lines[0]["pid"], 7);
+    assert_eq!(lines[0]["queue_time"], 0.004);
     assert_eq!(lines[0]["status"], 200);
     assert!(lines[1]["method"].is_null() && lines[1]["pid"].is_null());
 }
@@ -154,14 +156,23 @@ fn a_failing_write_is_reported_once_until_writing_works_again() {
 fn ferry_sim_replays_both_formats_as_written() {
     use ferry_sim::accesslog::{AccessLog as Replayed, LogFormat};
     let request = summary();
-    for (format, expected) in [
-        (AccessLogFormat::Combined, LogFormat::Ferry),
-        (AccessLogFormat::Json, LogFormat::FerryJson),
+    // The combined format has no queue time: a request is served for its 12 ms there; the
+    // JSON line's 4 ms in the queue are taken off. The line no process served is served
+    // for the served one's time.
+    for (format, expected, service_nanos) in [
+        (AccessLogFormat::Combined, LogFormat::Ferry, 12_000_000),
+        (AccessLogFormat::Json, LogFormat::FerryJson, 8_000_000),
     ] {
         let text = logged(format, &[entry(Some(&request), Some(1)), entry(None, None)]);
         assert_eq!(LogFormat::detect(&text), expected);
         let log = Replayed::parse(&text, "access.log", expected).unwrap();
         assert_eq!((log.lines, log.unreadable_count), (2, 0), "{format:?}");
-        assert!(log.requests.iter().all(|r| r.service_nanos == 12_000_000));
+        assert!(
+            log.requests
+                .iter()
+                .all(|r| r.service_nanos == service_nanos),
+            "{format:?}: {:?}",
+            log.requests
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::cli_values as values;
 use clap::Args;
-use ferry_sim::{PoolSettings, SimDuration};
+use ferry_sim::{PoolSettings, ReplayApp, SimDuration};
 use std::path::PathBuf;
 
 /// `ferry start`'s pool flags, same names, same meaning, same defaults when left out.
@@ -36,6 +36,14 @@ pub struct ReplayPoolArgs {
     /// How long one app process takes to start, e.g. 500ms or 1.5s (default 500ms).
     #[arg(long, value_parser = ferry_sim::parse_duration)]
     pub spawn_time: Option<SimDuration>,
+    /// How much each other spawn under way lengthens a start, as a share of the spawn time
+    /// (default 0.27, measured with a Python WSGI app; 0 for an app whose start does not
+    /// compete for the CPU).
+    #[arg(long, value_parser = non_negative)]
+    pub spawn_contention: Option<f64>,
+    /// How long an app process takes to exit once told to stop (default 100ms).
+    #[arg(long, value_parser = ferry_sim::parse_duration)]
+    pub shutdown_time: Option<SimDuration>,
 }
 
 impl ReplayPoolArgs {
@@ -49,6 +57,8 @@ impl ReplayPoolArgs {
             || self.max_spawn_concurrency.is_some()
             || self.max_request_queue_time.is_some()
             || self.spawn_time.is_some()
+            || self.spawn_contention.is_some()
+            || self.shutdown_time.is_some()
     }
 
     pub fn pool(&self) -> PoolSettings {
@@ -71,9 +81,23 @@ impl ReplayPoolArgs {
         p
     }
 
-    pub fn spawn_time(&self) -> SimDuration {
-        self.spawn_time
-            .unwrap_or(ferry_sim::REPLAY_SPAWN_TIME_DEFAULT)
+    pub fn app(&self) -> ReplayApp {
+        let default = ReplayApp::default();
+        ReplayApp {
+            spawn_time: self.spawn_time.unwrap_or(default.spawn_time),
+            spawn_contention: self.spawn_contention.unwrap_or(default.spawn_contention),
+            shutdown_time: self.shutdown_time.unwrap_or(default.shutdown_time),
+        }
+    }
+}
+
+/// A share of the spawn time, 0 or more.
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!(
+            "'{text}' is not a share of the spawn time, 0 or more (0.27: each other spawn adds 27%)"
+        )),
     }
 }
 
@@ -121,7 +145,7 @@ impl PlanArgs {
             p99: self.p99,
             max_503_rate: self.max_503_rate,
             pool: self.pool.pool(),
-            spawn_time: self.pool.spawn_time(),
+            app: self.pool.app(),
             min_instances: self.sweep_min_instances.clone(),
             pool_idle_times: self
                 .sweep_pool_idle_time

@@ -118,7 +118,7 @@ pub fn main_entry() -> ExitCode {
             let replay = args.replay.map(|log| ferry_sim::ReplayOptions {
                 log,
                 pool: args.pool.pool(),
-                spawn_time: args.pool.spawn_time(),
+                app: args.pool.app(),
             });
             let options = ferry_sim::SimOptions {
                 scenario: args.scenario,

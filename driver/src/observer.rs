@@ -13,7 +13,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The metrics listener's token.
 pub const OPS_LISTENER: Token = Token(3);
@@ -33,6 +33,9 @@ pub struct RequestRecord {
     pub response: Option<(u16, u64)>,
     /// The app process it went to.
     pub pid: Option<u32>,
+    /// From being handed to the engine until it went to a process: logged, so that a replay
+    /// can tell waiting in the queue from being served.
+    pub queue_time: Duration,
 }
 
 impl RequestRecord {
@@ -43,6 +46,7 @@ impl RequestRecord {
             queued_at: None,
             response: None,
             pid: None,
+            queue_time: Duration::ZERO,
         }
     }
 
@@ -132,6 +136,7 @@ impl Observer {
             body_bytes,
             request_time,
             pid: record.pid,
+            queue_time: record.queue_time,
             time: SystemTime::now(),
         };
         log.record(&entry).err()
@@ -141,7 +146,9 @@ impl Observer {
     pub fn forwarded(&mut self, record: &mut RequestRecord, pid: u32) {
         record.pid = Some(pid);
         if let Some(queued_at) = record.queued_at.take() {
-            self.metrics.request_forwarded(queued_at.elapsed());
+            let waited = queued_at.elapsed();
+            record.queue_time += waited;
+            self.metrics.request_forwarded(waited);
         }
     }
 

@@ -30,7 +30,8 @@ pub enum LogFormat {
     Ferry,
     /// ferry's `--access-log-format json`: one object a line, whose `time` (RFC 3339, when
     /// the request ended, to the millisecond) and `request_time` (seconds) place the request
-    /// exactly, with no spreading over the second.
+    /// exactly, with no spreading over the second, and whose `queue_time` is taken off its
+    /// service time.
     FerryJson,
 }
 
@@ -84,7 +85,13 @@ struct LineRead {
     /// Where in that second, when the log says (ferry's JSON); otherwise lines of one second
     /// are spread over it.
     subsec_nanos: Option<u32>,
+    /// From its arrival to its end.
     duration_nanos: u64,
+    /// The part of the duration it waited for a process (ferry's JSON says; 0 otherwise).
+    queue_nanos: u64,
+    /// Whether an app process served it, when the log says (ferry's pid field): one that
+    /// none served (a 503, a client gone while queued) has no service time of its own.
+    app_served: Option<bool>,
     /// nginx logs a request when it ends, Apache when it started.
     logged_at_end: bool,
 }
@@ -205,8 +212,11 @@ impl AccessLog {
 
     /// Requests logged within one second arrive spread evenly over it, in the order logged
     /// (the k-th of n at (k + ½)/n s), so a replay is the same every time; a line that gives
-    /// its place within the second keeps it.
+    /// its place within the second keeps it. A request is served for its duration less its
+    /// queue wait; one that no app process served is served, if the replay's pool takes it,
+    /// for the median service time of those that were.
     fn place(&mut self, mut read: Vec<LineRead>) {
+        let unserved_service_nanos = median_served_nanos(&read);
         // Spread by the logged second, keeping the log's order within a second.
         read.sort_by_key(|line| line.second);
         let first = read[0].second;
@@ -233,9 +243,13 @@ impl AccessLog {
                 } else {
                     logged
                 };
+                let service_nanos = match (line.app_served, unserved_service_nanos) {
+                    (Some(false), Some(median)) => median,
+                    _ => line.duration_nanos.saturating_sub(line.queue_nanos),
+                };
                 self.requests.push(LoggedRequest {
                     arrival_nanos: arrival,
-                    service_nanos: line.duration_nanos,
+                    service_nanos,
                 });
             }
             start = end;
@@ -251,6 +265,20 @@ impl AccessLog {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// The median service time of the requests an app process served, if the log tells them.
+fn median_served_nanos(read: &[LineRead]) -> Option<u64> {
+    let mut served: Vec<u64> = read
+        .iter()
+        .filter(|line| line.app_served == Some(true))
+        .map(|line| line.duration_nanos.saturating_sub(line.queue_nanos))
+        .collect();
+    if served.is_empty() {
+        return None;
+    }
+    let middle = served.len() / 2;
+    Some(*served.select_nth_unstable(middle).1)
 }
 
 const CLF_TIME: &[BorrowedFormatItem<'static>] = format_description!(
@@ -303,6 +331,8 @@ fn read_combined(line: &str) -> Result<LineRead, String> {
         second,
         subsec_nanos: None,
         duration_nanos,
+        queue_nanos: 0,
+        app_served: None,
         logged_at_end,
     })
 }
@@ -335,6 +365,8 @@ fn read_ferry(line: &str) -> Result<LineRead, String> {
         second,
         subsec_nanos: None,
         duration_nanos: seconds_to_nanos(seconds, time)?,
+        queue_nanos: 0,
+        app_served: Some(pid != "-"),
         logged_at_end: true,
     })
 }
@@ -344,6 +376,10 @@ fn read_ferry(line: &str) -> Result<LineRead, String> {
 struct JsonLine {
     time: String,
     request_time: f64,
+    /// Logged since the replay needed it; older logs have none.
+    #[serde(default)]
+    queue_time: f64,
+    pid: Option<u32>,
 }
 
 fn read_ferry_json(line: &str) -> Result<LineRead, String> {
@@ -360,6 +396,8 @@ fn read_ferry_json(line: &str) -> Result<LineRead, String> {
         second: time.unix_timestamp(),
         subsec_nanos: Some(time.nanosecond()),
         duration_nanos: seconds_to_nanos(json.request_time, &json.request_time.to_string())?,
+        queue_nanos: seconds_to_nanos(json.queue_time, &json.queue_time.to_string())?,
+        app_served: Some(json.pid.is_some()),
         logged_at_end: true,
     })
 }

@@ -10,7 +10,8 @@
 //! - [`run`] runs one and returns a [`Report`] (text, JSON, SVG);
 //! - [`swarm::run_swarm`] runs random scenarios with every invariant checked after every
 //!   event, and shrinks a failing one;
-//! - [`run_cli`] is `ferry sim`.
+//! - [`run_cli`] is `ferry sim`;
+//! - [`fidelity`] sets a replay's time series beside a real server's status polls.
 
 pub mod accesslog;
 mod carry_out;
@@ -20,6 +21,7 @@ mod dist;
 mod duration;
 mod events;
 mod expect;
+pub mod fidelity;
 mod locate;
 mod model;
 pub mod plan;
@@ -39,7 +41,7 @@ pub use checks::ExpectResult;
 pub use dist::Dist;
 pub use duration::{format_duration, parse_duration, SimDuration};
 pub use model::{Ending, ProcessRecord};
-pub use replay::{scenario_of_log, ReadSummary, Replay, REPLAY_SPAWN_TIME_DEFAULT};
+pub use replay::{scenario_of_log, ReadSummary, Replay, ReplayApp, REPLAY_SPAWN_TIME_DEFAULT};
 pub use report::Report;
 pub use scenario::{
     AppModel, Bound, Expect, Fault, PoolSettings, ProcessPick, Scenario, ScenarioError,
@@ -67,7 +69,7 @@ pub struct SimOptions {
 pub struct ReplayOptions {
     pub log: PathBuf,
     pub pool: PoolSettings,
-    pub spawn_time: SimDuration,
+    pub app: ReplayApp,
 }
 
 impl ReplayOptions {
@@ -75,14 +77,16 @@ impl ReplayOptions {
     fn command(&self) -> String {
         let p = &self.pool;
         format!(
-            "ferry sim --replay {} --max-pool-size {} --min-instances {} --pool-idle-time {} --max-request-queue-size {} --concurrency {} --spawn-time {}",
+            "ferry sim --replay {} --max-pool-size {} --min-instances {} --pool-idle-time {} --max-request-queue-size {} --concurrency {} --spawn-time {} --spawn-contention {} --shutdown-time {}",
             self.log.display(),
             p.max_pool_size,
             p.min_instances,
             p.pool_idle_time.as_nanos() / 1_000_000_000,
             p.max_request_queue_size,
             p.concurrency,
-            self.spawn_time
+            self.app.spawn_time,
+            self.app.spawn_contention,
+            self.app.shutdown_time
         )
     }
 }
@@ -145,7 +149,7 @@ pub fn run_cli(options: &SimOptions, out: &mut dyn Write, err: &mut dyn Write) -
                 return 2;
             }
         };
-        let scenario = match scenario_of_log(log, replay.pool.clone(), replay.spawn_time) {
+        let scenario = match scenario_of_log(log, replay.pool.clone(), &replay.app) {
             Ok(scenario) => scenario,
             Err(error) => {
                 let _ = writeln!(err, "ferry sim: {error}");

@@ -27,7 +27,7 @@ pub struct PlanOptions {
     pub max_503_rate: f64,
     /// Everything the sweep does not vary.
     pub pool: PoolSettings,
-    pub spawn_time: SimDuration,
+    pub app: crate::ReplayApp,
     pub min_instances: Vec<usize>,
     pub pool_idle_times: Vec<SimDuration>,
 }
@@ -91,7 +91,7 @@ fn trial(
         pool_idle_time: idle,
         ..options.pool.clone()
     };
-    let scenario = scenario_of_log(log.clone(), pool, options.spawn_time)
+    let scenario = scenario_of_log(log.clone(), pool, &options.app)
         .expect("the sweep keeps min_instances within max_pool_size");
     let report = crate::run(&scenario, 0, None);
     let p99_nanos = report.latency.served.p99_nanos;

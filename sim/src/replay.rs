@@ -36,6 +36,9 @@ pub struct ReadSummary {
     pub unreadable: usize,
     /// The first unreadable lines with their line numbers, and how many more.
     pub unreadable_lines: String,
+    /// Unix time of the replay's 0 s (the log's first second): what lines its time series
+    /// up with the real server's clock.
+    pub start_unix_s: i64,
 }
 
 impl Replay {
@@ -46,6 +49,7 @@ impl Replay {
             requests: log.requests.len(),
             unreadable: log.unreadable_count,
             unreadable_lines: log.unreadable_summary(),
+            start_unix_s: log.start_unix_s,
         };
         Replay {
             log: log.file,
@@ -80,13 +84,49 @@ pub(crate) fn attach_log(
 /// `--spawn-time` when not given: the simulated app's default.
 pub const REPLAY_SPAWN_TIME_DEFAULT: SimDuration = SimDuration::from_millis(500);
 
-/// The scenario `ferry sim --replay` runs: the log's requests, the given pool settings, and
-/// time to the last request's end plus a second, in whole seconds. Settings the engine
-/// refuses (`min_instances` above `max_pool_size`, …) are an error saying so.
+/// What a log cannot tell about the app, which a replay takes from flags: how long a
+/// process takes to start and to stop. The defaults are the simulated app's (measured with
+/// a Python WSGI app); an app that starts without competing for the CPU (one that waits
+/// on something else) has a `spawn_contention` of 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReplayApp {
+    pub spawn_time: SimDuration,
+    pub spawn_contention: f64,
+    pub shutdown_time: SimDuration,
+}
+
+impl Default for ReplayApp {
+    fn default() -> Self {
+        let app = AppModel::default();
+        ReplayApp {
+            spawn_time: REPLAY_SPAWN_TIME_DEFAULT,
+            spawn_contention: app.spawn_contention,
+            shutdown_time: match app.shutdown_time {
+                crate::Dist::Fixed(time) => time,
+                _ => unreachable!("the default shutdown time is fixed"),
+            },
+        }
+    }
+}
+
+impl ReplayApp {
+    fn model(&self) -> AppModel {
+        AppModel {
+            spawn_time: crate::Dist::Fixed(self.spawn_time),
+            spawn_contention: self.spawn_contention,
+            shutdown_time: crate::Dist::Fixed(self.shutdown_time),
+            ..AppModel::default()
+        }
+    }
+}
+
+/// The scenario `ferry sim --replay` runs: the log's requests, the given pool settings and
+/// app, and time to the last request's end plus a second, in whole seconds. Settings the
+/// engine refuses (`min_instances` above `max_pool_size`, …) are an error saying so.
 pub fn scenario_of_log(
     log: AccessLog,
     pool: PoolSettings,
-    spawn_time: SimDuration,
+    app: &ReplayApp,
 ) -> Result<Scenario, String> {
     let name = Path::new(&log.file)
         .file_name()
@@ -99,10 +139,7 @@ pub fn scenario_of_log(
         duration: SimDuration::from_secs(span_s),
         swarm_checks: false,
         pool,
-        app: AppModel {
-            spawn_time: crate::Dist::Fixed(spawn_time),
-            ..AppModel::default()
-        },
+        app: app.model(),
         traffic: Vec::new(),
         fault: Vec::new(),
         expect: Vec::new(),

@@ -3,7 +3,7 @@
 
 use crate::model::AppState;
 use crate::sim::Simulation;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const SECOND_NANOS: u64 = 1_000_000_000;
 
@@ -25,7 +25,7 @@ pub struct Sample {
 /// Columns rather than rows: a day is 86,400 samples, and a column of numbers is what a
 /// plotting tool wants. Entry `i` is the state at `i` seconds (before the events at that
 /// instant); `served[i]` and `rejected[i]` count the second that ends there.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeSeries {
     pub interval_s: u64,
     pub spawning: Vec<u32>,

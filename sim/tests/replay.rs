@@ -3,7 +3,7 @@
 
 use ferry_sim::accesslog::{AccessLog, LogFormat};
 use ferry_sim::plan::{plan, PlanOptions};
-use ferry_sim::{run, scenario_of_log, PoolSettings, SimDuration};
+use ferry_sim::{run, scenario_of_log, PoolSettings, ReplayApp, SimDuration};
 
 const FORMAT: LogFormat = LogFormat::CombinedWithTime;
 
@@ -112,7 +112,9 @@ fn ferry_combined_lines_end_at_their_logged_time_with_or_without_a_pid() {
         .iter()
         .map(|r| (r.arrival_nanos / 1_000_000, r.service_nanos / 1_000_000))
         .collect();
-    assert_eq!(got, [(400, 100), (1_000, 250), (1_250, 500)]);
+    // The line without a pid (no app process served it: a 503 here) arrived 0.25 s before
+    // its end, and is served for the served requests' median, not its 0.25 s in ferry.
+    assert_eq!(got, [(400, 100), (1_000, 500), (1_250, 500)]);
     let bad = [
         ferry_line(0, "0.100", "4242"),
         ferry_line(0, "0.100", "pid7"),
@@ -128,7 +130,7 @@ fn ferry_combined_lines_end_at_their_logged_time_with_or_without_a_pid() {
 #[test]
 fn ferry_json_lines_keep_their_millisecond_and_detect_themselves() {
     let text = [
-        r#"{"time":"2026-12-02T01:00:00.750Z","remote_addr":"127.0.0.1","status":200,"request_time":0.25,"pid":7}"#,
+        r#"{"time":"2026-12-02T01:00:00.750Z","remote_addr":"127.0.0.1","status":200,"request_time":0.25,"queue_time":0.05,"pid":7}"#,
         r#"{"time":"2026-12-02T01:00:00.300Z","request_time":0.1,"pid":null}"#,
         r#"{"time":"2026-12-02T01:00:02.000+01:00","request_time":0.0}"#,
     ]
@@ -142,10 +144,12 @@ fn ferry_json_lines_keep_their_millisecond_and_detect_themselves() {
         .collect();
     // Placed exactly: ended at 0.75 s after 0.25 s, at 0.3 s after 0.1 s; the third line is
     // an hour before the others (its zone), so it comes first and the log starts there.
+    // The first is served for its 0.25 s less its 0.05 s in the queue; the others, which no
+    // app process served (pid null or none), for that served request's 0.2 s.
     assert_eq!(log.start_unix_s, 1_796_169_602); // 2026-12-02T00:00:02Z
     assert_eq!(
         got,
-        [(0, 0), (3_598_200, 100), (3_598_500, 250)],
+        [(0, 200), (3_598_200, 200), (3_598_500, 200)],
         "{:?}",
         log.requests
     );
@@ -189,7 +193,15 @@ fn a_replay_serves_each_request_for_its_logged_duration_the_same_every_time() {
         min_instances: 3,
         ..PoolSettings::default()
     };
-    let scenario = scenario_of_log(log.clone(), pool, SimDuration::from_millis(100)).unwrap();
+    let scenario = scenario_of_log(
+        log.clone(),
+        pool,
+        &ReplayApp {
+            spawn_time: SimDuration::from_millis(100),
+            ..ReplayApp::default()
+        },
+    )
+    .unwrap();
     let first = run(&scenario, 0, Some("steady.log"));
     let second = run(&scenario, 0, Some("steady.log"));
     assert_eq!(first.to_json(), second.to_json());
@@ -221,7 +233,10 @@ fn plan_picks_the_smallest_pool_that_keeps_up_and_the_cheaper_minimum() {
         p99: SimDuration::from_secs(1),
         max_503_rate: 0.0,
         pool: PoolSettings::default(),
-        spawn_time: SimDuration::from_millis(200),
+        app: ReplayApp {
+            spawn_time: SimDuration::from_millis(200),
+            ..ReplayApp::default()
+        },
         min_instances: vec![1, 3],
         pool_idle_times: vec![SimDuration::from_secs(60)],
     };
