@@ -8,7 +8,8 @@
 //! - the **offered load**: arrival rate × mean service time is the number of sessions the
 //!   traffic keeps busy on average (Little's law); divided by the soft `target_concurrency`
 //!   per process and by [`TARGET_UTILIZATION`], rounded up. The headroom keeps queueing
-//!   short at the peaks of random traffic without a process per momentary overlap;
+//!   short at the peaks of random traffic without a process per momentary overlap. Not
+//!   while no process is ready and nothing waits: a pool empties only by going unused;
 //! - the **backlog**: the time-averaged number of requests in the group (in sessions or
 //!   queued) over about [`LOAD_TIME_CONSTANT`], divided by `target_concurrency` ×
 //!   [`BACKLOG_MARGIN`], rounded down, and at least one more than the ready processes once
@@ -22,9 +23,11 @@
 //! - the **queue**: when the queued requests would wait longer than a spawn takes (queue ×
 //!   service time ÷ the serving processes' target), enough processes to drain the queue
 //!   within one spawn time; and once the oldest queued request has already waited a spawn
-//!   time (the estimate was wrong, or no service time is known yet), enough processes for
-//!   the whole queue (`queue ÷ target_concurrency` beyond the ready ones); the same at once
-//!   while no process is ready, since then every queued request waits for a spawn anyway.
+//!   time since a process could have served it (the estimate was wrong, or no service time
+//!   is known yet), enough processes for the whole queue (`queue ÷ target_concurrency`
+//!   beyond the ready ones). While no process is ready every queued request waits for a
+//!   spawn anyway: then the whole queue gets processes at once only while no service time
+//!   is known (a cold start); once one is, the work rule sizes the pool.
 //!   A queue shorter
 //!   lived than a spawn never spawns: an existing process frees up before a new one would
 //!   be ready.
@@ -119,7 +122,11 @@ pub(crate) struct Situation {
     pub max_pool_size: usize,
     pub target_concurrency: u32,
     pub queued: usize,
-    /// When the oldest queued request arrived.
+    /// Since when the oldest queued request could have been served: when it arrived, or when
+    /// the group last got a ready process after having none, if that was later. (From its
+    /// arrival, the wait for a pool of one's replacement, for `max_requests`, looked like a
+    /// wrong estimate and spawned a process per queued request; the swarm's shrink check
+    /// found it.)
     pub oldest_queued_at: Option<Instant>,
     pub ready: usize,
 }
@@ -246,7 +253,12 @@ impl Demand {
     pub fn needed(&self, now: Instant, s: &Situation) -> usize {
         let target = f64::from(s.target_concurrency.max(1));
         let mut needed = s.min_instances.max(usize::from(s.queued > 0));
-        if let Some(service_s) = self.service_time_s() {
+        // Not for an empty pool with nothing waiting: it emptied by its processes going
+        // unused for `pool_idle_time`, so what the rate still holds is traffic that stopped
+        // (counted, any trace of it rounded up to a process, spawned just after the idle
+        // shutdown of the last one); the next request spawns.
+        let serving = s.ready > 0 || s.queued > 0;
+        if let (Some(service_s), true) = (self.service_time_s(), serving) {
             let offered = self.rate_at(now) * service_s;
             needed = needed.max(ceil(offered / (target * TARGET_UTILIZATION)));
         }
@@ -259,7 +271,8 @@ impl Demand {
         }
         if s.queued > 0 {
             let spawn_s = self.spawn_time_s();
-            if let Some(service_s) = self.service_time_s() {
+            let service_s = self.service_time_s();
+            if let Some(service_s) = service_s {
                 let work_s = s.queued as f64 * service_s / target;
                 if work_s / s.ready.max(1) as f64 > spawn_s {
                     needed = needed.max(ceil(work_s / spawn_s));
@@ -268,9 +281,18 @@ impl Demand {
             let waited_s = s
                 .oldest_queued_at
                 .map_or(0.0, |at| seconds(now.saturating_since(at)));
-            // With no process ready, every queued request waits for a spawn anyway.
             let spawn_s = self.spawn_time_s.unwrap_or(seconds(SPAWN_TIME_DEFAULT));
-            if waited_s >= spawn_s || s.ready == 0 {
+            // With no process ready, every queued request waits for a spawn anyway: the work
+            // rule above sizes the pool, and only with no service time known is each
+            // target's worth of queue given a process. (Giving it one always spawned a
+            // process per queued request whenever a pool of one replaced its process, for
+            // `max_requests` or after an idle shutdown to zero: under 2 requests a second the
+            // swarm's shrink check saw three processes kept where one carries the load.)
+            let whole_queue = match (s.ready, service_s) {
+                (0, known) => known.is_none(),
+                _ => waited_s >= spawn_s,
+            };
+            if whole_queue {
                 needed = needed.max(s.ready + ceil(s.queued as f64 / target));
             }
         }

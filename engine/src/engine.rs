@@ -265,6 +265,7 @@ impl Engine {
         id: ProcessId,
         change: impl FnOnce(&mut Process),
     ) -> Option<&Process> {
+        let now = self.now;
         let process = self.processes.get_mut(&id)?;
         let group = &mut self.groups[process.group.0 as usize];
         let concurrency = group.config.concurrency;
@@ -283,6 +284,9 @@ impl Engine {
         if old_state != process.state {
             *group.count_mut(old_state) -= 1;
             *group.count_mut(process.state) += 1;
+            if process.state == ProcessState::Ready && group.ready == 1 {
+                group.ready_since = now;
+            }
             if was_outdated && old_state == ProcessState::Ready {
                 group.outdated_ready -= 1;
             }

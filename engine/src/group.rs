@@ -21,6 +21,9 @@ pub(crate) struct Group {
     pub processes: BTreeSet<ProcessId>,
     pub spawning: usize,
     pub ready: usize,
+    /// When the group last got a ready process after having none: queued requests wait for
+    /// a spawn until then, whatever the demand estimate.
+    pub ready_since: Instant,
     pub draining: usize,
     pub stopping: usize,
     /// Ready processes of an older generation than `generation`, still serving until replaced.
@@ -74,6 +77,7 @@ impl Group {
             processes: BTreeSet::new(),
             spawning: 0,
             ready: 0,
+            ready_since: now,
             draining: 0,
             stopping: 0,
             outdated_ready: 0,

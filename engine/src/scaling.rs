@@ -269,11 +269,13 @@ impl Engine {
             max_pool_size: self.pool.max_pool_size,
             target_concurrency: group.config.target_concurrency,
             queued: group.queue.len(),
+            // A request queued while no process was ready could not be served before one
+            // was: its wait counts from then (see `Situation::oldest_queued_at`).
             oldest_queued_at: group
                 .queue
                 .front()
                 .and_then(|request| self.requests.get(request))
-                .map(|request| request.queued_at),
+                .map(|request| request.queued_at.max(group.ready_since)),
             ready: group.ready,
         }
     }

@@ -196,6 +196,99 @@ mod spawning {
         assert!(spawned.len() >= 3, "{spawned:?}");
     }
 
+    /// Spawns from now until `until`, each served request taking 20 ms, every spawn made
+    /// ready `spawn` after it; the requests `requests` arrive at the given instants.
+    fn spawns_serving(
+        pool: &mut Pool,
+        requests: &[(u64, ferry_engine::Instant)],
+        spawn: core::time::Duration,
+        until: ferry_engine::Instant,
+    ) -> Vec<ProcessId> {
+        let mut spawned: Vec<(ProcessId, ferry_engine::Instant)> = Vec::new();
+        let mut serving: Vec<(u64, ferry_engine::Instant)> = Vec::new();
+        let mut arrivals = requests.to_vec();
+        let mut every = Vec::new();
+        loop {
+            // The next of: an arrival, a spawn becoming ready, a request finishing.
+            let next = [
+                arrivals.first().map(|a| a.1),
+                spawned.iter().map(|s| s.1).min(),
+                serving.iter().map(|s| s.1).min(),
+            ];
+            let Some(when) = next.into_iter().flatten().min().filter(|w| *w <= until) else {
+                break;
+            };
+            let mut commands = untimed(&pool.run_until(when));
+            if arrivals.first().is_some_and(|a| a.1 == when) {
+                let (request, _) = arrivals.remove(0);
+                commands.extend(pool.arrive(0, request));
+            } else if let Some(i) = spawned.iter().position(|s| s.1 == when) {
+                let (process, _) = spawned.remove(i);
+                commands.extend(pool.ready(process));
+            } else if let Some(i) = serving.iter().position(|s| s.1 == when) {
+                let (request, _) = serving.remove(i);
+                commands.extend(pool.finish(request));
+            }
+            for process in spawns(&commands) {
+                spawned.push((process, pool.now + spawn));
+                every.push(process);
+            }
+            for (request, _) in forwards(&commands) {
+                serving.push((request, pool.now + ms(20)));
+            }
+        }
+        every.extend(spawns(&untimed(&pool.run_until(until))));
+        every
+    }
+
+    #[test]
+    fn a_pool_of_one_replacing_its_process_spawns_only_the_replacement() {
+        // Found by the swarm's shrink check: with `max_requests`, the requests that queued
+        // while a pool of one spawned its process's replacement had waited a spawn time
+        // once it was ready, which read as a wrong estimate and spawned a process for each
+        // of them (kept for pool_idle_time, and again at every replacement).
+        let replaced = GroupConfig {
+            max_requests: 2,
+            ..group(1, 1)
+        };
+        let (mut pool, commands) = Pool::start(idle_pool(6, 300), vec![replaced]);
+        let first = spawns(&commands)[0];
+        pool.now = at(secs(1));
+        pool.ready(first);
+        // Two requests use the process up; three more queue behind its replacement's 1 s spawn.
+        let arrivals: Vec<_> = [2000, 2500, 2600, 2900, 3200]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i as u64, at(ms(*t))))
+            .collect();
+        let spawned = spawns_serving(&mut pool, &arrivals, secs(1), at(secs(30)));
+        // A replacement for each process used up (the third serves the fifth request).
+        assert_eq!(spawned.len(), 2, "{spawned:?}");
+    }
+
+    #[test]
+    fn an_empty_pool_with_a_known_service_time_spawns_for_the_work_not_per_request() {
+        // min_instances 0: the pool went idle to zero; a few short requests then queue behind
+        // the one spawn, which serves them all well within a spawn time.
+        let (mut pool, first) = Pool::started(idle_pool(6, 5), vec![group(0, 1)]);
+        assert!(first.is_empty());
+        let arrivals = [(0, at(secs(1)))];
+        let spawned = spawns_serving(&mut pool, &arrivals, secs(1), at(secs(20)));
+        assert_eq!(spawned.len(), 1, "{spawned:?}");
+        assert_eq!(
+            pool.count_in(0, ProcessState::Ready),
+            0,
+            "idle to zero again"
+        );
+        let arrivals: Vec<_> = (1..5).map(|i| (i, at(ms(20_000 + 100 * i)))).collect();
+        let spawned = spawns_serving(&mut pool, &arrivals, secs(1), at(secs(23)));
+        assert_eq!(
+            spawned.len(),
+            1,
+            "one spawn for 4 requests of 20 ms: {spawned:?}"
+        );
+    }
+
     /// A process with `tunnels` long-lived sessions (upgraded or not), then a minute.
     fn tunnels(upgrade: bool) -> usize {
         let generic = GroupConfig {

@@ -20,6 +20,9 @@ pub struct Source {
     pub think: Sampler,
     pub retry_after_503: Sampler,
     pub disconnect_after_nanos: Option<u64>,
+    /// Each request's service time, when the source fixes it (the swarm's light load);
+    /// otherwise the app's draw.
+    pub service_nanos: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +58,7 @@ impl Source {
             think: traffic.think_time.sampler(),
             retry_after_503: traffic.retry_after_503.sampler(),
             disconnect_after_nanos: traffic.disconnect_after.map(|d| d.0),
+            service_nanos: None,
         }
     }
 
@@ -68,6 +72,25 @@ impl Source {
             think: Sampler::Fixed(0),
             retry_after_503: Sampler::Fixed(0),
             disconnect_after_nanos: None,
+            service_nanos: None,
+        }
+    }
+
+    /// Open-loop Poisson arrivals at `rate_per_s` from `start_nanos` until `end_nanos`, each
+    /// request served in `service_nanos`.
+    pub fn steady(rate_per_s: f64, start_nanos: u64, end_nanos: u64, service_nanos: u64) -> Source {
+        Source {
+            start_nanos,
+            end_nanos,
+            kind: SourceKind::Open {
+                rate_start: rate_per_s / NANOS_PER_SEC,
+                rate_end: rate_per_s / NANOS_PER_SEC,
+            },
+            rtt_nanos: 0,
+            think: Sampler::Fixed(0),
+            retry_after_503: Sampler::Fixed(0),
+            disconnect_after_nanos: None,
+            service_nanos: Some(service_nanos),
         }
     }
 
@@ -135,6 +158,7 @@ mod tests {
             think: Sampler::Fixed(0),
             retry_after_503: Sampler::Fixed(0),
             disconnect_after_nanos: None,
+            service_nanos: None,
         }
     }
 

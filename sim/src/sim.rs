@@ -218,28 +218,37 @@ impl<'a> Simulation<'a> {
 
     fn start_traffic(&mut self) {
         for index in 0..self.sources.len() {
-            let source = &self.sources[index];
-            match source.kind {
-                SourceKind::Open { .. } => {
-                    if let Some(at) = source.next_arrival(source.start_nanos, &mut self.rng_traffic)
-                    {
-                        self.queue.schedule(
-                            at,
-                            EventKind::OpenArrival {
-                                source: index as u32,
-                            },
-                        );
-                    }
-                }
-                SourceKind::Replay => self.schedule_replay(0),
-                SourceKind::Closed { clients } => {
-                    for client in 0..clients {
-                        let kind = EventKind::ClientSend {
+            self.start_source(index);
+        }
+    }
+
+    /// Adds traffic from now on (the swarm's light load after its safety phase).
+    pub(crate) fn add_source(&mut self, source: Source) {
+        self.sources.push(source);
+        self.start_source(self.sources.len() - 1);
+    }
+
+    fn start_source(&mut self, index: usize) {
+        let source = &self.sources[index];
+        match source.kind {
+            SourceKind::Open { .. } => {
+                if let Some(at) = source.next_arrival(source.start_nanos, &mut self.rng_traffic) {
+                    self.queue.schedule(
+                        at,
+                        EventKind::OpenArrival {
                             source: index as u32,
-                            client,
-                        };
-                        self.queue.schedule(source.start_nanos, kind);
-                    }
+                        },
+                    );
+                }
+            }
+            SourceKind::Replay => self.schedule_replay(0),
+            SourceKind::Closed { clients } => {
+                for client in 0..clients {
+                    let kind = EventKind::ClientSend {
+                        source: index as u32,
+                        client,
+                    };
+                    self.queue.schedule(source.start_nanos, kind);
                 }
             }
         }
@@ -329,7 +338,8 @@ impl<'a> Simulation<'a> {
                 if let Some(at) = next {
                     self.queue.schedule(at, EventKind::OpenArrival { source });
                 }
-                self.send_request(source, NO_CLIENT, None);
+                let service_nanos = self.sources[source as usize].service_nanos;
+                self.send_request(source, NO_CLIENT, service_nanos);
             }
             EventKind::ClientSend { source, client } => self.send_request(source, client, None),
             EventKind::ReplayArrival { index } => self.replay_arrival(index as usize),

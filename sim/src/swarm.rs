@@ -1,12 +1,15 @@
 //! Swarm testing: random scenarios from one seed, every invariant checked after every event.
 //!
 //! In the spirit of TigerBeetle's VOPR: one seed draws the whole scenario (pool settings,
-//! app behaviour, traffic and faults); a safety phase with faults is followed by a quiet
-//! liveness phase without traffic or faults, after which nothing may be left waiting and the
+//! app behaviour, traffic and faults); a safety phase with faults is followed, once its
+//! requests have ended, by a light load without faults under which the pool must shrink to
+//! what that load needs within `pool_idle_time` plus a bound ([`check_shrinks`]), then by a
+//! quiet liveness phase without traffic, after which nothing may be left waiting and the
 //! pool must be back to its resting size; then a shutdown must complete. A failure is shrunk
 //! (shorter, less traffic, fewer faults) while it still fails, and written out as a scenario
 //! file that `ferry sim` replays.
 
+use crate::clients::Source;
 use crate::dist::Dist;
 use crate::duration::SimDuration;
 use crate::model::AppState;
@@ -97,22 +100,29 @@ pub(crate) fn run_checked(scenario: &Scenario, seed: u64) -> Simulation<'_> {
         return sim;
     }
     sim.faults_off();
-    let spawns_before = sim.engine.totals().spawns;
     let window = quiet_phase_nanos(scenario);
-    let mut deadline = end + window;
+    if let Some(dropped) = drained(&mut sim, window) {
+        check_shrinks(&mut sim, dropped);
+    }
+    if sim.violation.is_some() {
+        return sim;
+    }
+    let quiet_from = sim.now;
+    let spawns_before = sim.engine.totals().spawns;
+    let mut deadline = quiet_from + window;
     loop {
         let ended_before = ended(&sim);
         sim.run_until(deadline);
         if sim.violation.is_some() {
             return sim;
         }
-        let problem = unsettled(&sim, spawns_before, deadline - end);
+        let problem = unsettled(&sim, spawns_before, deadline - quiet_from);
         // A pool that still makes progress (a long queue draining through a small pool) is
         // given more time; one that makes none within a whole window is stuck.
         let progress = ended(&sim) > ended_before;
         match problem {
             None => break,
-            Some(problem) if !progress || deadline - end >= QUIET_PHASE_NANOS_MAX => {
+            Some(problem) if !progress || deadline - quiet_from >= QUIET_PHASE_NANOS_MAX => {
                 sim.violate(format!("liveness: {problem}"));
                 return sim;
             }
@@ -130,6 +140,103 @@ pub(crate) fn run_checked(scenario: &Scenario, seed: u64) -> Simulation<'_> {
         check_shut_down(&mut sim);
     }
     sim
+}
+
+/// The light load of the shrink check: issue 11's 2 requests a second of 20 ms each.
+const LIGHT_RATE_PER_S: f64 = 2.0;
+const LIGHT_SERVICE_NANOS: u64 = 20_000_000;
+/// How long beyond `pool_idle_time` the pool may take to shrink to what the light load needs
+/// (issue 11's target). The engine keeps the most processes needed in the last
+/// `pool_idle_time`, and the need of a backlog fades over its averages' seconds.
+const SHRINK_BOUND_NANOS: u64 = 30_000_000_000;
+/// How long the shrunk pool is watched under the light load, and how often: it must stay
+/// shrunk, not shut processes down only to spawn them again.
+const SHRINK_WATCH_NANOS: u64 = 20_000_000_000;
+const SHRINK_WATCH_STEP_NANOS: u64 = 100_000_000;
+/// How finely the end of the safety phase's backlog is found.
+const DRAIN_STEP_NANOS: u64 = 100_000_000;
+
+/// Runs on without traffic until no request is open; returns when that was (the moment the
+/// load dropped), or `None` if nothing ended within a whole `window` (stuck: the quiet phase
+/// reports it).
+fn drained(sim: &mut Simulation, window: u64) -> Option<u64> {
+    let limit = sim.now + QUIET_PHASE_NANOS_MAX;
+    let mut ended_before = ended(sim);
+    let mut stuck_at = sim.now + window;
+    while sim.requests.open() > 0 {
+        if sim.now >= limit.min(stuck_at) || sim.violation.is_some() {
+            return None;
+        }
+        sim.run_until(sim.now + DRAIN_STEP_NANOS);
+        if ended(sim) > ended_before {
+            ended_before = ended(sim);
+            stuck_at = sim.now + window;
+        }
+    }
+    Some(sim.now)
+}
+
+/// Processes the pool holds on to: spawning or ready, not told to stop.
+fn kept_processes(sim: &Simulation) -> usize {
+    sim.processes.values().filter(|p| p.kill.is_none()).count()
+}
+
+/// Issue 11's shrink target, checked after the safety phase's load has dropped (at
+/// `dropped`): under [`LIGHT_RATE_PER_S`] requests of [`LIGHT_SERVICE_NANOS`], which one
+/// process carries, the pool is back to `min_instances` (at least that one process) plus at
+/// most one within `pool_idle_time` + [`SHRINK_BOUND_NANOS`]: on average over the
+/// [`SHRINK_WATCH_NANOS`] after that, so that a process spawned for a momentary overlap (where
+/// spawns are cheap) and shut down a `pool_idle_time` later does not count, while one kept
+/// without need does. With `max_requests`, the replacements the light load's requests use up
+/// are allowed for too (those starting at a time, on average). Not checked where the pool
+/// never shrinks (`pool_idle_time` 0), where the app cannot start, or where the bound is the
+/// whole pool anyway.
+fn check_shrinks(sim: &mut Simulation, dropped: u64) {
+    let scenario = sim.scenario;
+    let pool = &scenario.pool;
+    let recycling = match pool.max_requests {
+        0 => 0.0,
+        n => LIGHT_RATE_PER_S * scenario.app.spawn_time.mean_nanos() / 1e9 / n as f64,
+    };
+    let allowed = (pool.min_instances.max(1) + 1) as f64 + recycling;
+    if pool.pool_idle_time.as_nanos() == 0
+        || !app_can_start(scenario)
+        || allowed >= pool.max_pool_size as f64
+    {
+        return;
+    }
+    let check_from = dropped + pool.pool_idle_time.as_nanos() + SHRINK_BOUND_NANOS;
+    let check_until = check_from + SHRINK_WATCH_NANOS;
+    let light = Source::steady(LIGHT_RATE_PER_S, dropped, check_until, LIGHT_SERVICE_NANOS);
+    sim.add_source(light);
+    sim.run_until(check_from);
+    let (mut sum, mut samples, mut most) = (0, 0, 0);
+    while sim.violation.is_none() && sim.now < check_until {
+        let kept = kept_processes(sim);
+        (sum, samples, most) = (sum + kept, samples + 1, most.max(kept));
+        sim.run_until(sim.now + SHRINK_WATCH_STEP_NANOS);
+    }
+    let average = sum as f64 / samples.max(1) as f64;
+    if sim.violation.is_none() && average > allowed {
+        sim.violate(format!(
+            "shrink: {average:.2} processes on average (at most {most}) from {} to {} after the \
+             load dropped at {} to {LIGHT_RATE_PER_S} requests a second of {}; allowed \
+             {allowed:.2} (min_instances {} or one process, plus one{}) from pool_idle_time {} \
+             + {} on",
+            SimDuration(check_from - dropped),
+            SimDuration(check_until - dropped),
+            SimDuration(dropped),
+            SimDuration(LIGHT_SERVICE_NANOS),
+            pool.min_instances,
+            if recycling > 0.0 {
+                ", plus max_requests' replacements"
+            } else {
+                ""
+            },
+            pool.pool_idle_time,
+            SimDuration(SHRINK_BOUND_NANOS),
+        ));
+    }
 }
 
 /// However slowly the pool drains, it must settle within a virtual day.

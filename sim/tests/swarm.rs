@@ -30,6 +30,15 @@ fn spawn_failures_next_to_a_stable_process_back_off() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// The swarm's shrink check (issue 11) failed here: 9175 requests turned away while spawns
+/// failed counted toward the arrival rate, and after the load dropped 2 requests a second
+/// kept 2.23 processes on average where min_instances 1, plus one, is allowed.
+#[test]
+fn the_pool_shrinks_after_the_load_drops() {
+    let (code, out, _) = run_file(data_path("regression-shrink-after-load-drops.toml"));
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn swarm_cli_reports_in_one_line() {
     let options = SimOptions {
