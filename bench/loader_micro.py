@@ -9,7 +9,7 @@ JSON app (when Flask is importable), and a do-nothing app (the loader alone).
     bench/.venv/bin/python bench/loader_micro.py [REQUESTS [LOADER_DIR ...]]
 
 A LOADER_DIR holds wsgi_loader.py and its ferry_wsgi package (default
-driver/src/wsgi_loader). With several (e.g. an older version from `git archive`), their rounds are
+driver/src/wsgi_loader), or is the single-file loader from before the split. With several (e.g. an older version from `git archive`), their rounds are
 interleaved, so a busy machine skews them alike. The best and median round are
 printed (CPU time of this process: the loader's Python plus its recv/send syscalls,
 as in production).
@@ -42,7 +42,13 @@ def load(name, path):
 
 def load_loader(name, loader_dir):
     """The loader's server module, its package imported under `name` so that several
-    versions can be loaded side by side."""
+    versions can be loaded side by side. A .py file is a loader from before the split
+    into a package (e.g. `git show 06ef45b:driver/src/wsgi_loader.py`): one module
+    whose server class is `_Server`."""
+    if loader_dir.endswith(".py"):
+        module = load(name, loader_dir)
+        module.Server = module._Server
+        return module
     package_dir = os.path.join(loader_dir, "ferry_wsgi")
     spec = importlib.util.spec_from_file_location(
         name, os.path.join(package_dir, "__init__.py"), submodule_search_locations=[package_dir])

@@ -1,6 +1,7 @@
 """The connection loop: poll the listener and the kept-alive connections from
 ferry, receive, and serve their requests one after the other (no threads)."""
 
+import functools
 import select
 import sys
 
@@ -17,6 +18,9 @@ class Server(object):
         self.app = app
         self.development = development
         self.rbuf = bytearray(RECV_SIZE)
+        # run_app(sock, environ, is_head, http11, keep): calls the app and sends its
+        # response; returns keep-alive. A partial, not a method: one Python call less.
+        self.run_app = functools.partial(response.run_app, app, development)
         self.base_environ = {
             "SCRIPT_NAME": "",
             "SERVER_SOFTWARE": "ferry",
@@ -112,7 +116,3 @@ class Server(object):
             else:
                 keep = False
         return keep, pending
-
-    def run_app(self, sock, environ, is_head, http11, keep):
-        """Call the application and send its response. Returns keep-alive."""
-        return response.run_app(self.app, self.development, sock, environ, is_head, http11, keep)
