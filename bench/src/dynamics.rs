@@ -105,7 +105,7 @@ pub fn parse_log_time(s: &str) -> Option<f64> {
 }
 
 /// (epoch ms, message) of each line of ferry's log.
-fn log_events(log: &Path) -> Vec<(f64, String)> {
+pub(crate) fn log_events(log: &Path) -> Vec<(f64, String)> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -118,7 +118,7 @@ fn log_events(log: &Path) -> Vec<(f64, String)> {
 }
 
 /// The pid in a log line such as `Spawning app process 123 (generic)`.
-fn pid_after(msg: &str, prefix: &str) -> Option<u32> {
+pub(crate) fn pid_after(msg: &str, prefix: &str) -> Option<u32> {
     msg.strip_prefix(prefix)?
         .split_whitespace()
         .next()?

@@ -10,10 +10,11 @@
 //! with `net`; `results` measures them in interleaved rounds of `wrk` while `rss` samples
 //! their memory; `sections` and `dynamics_report` turn the results (and `dynamics`' pool
 //! measurements) into the report's Markdown `table`s, headed by what `machine` says about the
-//! machine. `src/bin/slow_readers.rs` is a separate client for the slow-reader benchmark.
+//! machine; `fidelity` runs ferry and replays its access log in `ferry sim`, side by side. `src/bin/slow_readers.rs` is a separate client for the slow-reader benchmark.
 
 mod dynamics;
 mod dynamics_report;
+mod fidelity;
 mod https;
 mod machine;
 mod net;
@@ -190,6 +191,9 @@ fn main() -> ExitCode {
     }
     if opts.dynamics && !interrupted() {
         dynamics_report::dynamics_section(&ctx, &opts, &mut report);
+    }
+    if opts.fidelity && !interrupted() {
+        fidelity::fidelity_section(&ctx, &mut report);
     }
     let _ = writeln!(
         report,

@@ -18,9 +18,14 @@ pub fn free_port() -> Result<u16, String> {
 
 /// One `GET path` on a fresh connection; the status code, or None if there is no answer yet.
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_status_within(port, path, Duration::from_secs(5))
+}
+
+/// [`http_status`], waiting up to `limit` for the answer.
+pub fn http_status_within(port: u16, path: &str, limit: Duration) -> Option<u16> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.set_read_timeout(Some(limit)).ok()?;
     stream
         .write_all(
             format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")

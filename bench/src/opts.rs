@@ -52,6 +52,9 @@ pub struct Opts {
     /// Skip the burst and crash measurements.
     #[arg(long = "no-dynamics", action = ArgAction::SetFalse)]
     pub dynamics: bool,
+    /// Skip the fidelity section (the simulator replaying real runs' access logs).
+    #[arg(long = "no-fidelity", action = ArgAction::SetFalse)]
+    pub fidelity: bool,
     /// kill -9 trials per server (at most 8).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=8).map(|n| n as usize))]
     pub crash_trials: usize,
@@ -84,7 +87,7 @@ mod tests {
     fn defaults_and_switches() {
         let opts = Opts::try_parse_from(["ferry-bench"]).unwrap();
         assert_eq!(opts.duration, Duration::from_secs(5));
-        assert!(opts.proxies && opts.wsgi && opts.dynamics && opts.build);
+        assert!(opts.proxies && opts.wsgi && opts.dynamics && opts.fidelity && opts.build);
         let opts = Opts::try_parse_from([
             "ferry-bench",
             "--no-wsgi",

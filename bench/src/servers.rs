@@ -386,7 +386,7 @@ fn ferry_command(ctx: &Ctx, dir: &Path, app: &Path, port: u16, args: &[String]) 
 }
 
 /// Starts ferry and waits until `processes` app processes are ready.
-fn run_ferry(
+pub(crate) fn run_ferry(
     ctx: &Ctx,
     dir: &Path,
     app: &Path,

@@ -76,6 +76,9 @@ fn is_pid(field: &str) -> bool {
 pub struct LoggedRequest {
     pub arrival_nanos: u64,
     pub service_nanos: u64,
+    /// The client went away this long after it arrived, while its request still waited for
+    /// a process (ferry's JSON log: a 499 that no process served).
+    pub gone_after_nanos: Option<u64>,
 }
 
 /// A line as a format reads it, before requests are placed in time.
@@ -94,6 +97,8 @@ struct LineRead {
     app_served: Option<bool>,
     /// nginx logs a request when it ends, Apache when it started.
     logged_at_end: bool,
+    /// The client went away before its answer (ferry's JSON log says: status 499).
+    client_gone: bool,
 }
 
 /// A line that could not be read: where, and why.
@@ -247,9 +252,11 @@ impl AccessLog {
                     (Some(false), Some(median)) => median,
                     _ => line.duration_nanos.saturating_sub(line.queue_nanos),
                 };
+                let gone_while_queued = line.client_gone && line.app_served == Some(false);
                 self.requests.push(LoggedRequest {
                     arrival_nanos: arrival,
                     service_nanos,
+                    gone_after_nanos: gone_while_queued.then_some(line.duration_nanos),
                 });
             }
             start = end;
@@ -334,6 +341,7 @@ fn read_combined(line: &str) -> Result<LineRead, String> {
         queue_nanos: 0,
         app_served: None,
         logged_at_end,
+        client_gone: false,
     })
 }
 
@@ -368,6 +376,7 @@ fn read_ferry(line: &str) -> Result<LineRead, String> {
         queue_nanos: 0,
         app_served: Some(pid != "-"),
         logged_at_end: true,
+        client_gone: false,
     })
 }
 
@@ -380,6 +389,8 @@ struct JsonLine {
     #[serde(default)]
     queue_time: f64,
     pid: Option<u32>,
+    #[serde(default)]
+    status: u16,
 }
 
 fn read_ferry_json(line: &str) -> Result<LineRead, String> {
@@ -399,6 +410,7 @@ fn read_ferry_json(line: &str) -> Result<LineRead, String> {
         queue_nanos: seconds_to_nanos(json.queue_time, &json.queue_time.to_string())?,
         app_served: Some(json.pid.is_some()),
         logged_at_end: true,
+        client_gone: json.status == 499,
     })
 }
 

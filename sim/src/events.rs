@@ -23,6 +23,8 @@ pub enum EventKind {
     CrashWhileServing { process: ProcessId },
     /// A client gives up waiting (`disconnect_after`).
     Disconnect { request: RequestId },
+    /// A replayed client leaves, if its request still waits in the queue.
+    LeaveQueue { request: RequestId },
     /// A spawned process starts accepting requests.
     SpawnReady { process: ProcessId },
     /// A spawned process exits before it was ready (spawn failure injection).

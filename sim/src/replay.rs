@@ -170,9 +170,14 @@ impl Simulation<'_> {
     pub(crate) fn replay_arrival(&mut self, index: usize) {
         self.schedule_replay(index + 1);
         let replay = self.scenario.replay.as_ref().expect("replaying");
-        let service = replay.requests[index].service_nanos;
+        let logged = replay.requests[index];
         // The replay's source is the last (see `Simulation::new`).
         let source = (self.sources.len() - 1) as u32;
-        self.send_request(source, NO_CLIENT, Some(service));
+        let request = self.send_request(source, NO_CLIENT, Some(logged.service_nanos));
+        if let Some(after) = logged.gone_after_nanos {
+            // It left the real queue then; it leaves the replay's if still there.
+            self.queue
+                .schedule(self.now + after, EventKind::LeaveQueue { request });
+        }
     }
 }

@@ -341,7 +341,9 @@ impl<'a> Simulation<'a> {
                 let service_nanos = self.sources[source as usize].service_nanos;
                 self.send_request(source, NO_CLIENT, service_nanos);
             }
-            EventKind::ClientSend { source, client } => self.send_request(source, client, None),
+            EventKind::ClientSend { source, client } => {
+                self.send_request(source, client, None);
+            }
             EventKind::ReplayArrival { index } => self.replay_arrival(index as usize),
             EventKind::ServiceDone { request, process } => self.service_done(request, process),
             EventKind::CrashWhileServing { process } => {
@@ -355,6 +357,15 @@ impl<'a> Simulation<'a> {
                 }
             }
             EventKind::Disconnect { request } => self.disconnect(request),
+            EventKind::LeaveQueue { request } => {
+                if self
+                    .requests
+                    .get(request)
+                    .is_some_and(|r| r.process.is_none())
+                {
+                    self.disconnect(request);
+                }
+            }
             EventKind::SpawnReady { process } => {
                 let now = self.now;
                 let Some(p) = self.processes.get_mut(&process) else {
@@ -406,7 +417,12 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    pub(crate) fn send_request(&mut self, source: u32, client: u32, service_nanos: Option<u64>) {
+    pub(crate) fn send_request(
+        &mut self,
+        source: u32,
+        client: u32,
+        service_nanos: Option<u64>,
+    ) -> RequestId {
         let request = self.requests.insert(OpenRequest {
             source,
             client,
@@ -423,6 +439,7 @@ impl<'a> Simulation<'a> {
             group: GROUP,
             request,
         });
+        request
     }
 
     fn service_done(&mut self, request: RequestId, process: ProcessId) {

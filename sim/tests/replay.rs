@@ -308,3 +308,30 @@ fn a_scenario_file_names_a_log_relative_to_itself() {
         "{err}"
     );
 }
+
+#[test]
+fn a_client_that_left_the_real_queue_leaves_the_replays_queue_too() {
+    // One process; a 1 s request at 0 s, then a client that waited 0.3 s in the queue and
+    // went away (ferry logs a 499 with no pid). In the replay it waits behind the first
+    // request and leaves at 0.4 s, as it did.
+    let text = [
+        r#"{"time":"2026-12-02T01:00:01.000Z","status":200,"request_time":1.0,"queue_time":0.0,"pid":7}"#,
+        r#"{"time":"2026-12-02T01:00:00.400Z","status":499,"request_time":0.3,"queue_time":0.0,"pid":null}"#,
+    ]
+    .join("\n");
+    let log = AccessLog::parse(&text, "gone.json", LogFormat::FerryJson).unwrap();
+    let gone: Vec<Option<u64>> = log.requests.iter().map(|r| r.gone_after_nanos).collect();
+    assert_eq!(gone, [None, Some(300_000_000)]);
+    let pool = PoolSettings {
+        max_pool_size: 1,
+        min_instances: 1,
+        ..PoolSettings::default()
+    };
+    let app = ReplayApp {
+        spawn_time: SimDuration::from_millis(10),
+        ..ReplayApp::default()
+    };
+    let report = run(&scenario_of_log(log, pool, &app).unwrap(), 0, None);
+    let r = &report.requests;
+    assert_eq!((r.arrived, r.served, r.cancelled), (2, 1, 1), "{r:?}");
+}
