@@ -339,7 +339,9 @@ impl Engine {
     /// The processes the group keeps: the most its demand needed at any moment of the last
     /// `pool_idle_time` (and `min_instances`); `None` while nothing is shut down for it: no
     /// idle time, shutdown, or a restart or replacement under way (the new processes come on
-    /// top of the old ones they replace).
+    /// top of the old ones they replace), or spawning paused by the crash policy: the process
+    /// it probes with may well fail to start, so the ready ones it has are kept until the
+    /// pause is over (then the group is looked at again).
     pub(crate) fn kept(&self, group_id: GroupId) -> Option<usize> {
         let idle_time = self.pool.pool_idle_time;
         let group = self.group(group_id);
@@ -347,6 +349,7 @@ impl Engine {
             || self.shutdown.is_some()
             || group.outdated_ready > 0
             || group.replacements_owed > 0
+            || group.backing_off(self.now)
         {
             return None;
         }
