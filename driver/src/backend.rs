@@ -140,6 +140,43 @@ impl Backend {
     }
 }
 
+/// How the app broke off an exchange while its process lives on: the reason a request is
+/// logged and counted failed with (`ferry_failed_requests_total`). A process that died under
+/// its request is the engine's to report instead ([`ferry_engine::FailReason`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokenExchange {
+    /// The connection closed or broke before any byte of a response: 502.
+    NoResponse,
+    /// The app sent bytes that are not a valid response head: 502.
+    InvalidResponse,
+    /// The response had begun and broke off (ended early, or its body framing was wrong):
+    /// the client sees it cut.
+    ResponseCut,
+}
+
+impl BrokenExchange {
+    /// A stable snake_case name, for the log and the metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BrokenExchange::NoResponse => "no_response",
+            BrokenExchange::InvalidResponse => "invalid_response",
+            BrokenExchange::ResponseCut => "response_cut",
+        }
+    }
+
+    /// An exchange broke after the app sent bytes (`got_bytes`) or none, of which its client
+    /// got part (`response_started`) or none.
+    pub fn of(got_bytes: bool, response_started: bool) -> BrokenExchange {
+        if response_started {
+            BrokenExchange::ResponseCut
+        } else if got_bytes {
+            BrokenExchange::InvalidResponse
+        } else {
+            BrokenExchange::NoResponse
+        }
+    }
+}
+
 fn is_reset(error: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
     matches!(

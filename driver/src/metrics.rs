@@ -4,7 +4,7 @@
 //! scrape. The format is a few lines of text, so it is written here rather than with a
 //! metrics crate.
 
-use ferry_engine::{FailReason, PoolStatus, ProcessState, RejectReason};
+use ferry_engine::{PoolStatus, ProcessState, RejectReason};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -102,9 +102,10 @@ impl Metrics {
         *self.rejected_by_reason.entry(reason.as_str()).or_default() += 1;
     }
 
-    /// A request that reached a process got a 502: its process exited first.
-    pub fn failed(&mut self, reason: &FailReason) {
-        *self.failed_by_reason.entry(reason.as_str()).or_default() += 1;
+    /// A request that reached a process got no complete answer (502, 504, a cut response);
+    /// `reason` says what happened.
+    pub fn failed(&mut self, reason: &'static str) {
+        *self.failed_by_reason.entry(reason).or_default() += 1;
     }
 
     pub fn spawned(&mut self, reason: &'static str) {
@@ -151,7 +152,7 @@ impl Metrics {
         );
         labelled(&mut out, name, "reason", &self.rejected_by_reason);
         let name = "ferry_failed_requests_total";
-        let help = "Requests answered 502 because their app process exited, by reason.";
+        let help = "Requests that reached an app process and got no complete answer (502, 504, a cut response), by reason.";
         header(&mut out, name, help, "counter");
         labelled(&mut out, name, "reason", &self.failed_by_reason);
         let name = "ferry_spawns_total";

@@ -62,6 +62,9 @@ fn counts_render_as_prometheus_text() {
     metrics.rejected(&RejectReason::QueueFull);
     metrics.rejected(&RejectReason::QueueFull);
     metrics.rejected(&RejectReason::ShuttingDown);
+    metrics.failed("crashed");
+    metrics.failed("no_response");
+    metrics.failed("no_response");
     metrics.spawned("min_instances");
     metrics.killed("idle");
     let status = pool(
@@ -120,6 +123,14 @@ fn counts_render_as_prometheus_text() {
             "ferry_rejected_requests_total{reason=\"shutting_down\"}"
         ),
         1.0
+    );
+    assert_eq!(
+        sample(&text, "ferry_failed_requests_total{reason=\"crashed\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "ferry_failed_requests_total{reason=\"no_response\"}"),
+        2.0
     );
     assert_eq!(
         sample(&text, "ferry_spawns_total{reason=\"min_instances\"}"),

@@ -8,7 +8,7 @@ use crate::cli::StartArgs;
 use crate::metrics::Metrics;
 use crate::ops_http::{Answer, OpsConn, Route, CONNECTIONS_MAX, METRICS_CONTENT_TYPE};
 use crate::sd_notify::Notifier;
-use ferry_engine::{FailReason, KillReason, PoolStatus, ProcessId, RejectReason, SpawnReason};
+use ferry_engine::{KillReason, PoolStatus, ProcessId, RejectReason, SpawnReason};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -68,7 +68,8 @@ pub struct Observer {
     notifier: Option<Notifier>,
     listener: Option<TcpListener>,
     conns: Slab<OpsConn<TcpStream>>,
-    next_serial: u64,
+    /// How long a metrics connection may stay open (`--header-timeout`).
+    ops_conn_time: Duration,
     /// An app process has been ready (or none is needed before requests come).
     serving: bool,
     /// Processes whose stop has been counted: a forced kill after a graceful one is the same
@@ -104,7 +105,7 @@ impl Observer {
             notifier: Notifier::from_env()?,
             listener,
             conns: Slab::new(),
-            next_serial: 0,
+            ops_conn_time: Duration::from_secs(args.header_timeout),
             serving: args.min_instances == 0,
             kills_counted: Default::default(),
             ready_announced: false,
@@ -156,7 +157,10 @@ impl Observer {
         self.metrics.rejected(reason);
     }
 
-    pub fn failed(&mut self, reason: &FailReason) {
+    /// A request that reached a process got no complete answer, for `reason`: told once per
+    /// request, wherever the engine counts it failed (its 502s and 504s, and the exchanges
+    /// the driver reports broken with `Input::RequestFailed`).
+    pub fn failed(&mut self, reason: &'static str) {
         self.metrics.failed(reason);
     }
 
@@ -256,11 +260,7 @@ impl Observer {
                 return;
             };
             if self.conns.len() >= CONNECTIONS_MAX {
-                let oldest = self
-                    .conns
-                    .iter()
-                    .min_by_key(|(_, c)| c.serial)
-                    .map(|(k, _)| k);
+                let oldest = self.oldest().map(|(key, _)| key);
                 if let Some(key) = oldest {
                     self.close(key, registry);
                 }
@@ -271,9 +271,32 @@ impl Observer {
                 .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                 .is_ok()
             {
-                entry.insert(OpsConn::new(stream, self.next_serial));
-                self.next_serial += 1;
+                let deadline = Instant::now() + self.ops_conn_time;
+                entry.insert(OpsConn::new(stream, deadline));
             }
+        }
+    }
+
+    /// The metrics connection with the earliest deadline: the oldest.
+    fn oldest(&self) -> Option<(usize, Instant)> {
+        self.conns
+            .iter()
+            .map(|(key, conn)| (key, conn.deadline))
+            .min_by_key(|&(_, deadline)| deadline)
+    }
+
+    /// When the next metrics connection is due to be closed, for the loop's poll timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.oldest().map(|(_, deadline)| deadline)
+    }
+
+    /// Closes the metrics connections whose deadline has passed.
+    pub fn close_expired(&mut self, now: Instant, registry: &Registry) {
+        while let Some((key, deadline)) = self.oldest() {
+            if deadline > now {
+                return;
+            }
+            self.close(key, registry);
         }
     }
 

@@ -7,12 +7,16 @@
 //!   been ready yet) and from the moment a stop begins, so a balancer drains it before its
 //!   in-flight requests end.
 //! - `/metrics`: Prometheus' text format (see [`crate::metrics`]).
+//!
+//! A connection lives at most `--header-timeout` from its accept, answered or not, so a
+//! scraper that hangs (sends nothing, or half a request) cannot hold one for ever.
 
 use crate::http::{Limits, Method, RequestParser};
 use std::io::{ErrorKind, Read, Write};
+use std::time::Instant;
 
 /// The most connections open at once; a new one beyond closes the oldest, so clients that
-/// connect and send nothing cannot pile up.
+/// connect and send nothing cannot pile up even before their deadline.
 pub const CONNECTIONS_MAX: usize = 32;
 
 /// What a request asks for.
@@ -49,8 +53,10 @@ pub struct OpsConn<S> {
     out: Vec<u8>,
     written: usize,
     answered: bool,
-    /// Order of opening, for closing the oldest beyond [`CONNECTIONS_MAX`].
-    pub serial: u64,
+    /// When the connection is closed if still open: its accept plus `--header-timeout`. The
+    /// same for all, so the earliest is also the oldest one, closed beyond
+    /// [`CONNECTIONS_MAX`].
+    pub deadline: Instant,
 }
 
 /// What a request becomes: a route to answer, or ferry's own answer (404, 405, 400).
@@ -82,14 +88,14 @@ fn route(head: &crate::http::RequestHead, bytes: &[u8]) -> Result<(Route, bool),
 }
 
 impl<S: Read + Write> OpsConn<S> {
-    pub fn new(stream: S, serial: u64) -> OpsConn<S> {
+    pub fn new(stream: S, deadline: Instant) -> OpsConn<S> {
         OpsConn {
             stream,
             inbuf: Vec::new(),
             out: Vec::new(),
             written: 0,
             answered: false,
-            serial,
+            deadline,
         }
     }
 
@@ -217,7 +223,7 @@ mod tests {
                 input: Cursor::new(request.as_bytes().to_vec()),
                 output: Vec::new(),
             },
-            0,
+            Instant::now(),
         );
         let mut asked = None;
         let done = conn.on_ready(|route| {

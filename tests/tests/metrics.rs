@@ -3,7 +3,7 @@
 //! `/health` and `/ready`, which turns 503 as soon as a stop begins while in-flight requests
 //! still finish.
 
-use ferry_e2e::{free_port, get, repo_root, wait_for, Ferry};
+use ferry_e2e::{free_port, get, repo_root, wait_for, Ferry, HttpClient};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -68,6 +68,15 @@ fn value(samples: &[(String, Value, f64)], name: &str, labels: &[(&str, &str)]) 
         })
         .unwrap_or_else(|| panic!("no sample {name}{labels:?} in {samples:?}"))
         .2
+}
+
+/// The sum of a family's samples, whatever their labels.
+fn total(samples: &[(String, Value, f64)], name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, _, _)| n == name)
+        .map(|(_, _, v)| v)
+        .sum()
 }
 
 fn start(extra: &[&str]) -> (Ferry, SocketAddr) {
@@ -176,18 +185,19 @@ fn spawns_kills_and_502s_are_counted_by_the_engines_reasons() {
     let kills = |reason| value(&samples, "ferry_kills_total", &[("reason", reason)]);
     assert_eq!(spawns("min_instances"), 1.0, "{samples:?}");
     assert_eq!(kills("max_requests"), 1.0, "{samples:?}");
-    // The 502 is the engine's when it saw the exit first (then counted in
-    // ferry_failed_requests_total{reason="crashed"}), the driver's when the connection closed
-    // first; either way one 5xx.
+    // The 502 is the engine's when it saw the exit first (counted as failed with reason
+    // `crashed`), the driver's when the connection closed first (`no_response`); either way
+    // one 5xx and one failed request.
     assert_eq!(
         value(&samples, "ferry_requests_total", &[("code", "5xx")]),
         1.0
     );
-    let all_spawns: f64 = samples
-        .iter()
-        .filter(|(n, _, _)| n == "ferry_spawns_total")
-        .map(|(_, _, v)| v)
-        .sum();
+    assert_eq!(
+        total(&samples, "ferry_failed_requests_total"),
+        1.0,
+        "{samples:?}"
+    );
+    let all_spawns = total(&samples, "ferry_spawns_total");
     // Each spawn ferry logged, whatever its reason: the first process, the retired one's
     // replacement, the crashed one's (and one more if ferry gave the crashing request to a
     // fresh process, which crashed too).
@@ -196,6 +206,66 @@ fn spawns_kills_and_502s_are_counted_by_the_engines_reasons() {
         let logged = ferry.output_text().matches("Spawning app process").count();
         (logged as f64 == all_spawns).then_some(())
     });
+}
+
+/// Every request that reached the app and got no complete answer is counted once in
+/// `ferry_failed_requests_total`, labelled with what happened, whoever noticed it: the engine
+/// (the process died under it, the request ran out of --max-request-time) or the driver (the
+/// app closed without answering, answered something that is not HTTP, cut its response).
+#[test]
+fn every_failed_request_is_counted_once_with_what_happened() {
+    let (ferry, metrics) = start(&["--max-request-time", "1"]);
+    ferry.wait_ready(1, LIMIT);
+    let addr = ferry.addr();
+    assert_eq!(get(addr, "/close").unwrap().status, 502);
+    assert_eq!(get(addr, "/garbage").unwrap().status, 502);
+    let mut client = HttpClient::connect(addr).unwrap();
+    client
+        .send_raw(b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let cut = client.read_response(false);
+    assert!(cut.is_err(), "the client sees the response cut: {cut:?}");
+    assert_eq!(get(addr, "/sleep?ms=5000").unwrap().status, 504);
+    assert_eq!(get(addr, "/crash").unwrap().status, 502);
+    wait_for("the engine to count five failed requests", LIMIT, || {
+        (ferry.status()["totals"]["failed"] == 5).then_some(())
+    });
+    let samples = parse_with_prometheus(&get(metrics, "/metrics").unwrap().text());
+    let failed = |reason| {
+        samples
+            .iter()
+            .filter(|(n, l, _)| n == "ferry_failed_requests_total" && l["reason"] == reason)
+            .map(|(_, _, v)| v)
+            .sum::<f64>()
+    };
+    assert_eq!(
+        total(&samples, "ferry_failed_requests_total"),
+        5.0,
+        "each failed request once: {samples:?}"
+    );
+    assert_eq!(failed("invalid_response"), 1.0, "{samples:?}");
+    assert_eq!(failed("response_cut"), 1.0, "{samples:?}");
+    assert_eq!(failed("request_timeout"), 1.0, "{samples:?}");
+    // The crash is the engine's when it saw the exit first, the driver's (the connection
+    // closed without an answer) when it saw the close first.
+    assert_eq!(
+        failed("no_response") + failed("crashed"),
+        2.0,
+        "{samples:?}"
+    );
+    assert!(failed("no_response") >= 1.0, "{samples:?}");
+    assert_eq!(
+        value(&samples, "ferry_requests_total", &[("code", "5xx")]),
+        4.0,
+        "three 502s and a 504; the cut response counts under its status, 200"
+    );
+    let log = ferry.output_text();
+    for reason in ["no_response", "invalid_response", "response_cut"] {
+        assert!(
+            log.contains(&format!("({reason})")),
+            "{reason} in the log:\n{log}"
+        );
+    }
 }
 
 #[test]
@@ -221,6 +291,27 @@ fn ready_turns_503_when_a_stop_begins_while_in_flight_requests_finish() {
     );
     assert_eq!(slow.join().unwrap().unwrap().status, 200);
     assert_eq!(ferry.wait_exit(LIMIT).code(), Some(0));
+}
+
+/// A client that opens the metrics listener and sends nothing, or half a request, is cut
+/// after --header-timeout: a scraper that hangs cannot hold a connection for ever.
+#[test]
+fn a_metrics_connection_without_a_whole_request_is_closed() {
+    use std::io::{Read, Write};
+    let (_ferry, metrics) = start(&["--header-timeout", "1"]);
+    let silent = std::net::TcpStream::connect(metrics).unwrap();
+    let mut half = std::net::TcpStream::connect(metrics).unwrap();
+    half.write_all(b"GET /metr").unwrap();
+    for (what, mut stream) in [("sending nothing", silent), ("half a request", half)] {
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut buf = [0u8; 256];
+        let read = stream.read(&mut buf);
+        assert!(
+            matches!(read, Ok(0)),
+            "a connection {what} is closed within {LIMIT:?}: {read:?}"
+        );
+    }
+    assert_eq!(get(metrics, "/health").unwrap().status, 200);
 }
 
 #[test]

@@ -40,10 +40,14 @@ impl Server {
             Command::Fail {
                 request, reason, ..
             } => {
-                self.observer.failed(&reason);
+                self.observer.failed(reason.as_str());
                 self.fail_request(request)
             }
-            Command::TimeOut { request, .. } => self.time_out_request(request),
+            Command::TimeOut { request, .. } => {
+                self.observer
+                    .failed(ferry_engine::KillReason::RequestTimeout.as_str());
+                self.time_out_request(request)
+            }
             Command::Kill {
                 process,
                 mode,

@@ -105,8 +105,12 @@ impl Server {
             .flatten()
             .min()
             .map(|at| at.saturating_duration_since(now));
+        let ops_deadline = self
+            .observer
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
-        [engine, probe, deadline, watcher, accept_retry]
+        [engine, probe, deadline, watcher, accept_retry, ops_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -161,6 +165,7 @@ impl Server {
                 on,
             });
         }
+        self.observer.close_expired(now, self.poll.registry());
         while let Some(&(at, key)) = self.deadlines.first() {
             if at > now {
                 break;

@@ -5,7 +5,7 @@
 
 use super::{token_of, Entry, Server};
 use crate::app::BackendAddr;
-use crate::backend::{Backend, BackendStream};
+use crate::backend::{Backend, BackendStream, BrokenExchange};
 use crate::client::Phase;
 use crate::observer::RequestRecord;
 use crate::resources::{describe_exhaustion, is_exhaustion};
@@ -190,7 +190,7 @@ impl Server {
         let abandoned = backend.abandoned.as_ref().map(|a| a.request);
         let (reused, process) = (backend.reused, backend.process);
         let (undelivered, closed_as_reused) = (backend.undelivered(), backend.closed_as_reused());
-        let connected = backend.connected;
+        let (connected, got_bytes) = (backend.connected, backend.got_bytes);
         self.close_backend(key);
         if let Some(request) = abandoned {
             // Nobody waits for this request to be retried or answered. A process that died
@@ -229,14 +229,22 @@ impl Server {
             // connection) and sends no more requests there.
             return;
         }
-        if self.client(client_key).is_some_and(|c| c.response_started) {
+        let response_started = self.client(client_key).is_some_and(|c| c.response_started);
+        let broken = BrokenExchange::of(got_bytes, response_started);
+        self.inputs.push_back(Input::RequestFailed { request });
+        self.observer.failed(broken.as_str());
+        if response_started {
             // Part of a response went out: the client must see it cut, not a complete one.
-            self.inputs.push_back(Input::RequestFailed { request });
+            self.log.line(&format!(
+                "The app broke off its response ({}): {why}",
+                broken.as_str()
+            ));
             return self.with_client(client_key, |client, _, out| client.cut(request, out));
         }
-        self.log
-            .line(&format!("The app gave no valid response: {why}"));
-        self.inputs.push_back(Input::RequestFailed { request });
+        self.log.line(&format!(
+            "The app gave no valid response ({}): {why}",
+            broken.as_str()
+        ));
         let detail = "the app did not send a valid response";
         self.with_client(client_key, |client, context, out| {
             client.answer_error(502, detail, context, out)

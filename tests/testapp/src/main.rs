@@ -36,6 +36,10 @@
 //! * `/alloc?mb=N` → takes N MiB (at most 1024) of written memory and keeps it until the
 //!   process exits; answers the pid
 //! * `/headers-only-then-die` → head with Content-Length: 100, 10 bytes, exit(3)
+//! * `/close` → closes the connection without answering (the process lives on)
+//! * `/cut` → head with Content-Length: 100, 10 bytes, then closes the connection (the
+//!   process lives on)
+//! * `/garbage` → a line that is not HTTP, then closes the connection
 //! * anything else → 404
 //!
 //! The startup line `ferry-testapp listening on 127.0.0.1:PORT pid N` is printed
@@ -483,6 +487,17 @@ fn route(req: &Request, out: &mut Out) -> io::Result<bool> {
             )?;
             eprintln!("ferry-testapp: exiting in the middle of a response body");
             process::exit(3)
+        }
+        b"/close" => Ok(false),
+        b"/cut" => {
+            out.stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789",
+            )?;
+            Ok(false)
+        }
+        b"/garbage" => {
+            out.stream.write_all(b"this is not HTTP\r\n\r\n")?;
+            Ok(false)
         }
         _ => {
             if let Some(name) = path.strip_prefix(b"/env/") {
