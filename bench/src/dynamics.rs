@@ -139,21 +139,31 @@ fn start_burst_load(port: u16) -> Result<Guard, String> {
     Guard::spawn("wrk (burst)", &mut cmd)
 }
 
-/// ferry: `--min-instances 1 --max-pool-size 6 --concurrency 1` (plus `extra`), a
-/// 200-connection burst, polled status. One session per process (a WSGI app's default; a
-/// generic app's is unlimited) keeps the figures comparable with Passenger's and earlier runs.
-pub fn ferry_burst(ctx: &Ctx, extra: &[&str]) -> Result<Burst, String> {
+/// The app a ferry burst grows a pool of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BurstApp {
+    /// The testapp with a [`STARTUP_DELAY_MS`] startup, `--concurrency 1`.
+    Testapp,
+    /// The WSGI startup file (examples/hello-wsgi) through ferry's loader: one session per
+    /// process, its own startup time.
+    Wsgi,
+}
+
+/// ferry: `--min-instances 1 --max-pool-size 6` (plus `extra`), a 200-connection burst,
+/// polled status. One session per process (a WSGI app's default; the testapp is told
+/// `--concurrency 1`, a generic app's being unlimited) keeps the figures comparable with
+/// Passenger's and earlier runs.
+pub fn ferry_burst(ctx: &Ctx, app: BurstApp, extra: &[&str]) -> Result<Burst, String> {
     let dir = ctx.run_dir("ferry-burst")?;
-    let mut args = vec!["--concurrency", "1"];
-    args.extend_from_slice(extra);
-    let running = servers::ferry_generic(
-        ctx,
-        &dir,
-        &delayed_testapp(ctx, STARTUP_DELAY_MS),
-        1,
-        BURST_MAX_POOL,
-        &args,
-    )?;
+    let running = match app {
+        BurstApp::Testapp => {
+            let mut args = vec!["--concurrency", "1"];
+            args.extend_from_slice(extra);
+            let command = delayed_testapp(ctx, STARTUP_DELAY_MS);
+            servers::ferry_generic(ctx, &dir, &command, 1, BURST_MAX_POOL, &args)?
+        }
+        BurstApp::Wsgi => servers::ferry_wsgi(ctx, &dir, 1, BURST_MAX_POOL, extra)?,
+    };
     let registry = dir.join("registry");
     let log = dir.join("ferry.log");
     let mut burst = Burst::default();

@@ -1,11 +1,12 @@
 //! The report's pool-dynamics section: burst growth and crash replacement, ferry beside
 //! Passenger.
 
+use crate::dynamics::BurstApp;
 use crate::opts::Opts;
 use crate::results::{fmt_opt, target_row};
 use crate::servers::{Ctx, Server};
 use crate::table::Table;
-use crate::{dynamics, interrupted};
+use crate::{async_app, dynamics, interrupted};
 use std::fmt::Write as _;
 
 pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
@@ -13,7 +14,8 @@ pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
         report,
         "\n### Pool dynamics\n\n\
          Burst: testapp with TESTAPP_STARTUP_DELAY_MS={}, `--min-instances 1 --max-pool-size {}`, \
-         then `wrk -c{}`; times from the start of wrk. Crash: a pool of {} processes up for more \
+         then `wrk -c{}`; times from the start of wrk; the WSGI row is examples/hello-wsgi \
+         through ferry's loader (one session per process, its own startup time). Crash: a pool of {} processes up for more \
          than {} s (before issue 9 ferry replaced a younger one only after backoff), `kill -9` of \
          one per trial, {} trials, medians. ferry is polled through its status (admin socket, as \
          `ferry status --json`) every ~1 ms and cross-checked with its log (ms timestamps); \
@@ -29,12 +31,20 @@ pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
     let passenger = Server::Passenger.missing(ctx).is_none();
     let mut bursts = Vec::new();
     eprintln!("ferry-bench: burst (ferry)");
-    bursts.push(("ferry", dynamics::ferry_burst(ctx, &[])));
+    bursts.push(("ferry", dynamics::ferry_burst(ctx, BurstApp::Testapp, &[])));
     if !interrupted() {
         eprintln!("ferry-bench: burst (ferry --max-spawn-concurrency 5)");
+        let extra = ["--max-spawn-concurrency", "5"];
         bursts.push((
             "ferry --max-spawn-concurrency 5",
-            dynamics::ferry_burst(ctx, &["--max-spawn-concurrency", "5"]),
+            dynamics::ferry_burst(ctx, BurstApp::Testapp, &extra),
+        ));
+    }
+    if !interrupted() {
+        eprintln!("ferry-bench: burst (ferry, WSGI)");
+        bursts.push((
+            "ferry, WSGI (hello-wsgi)",
+            dynamics::ferry_burst(ctx, BurstApp::Wsgi, &[]),
         ));
     }
     if passenger && !interrupted() {
@@ -171,4 +181,94 @@ pub fn dynamics_section(ctx: &Ctx, opts: &Opts, report: &mut String) {
     );
     report.push_str("\nTargets:\n\n");
     report.push_str(&t.render());
+}
+
+/// How many rounds of the async app's concurrent requests.
+const ASYNC_TRIALS: usize = 5;
+
+/// The generic async app (tests/asyncapp) through ferry with its default flags.
+pub fn async_section(ctx: &Ctx, report: &mut String) {
+    let _ = writeln!(
+        report,
+        "\n### A generic async app\n\n\
+         tests/asyncapp/asyncapp.py (stdlib asyncio; `/sleep?ms={ms}` answers after {ms} ms \
+         without holding a thread) behind `ferry --app-start-command ...` with no other flag \
+         (a generic app's defaults: `--concurrency 0 --target-concurrency 10`, min 1, max 6). \
+         {n} concurrent requests, {trials} rounds on one ferry; then {clients} closed-loop \
+         clients of the same request for {secs} s on a fresh one. The pool is polled through \
+         its status every 20 ms.\n",
+        ms = async_app::SLEEP_MS,
+        n = async_app::CONCURRENT_REQUESTS,
+        trials = ASYNC_TRIALS,
+        clients = async_app::HEAVY_CLIENTS,
+        secs = async_app::HEAVY_FOR.as_secs(),
+    );
+    eprintln!("ferry-bench: async app, concurrent requests");
+    match async_app::concurrent(ctx, ASYNC_TRIALS) {
+        Ok(trials) => {
+            let mut t = Table::new(&[
+                "round",
+                "all answered after (ms)",
+                "processes that answered",
+                "most at once in one process",
+                "pool's most processes",
+                "errors",
+            ]);
+            for (i, c) in trials.iter().enumerate() {
+                t.row(vec![
+                    (i + 1).to_string(),
+                    format!("{:.0}", c.total_ms),
+                    c.pids.to_string(),
+                    c.peak_in_flight.to_string(),
+                    c.pool_max.to_string(),
+                    c.errors.to_string(),
+                ]);
+            }
+            report.push('\n');
+            report.push_str(&t.render());
+        }
+        Err(e) => {
+            let _ = writeln!(report, "- concurrent requests failed: {e}");
+        }
+    }
+    if interrupted() {
+        return;
+    }
+    eprintln!("ferry-bench: async app, heavier load");
+    match async_app::heavy(ctx) {
+        Ok(h) => {
+            let secs = async_app::HEAVY_FOR.as_secs_f64();
+            let mut t = Table::new(&[
+                "clients",
+                "served",
+                "req/s",
+                "errors",
+                "processes that answered",
+                "2nd process after (ms)",
+                "most processes",
+                "reached after (ms)",
+                "processes at 5/10/15/20 s",
+            ]);
+            t.row(vec![
+                async_app::HEAVY_CLIENTS.to_string(),
+                h.served.to_string(),
+                format!("{:.1}", h.served as f64 / secs),
+                h.errors.to_string(),
+                h.pids.to_string(),
+                fmt_opt(h.second_process_ms, 0),
+                h.pool_max.to_string(),
+                fmt_opt(h.pool_max_ms, 0),
+                h.pool_every_5s
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            ]);
+            report.push('\n');
+            report.push_str(&t.render());
+        }
+        Err(e) => {
+            let _ = writeln!(report, "- heavier load failed: {e}");
+        }
+    }
 }

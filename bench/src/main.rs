@@ -1,6 +1,7 @@
 //! ferry-bench: ferry against talking to the app directly, HAProxy, nginx, Passenger
 //! Standalone, gunicorn, Granian and uWSGI, on loopback, in front of the same backend; plus ferry's pool
-//! dynamics (burst growth, crash replacement). Prints Markdown tables.
+//! dynamics (burst growth, crash replacement, a generic async app's pool). Prints Markdown
+//! tables.
 //!
 //! Usage: `bench/install.sh && cargo run --release -p ferry-bench [-- OPTIONS]`
 //! (`--help` lists the options). Not part of `cargo test`.
@@ -12,6 +13,7 @@
 //! measurements) into the report's Markdown `table`s, headed by what `machine` says about the
 //! machine; `fidelity` runs ferry and replays its access log in `ferry sim`, side by side. `src/bin/slow_readers.rs` is a separate client for the slow-reader benchmark.
 
+mod async_app;
 mod dynamics;
 mod dynamics_report;
 mod fidelity;
@@ -191,6 +193,9 @@ fn main() -> ExitCode {
     }
     if opts.dynamics && !interrupted() {
         dynamics_report::dynamics_section(&ctx, &opts, &mut report);
+    }
+    if opts.dynamics && opts.async_app && !interrupted() {
+        dynamics_report::async_section(&ctx, &mut report);
     }
     if opts.fidelity && !interrupted() {
         fidelity::fidelity_section(&ctx, &mut report);

@@ -52,6 +52,9 @@ pub struct Opts {
     /// Skip the burst and crash measurements.
     #[arg(long = "no-dynamics", action = ArgAction::SetFalse)]
     pub dynamics: bool,
+    /// Skip the generic async app's pool (tests/asyncapp through ferry's defaults).
+    #[arg(long = "no-async-app", action = ArgAction::SetFalse)]
+    pub async_app: bool,
     /// Skip the fidelity section (the simulator replaying real runs' access logs).
     #[arg(long = "no-fidelity", action = ArgAction::SetFalse)]
     pub fidelity: bool,

@@ -455,22 +455,9 @@ pub fn ferry_generic(
 ) -> Result<Running, String> {
     let app = dir.join("app");
     fs::create_dir_all(&app).map_err(|e| e.to_string())?;
-    let (min_s, max_s) = (min.to_string(), max.to_string());
-    let mut args: Vec<String> = [
-        "--app-start-command",
-        command,
-        "--min-instances",
-        &min_s,
-        "--max-pool-size",
-        &max_s,
-        "--max-request-queue-size",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    run_ferry(ctx, dir, &app, &args, min)
+    let mut args = vec!["--app-start-command", command];
+    args.extend_from_slice(extra);
+    ferry_pool(ctx, dir, &app, min, max, &args)
 }
 
 /// Copies the WSGI startup file into a fresh app directory.
@@ -483,24 +470,46 @@ pub(crate) fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
 }
 
 fn start_ferry_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
+    ferry_wsgi(ctx, dir, ctx.apps, ctx.apps, &[])
+}
+
+/// ferry serving the WSGI startup file with a pool of `min`..=`max` processes and an
+/// unlimited request queue; returns once `min` processes are ready.
+pub fn ferry_wsgi(
+    ctx: &Ctx,
+    dir: &Path,
+    min: usize,
+    max: usize,
+    extra: &[&str],
+) -> Result<Running, String> {
     let app = wsgi_app_dir(ctx, dir)?;
-    let n = ctx.apps.to_string();
     let python = ctx.python().ok_or("python3 not found")?;
-    let python = python.to_string_lossy();
-    let args: Vec<String> = [
-        "--python",
-        &python,
-        "--min-instances",
-        &n,
-        "--max-pool-size",
-        &n,
-        "--max-request-queue-size",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    run_ferry(ctx, dir, &app, &args, ctx.apps)
+    let python = python.to_string_lossy().into_owned();
+    let mut args = vec!["--python", python.as_str()];
+    args.extend_from_slice(extra);
+    ferry_pool(ctx, dir, &app, min, max, &args)
+}
+
+/// ferry on `app` with `args`, a pool of `min`..=`max` processes and an unlimited request
+/// queue; returns once `min` processes are ready.
+pub(crate) fn ferry_pool(
+    ctx: &Ctx,
+    dir: &Path,
+    app: &Path,
+    min: usize,
+    max: usize,
+    args: &[&str],
+) -> Result<Running, String> {
+    let (min_s, max_s) = (min.to_string(), max.to_string());
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    for (flag, value) in [
+        ("--min-instances", min_s.as_str()),
+        ("--max-pool-size", &max_s),
+        ("--max-request-queue-size", "0"),
+    ] {
+        all.extend([flag.to_string(), value.to_string()]);
+    }
+    run_ferry(ctx, dir, app, &all, min)
 }
 
 /// The part of `ferry status --json` the bench uses, read straight from the admin socket
