@@ -154,7 +154,9 @@ impl Engine {
             request,
             process: process_id,
         });
-        if fresh && state == ProcessState::Ready {
+        // During a shutdown a fresh request may be served by any ready process, and every
+        // process leaves for the shutdown: none is retired for always-restart mode then.
+        if fresh && state == ProcessState::Ready && self.shutdown.is_none() {
             // Its one request: it leaves once that ends, and the next request gets its own.
             self.drain(process_id, KillReason::AlwaysRestart);
             self.mark_dirty(group_id);
