@@ -50,6 +50,17 @@ fn describe(command: &Command) -> Option<(&'static str, Option<ProcessId>, Strin
     })
 }
 
+/// The decision and reason of a command that concerns one request (a 503, 502 or 504), which
+/// the log may hold back in an overload (`crate::decision_limiter`).
+pub fn per_request(command: &Command) -> Option<(&'static str, String)> {
+    match command {
+        Command::Reject { .. } | Command::Fail { .. } | Command::TimeOut { .. } => {
+            describe(command).map(|(decision, _, reason)| (decision, reason))
+        }
+        _ => None,
+    }
+}
+
 /// The log line for a command, at its level: what the pool does as it should (spawns, idle
 /// and planned stops) at `notice`; what goes wrong for a client or a process (503, 502, 504,
 /// forced kills, processes stopped for failing) at `warn`.

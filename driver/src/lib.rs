@@ -45,6 +45,7 @@ mod client;
 mod clock;
 mod control;
 mod daemon;
+mod decision_limiter;
 mod decisions;
 mod exchange;
 pub mod instance;

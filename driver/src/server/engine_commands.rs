@@ -26,7 +26,13 @@ impl Server {
             _ => None,
         };
         if let Some((level, line)) = crate::decisions::log_line(&command, pid) {
-            self.log.at(level, &line);
+            let admitted = crate::decisions::per_request(&command).is_none_or(|(d, reason)| {
+                self.decision_limiter
+                    .admit(std::time::Instant::now(), d, &reason)
+            });
+            if admitted {
+                self.log.at(level, &line);
+            }
         }
         match command {
             Command::Spawn {

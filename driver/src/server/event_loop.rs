@@ -60,6 +60,9 @@ impl Server {
             // Taken back as soon as a descriptor is free again.
             self.reserve_fd.restore();
         }
+        for (level, line) in self.decision_limiter.flush(None) {
+            self.log.at(level, &line);
+        }
         println!("Stopping web server... done!");
         ExitCode::SUCCESS
     }
@@ -109,16 +112,31 @@ impl Server {
             .observer
             .next_deadline()
             .map(|at| at.saturating_duration_since(now));
+        let log_summary = self
+            .decision_limiter
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(now));
         // A timer is due "at" an instant: never wake before it, or the loop spins.
-        [engine, probe, deadline, watcher, accept_retry, ops_deadline]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d + Duration::from_micros(50))
+        [
+            engine,
+            probe,
+            deadline,
+            watcher,
+            accept_retry,
+            ops_deadline,
+            log_summary,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d + Duration::from_micros(50))
     }
 
     pub(super) fn on_timers(&mut self) {
         let now = std::time::Instant::now();
+        for (level, line) in self.decision_limiter.flush(Some(now)) {
+            self.log.at(level, &line);
+        }
         if self
             .engine
             .poll_timeout()

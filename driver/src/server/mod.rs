@@ -143,4 +143,6 @@ pub struct Server {
     spawn_retries: BTreeMap<ProcessId, Instant>,
     /// The access log, the metrics listener, systemd's notifications.
     observer: crate::observer::Observer,
+    /// How many per-request decisions reach the log in an overload.
+    decision_limiter: crate::decision_limiter::DecisionLimiter,
 }

@@ -307,6 +307,7 @@ impl Server {
             watchdog: None,
             spawn_retries: BTreeMap::new(),
             observer,
+            decision_limiter: Default::default(),
         };
         match crate::watchdog::Watchdog::start() {
             Ok(watchdog) => server.watchdog = Some(watchdog),
