@@ -42,18 +42,18 @@ impl DecisionLimiter {
         self.window_start.map(|start| start + WINDOW)
     }
 
-    /// The summary lines of a window that is over at `now` (every window, with `now` =
-    /// `None`, as ferry stops); a new window begins with the next decision.
-    pub fn flush(&mut self, now: Option<Instant>) -> Vec<(LogLevel, String)> {
+    /// The summary lines of a window that is over at `now` (of the window so far, when ferry
+    /// is `stopping`); a new window begins with the next decision.
+    pub fn flush(&mut self, now: Instant, stopping: bool) -> Vec<(LogLevel, String)> {
         let Some(start) = self.window_start else {
             return Vec::new();
         };
-        if now.is_some_and(|now| now < start + WINDOW) {
+        if now < start + WINDOW && !stopping {
             return Vec::new();
         }
         self.window_start = None;
         self.written = 0;
-        let seconds = now.map_or(WINDOW, |now| now - start).as_secs_f64();
+        let seconds = now.saturating_duration_since(start).as_secs_f64();
         std::mem::take(&mut self.held)
             .into_iter()
             .map(|((decision, reason), count)| {
@@ -88,10 +88,10 @@ mod tests {
         assert_eq!(written, LINES_PER_WINDOW as usize);
         assert_eq!(limiter.next_deadline(), Some(start + WINDOW));
         assert!(
-            limiter.flush(Some(start + WINDOW / 2)).is_empty(),
+            limiter.flush(start + WINDOW / 2, false).is_empty(),
             "the window is not over"
         );
-        let summary = limiter.flush(Some(start + WINDOW));
+        let summary = limiter.flush(start + WINDOW, false);
         assert_eq!(
             summary,
             vec![
@@ -129,12 +129,14 @@ mod tests {
         for _ in 0..=LINES_PER_WINDOW {
             limiter.admit(start, "504", "max_request_time");
         }
-        let summary = limiter.flush(None);
+        let summary = limiter.flush(start + WINDOW / 4, true);
         assert_eq!(summary.len(), 1);
         assert!(
-            summary[0].1.contains("504 for 1 more requests"),
+            summary[0]
+                .1
+                .contains("504 for 1 more requests in the last 0.2 s"),
             "{summary:?}"
         );
-        assert!(limiter.flush(None).is_empty());
+        assert!(limiter.flush(start + WINDOW, true).is_empty());
     }
 }

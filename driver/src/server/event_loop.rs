@@ -60,7 +60,7 @@ impl Server {
             // Taken back as soon as a descriptor is free again.
             self.reserve_fd.restore();
         }
-        for (level, line) in self.decision_limiter.flush(None) {
+        for (level, line) in self.decision_limiter.flush(std::time::Instant::now(), true) {
             self.log.at(level, &line);
         }
         println!("Stopping web server... done!");
@@ -134,7 +134,7 @@ impl Server {
 
     pub(super) fn on_timers(&mut self) {
         let now = std::time::Instant::now();
-        for (level, line) in self.decision_limiter.flush(Some(now)) {
+        for (level, line) in self.decision_limiter.flush(now, false) {
             self.log.at(level, &line);
         }
         if self
