@@ -25,14 +25,16 @@ impl Server {
             Command::Kill { process, .. } | Command::Fail { process, .. } => pid(process),
             _ => None,
         };
-        if let Some((level, line)) = crate::decisions::log_line(&command, pid) {
-            let admitted = crate::decisions::per_request(&command).is_none_or(|(d, reason)| {
-                self.decision_limiter
-                    .admit(std::time::Instant::now(), d, &reason)
-            });
-            if admitted {
-                self.log.at(level, &line);
-            }
+        // A line held back is not even formatted: in an overload that is time to answer in.
+        let admitted = crate::decisions::per_request(&command).is_none_or(|(d, reason)| {
+            self.decision_limiter
+                .admit(std::time::Instant::now(), d, &reason)
+        });
+        if let Some((level, line)) = admitted
+            .then(|| crate::decisions::log_line(&command, pid))
+            .flatten()
+        {
+            self.log.at(level, &line);
         }
         match command {
             Command::Spawn {
