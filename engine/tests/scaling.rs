@@ -168,6 +168,55 @@ mod spawning {
     }
 
     #[test]
+    fn a_burst_of_fast_requests_grows_the_pool_to_the_max_within_one_spawn_time() {
+        // Issue 11: `wrk -c200` on one process whose requests take 50 us and whose spawns take
+        // 500 ms. The queue of 199 drains in 10 ms, so the work rule rightly waits, and each
+        // answered client asks again at once (a closed loop: the arrival rate is the
+        // process's own pace). Only the number of clients shows the demand; the pool reached
+        // its max 782-1215 ms after the burst began in the real server, against the 524-540 ms
+        // of one startup it took before the demand rule.
+        let (mut pool, first) = one_process(500);
+        let service = core::time::Duration::from_micros(50);
+        // A known service time: 20 requests, one at a time.
+        for request in 0..20 {
+            pool.now = at(ms(1000 + 100 * request));
+            assert_eq!(forward_of(&pool.arrive(0, request), request), Some(first));
+            pool.now = pool.now + service;
+            pool.finish(request);
+        }
+        let burst_at = at(secs(4));
+        pool.run_until(burst_at);
+        let mut spawned = Vec::new();
+        let mut next = 100;
+        let mut serving = None;
+        for client in 0..200u64 {
+            pool.now = burst_at + core::time::Duration::from_micros(5 * client);
+            let commands = pool.arrive(0, next);
+            spawned.extend(spawns(&commands));
+            if let Some((request, _)) = forwards(&commands).first() {
+                serving = Some(*request);
+            }
+            next += 1;
+        }
+        // The spawned processes are still starting: only the first one serves.
+        while pool.now < burst_at + ms(50) {
+            let request = serving.take().expect("the process is busy");
+            pool.now = pool.now + service;
+            let mut commands = pool.finish(request);
+            commands.extend(pool.arrive(0, next));
+            next += 1;
+            spawned.extend(spawns(&commands));
+            serving = forwards(&commands).first().map(|(request, _)| *request);
+        }
+        assert_eq!(
+            spawned.len(),
+            5,
+            "within a tenth of a spawn time, five more, to max_pool_size 6 ({} requests served)",
+            next - 300
+        );
+    }
+
+    #[test]
     fn offered_load_beyond_the_target_grows_the_pool_without_a_queue() {
         // Unlimited concurrency: nothing ever queues, yet 20 sessions of 1 s at a time on
         // a process whose target is 4 need more processes.
