@@ -111,6 +111,13 @@ pub struct Backend {
     pub body_file: Option<(crate::exchange::SpilledBody, u64)>,
     /// The exchange's client left while the app worked on it (see [`Backend::abandon`]).
     pub abandoned: Option<Abandoned>,
+    /// Everything the app sent was read, or will raise a readable event: the last read found
+    /// the socket empty (a short read or none) and the event that led to it did not report
+    /// the app's end (else it read on to that end). Epoll is edge-triggered, so whatever
+    /// arrives after such a read is announced: an idle connection like this is reused
+    /// without reading it first to see whether the app closed it. A close that races the
+    /// reuse is still caught (`closed_as_reused`: the request is sent again).
+    pub quiet: bool,
 }
 
 /// An exchange whose client has gone: the app's response is read to its end and dropped.
@@ -205,6 +212,7 @@ impl Backend {
             tunnel: false,
             body_file: None,
             abandoned: None,
+            quiet: true,
         }
     }
 
@@ -238,20 +246,16 @@ impl Backend {
         self.sent_bytes = false;
         self.reset = false;
         out.push(Action::Flush(Conn::Backend(self.key)));
-        // An idle connection gets no new event for bytes the app sent meanwhile (a close).
-        out.push(Action::ReadBackend {
-            backend: self.key,
-            drain: false,
-        });
     }
 
     /// An idle connection the app has not closed (reading finds nothing and no end).
     pub fn idle_still_open(&mut self) -> bool {
         let mut probe = Vec::new();
-        matches!(
+        self.quiet = matches!(
             read_into(&mut self.stream, &mut probe, 1, true),
             ReadResult::Open
-        ) && probe.is_empty()
+        ) && probe.is_empty();
+        self.quiet
     }
 
     fn broken(&self, why: impl Into<String>, out: &mut Actions) {
@@ -329,6 +333,7 @@ impl Backend {
                 return; // resumed when the client drains
             }
             let result = read_into(&mut self.stream, &mut self.inbuf, BACKEND_READ_BYTES, drain);
+            self.quiet = matches!(result, ReadResult::Open);
             self.got_bytes |= !self.inbuf.is_empty();
             // A socket read fails only on a reset: the app closed with unread request bytes.
             self.reset |= matches!(result, ReadResult::Failed);

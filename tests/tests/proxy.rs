@@ -52,6 +52,29 @@ fn keep_alive_serves_several_requests_on_one_connection() {
 }
 
 #[test]
+fn an_app_closing_idle_keep_alive_connections_loses_no_request() {
+    // Apps close idle keep-alive connections on their own timer (Node after 5 s, gunicorn
+    // after 2 s). ferry reuses its idle connections to the app without probing one first
+    // when all it has read of it left nothing unseen; a request that meets a connection the
+    // app is closing just then is sent again on a new one.
+    let ferry = Ferry::start_testapp(&[], &[("TESTAPP_KEEP_ALIVE_MS", "30")]);
+    ferry.wait_ready(1, LIMIT);
+    let mut client = HttpClient::connect(ferry.addr()).unwrap();
+    let mut pids = std::collections::BTreeSet::new();
+    for i in 0..60u64 {
+        // The traffic's gaps, 20 to 40 ms: some requests come before the app closes the
+        // idle connection, some after, some just as it does.
+        std::thread::sleep(Duration::from_micros(20_000 + 333 * i));
+        let response = client
+            .get("/pid")
+            .unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_eq!(response.status, 200, "request {i}: {}", response.text());
+        pids.insert(response.text());
+    }
+    assert_eq!(pids.len(), 1, "one process served them all: {pids:?}");
+}
+
+#[test]
 fn a_post_body_with_content_length_reaches_the_app() {
     let ferry = started();
     let body: Vec<u8> = b"name=ferry&bytes=\x00\x01\xfe\xff\r\n"

@@ -72,10 +72,18 @@ impl Server {
     pub(super) fn flush_pending(&mut self) {
         while !self.pending_flushes.is_empty() {
             let flushes = std::mem::take(&mut self.pending_flushes);
+            // Requests to the apps first: a process that waits for its next request is idle
+            // capacity, a client that waits for its response is not (under `wrk -c50` on two
+            // WSGI processes, 35.8-41.1k req/s against 28.4-37.7k, the CPUs idle 9-12% of
+            // the time against 15-16%).
+            for flush in &flushes {
+                if let Conn::Backend(key) = flush {
+                    self.flush_backend_now(*key);
+                }
+            }
             for flush in flushes {
-                match flush {
-                    Conn::Client(key) => self.flush_client_now(key),
-                    Conn::Backend(key) => self.flush_backend_now(key),
+                if let Conn::Client(key) = flush {
+                    self.flush_client_now(key);
                 }
             }
             self.run_commands();

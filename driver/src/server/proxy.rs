@@ -68,7 +68,7 @@ impl Server {
             let Some(backend) = self.backend(key) else {
                 continue;
             };
-            if backend.idle_still_open() {
+            if backend.quiet || backend.idle_still_open() {
                 return Some(key);
             }
             self.close_backend(key);

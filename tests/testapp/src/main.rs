@@ -19,6 +19,8 @@
 //! * `TESTAPP_CONCURRENCY_FILE` — every request appends `<pid> <requests in progress in
 //!   this process, itself included>` as it starts (after its body was read); a request is in
 //!   progress until its response begins.
+//! * `TESTAPP_KEEP_ALIVE_MS` — close a keep-alive connection that stays idle this long
+//!   between requests (as Node's `keepAliveTimeout` or gunicorn's `--keep-alive` do).
 //!
 //! Endpoints (any method unless noted; HEAD gets the head only):
 //! * `/` → `Hello from ferry-testapp pid <pid>\n`
@@ -74,6 +76,7 @@ struct Config {
     record: Option<Mutex<File>>,
     concurrency: Option<Mutex<File>>,
     hold_file: Option<std::path::PathBuf>,
+    keep_alive: Option<Duration>,
     big: Vec<u8>,
 }
 
@@ -183,6 +186,7 @@ fn main() {
         hold_file: env::var_os("TESTAPP_HOLD_FILE")
             .filter(|p| !p.is_empty())
             .map(Into::into),
+        keep_alive: env_u64("TESTAPP_KEEP_ALIVE_MS").map(Duration::from_millis),
         big,
     };
     if CONFIG.set(cfg).is_err() {
@@ -262,7 +266,16 @@ fn serve_conn(stream: TcpStream) {
         json: Vec::new(),
     };
     loop {
-        let head = match conn.read_head(&mut head_buf, &mut headers) {
+        // Idle between requests: a timed-out read closes the connection.
+        let idle = cfg.keep_alive.filter(|_| conn.buffered().is_empty());
+        if stream.set_read_timeout(idle).is_err() {
+            return;
+        }
+        let head = conn.read_head(&mut head_buf, &mut headers);
+        if idle.is_some() && stream.set_read_timeout(None).is_err() {
+            return;
+        }
+        let head = match head {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(ConnError::Parse(e)) => {
