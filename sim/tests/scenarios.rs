@@ -34,6 +34,11 @@ fn burst() {
 }
 
 #[test]
+fn burst_fast() {
+    passes("burst-fast.toml");
+}
+
+#[test]
 fn idle_300s() {
     passes("idle-300s.toml");
 }
