@@ -39,6 +39,11 @@ fn burst_fast() {
 }
 
 #[test]
+fn async_app() {
+    passes("async-app.toml");
+}
+
+#[test]
 fn idle_300s() {
     passes("idle-300s.toml");
 }
