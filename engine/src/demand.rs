@@ -26,11 +26,11 @@
 //!   start, so its whole backlog was served (or gone) and replaced by new arrivals. A
 //!   backlog that survives its own turnover is refilled as fast as it drains: 200 clients on
 //!   one process whose requests take 50 us turn over in 10 ms and then ask for six processes
-//!   at once, where the 2 s average took a quarter of a second (the real server's pool was
-//!   full a quarter of a second later than one startup). A queue that drains is not: what
-//!   survives a backlog's turnover is about its size times the processes' utilization, so
-//!   200 requests arriving at once at a process 5% busy leave about 10, and two overlapping
-//!   requests none;
+//!   at once, where the 2 s average took a quarter of a second (with it alone, the real
+//!   server's pool was full a quarter of a second after one startup). A queue that drains
+//!   is not: what survives a backlog's turnover is about its size times the processes'
+//!   utilization, so 200 requests arriving at once at a process 5% busy leave about 10, and
+//!   two overlapping requests none;
 //! - the **queue**: when the queued requests would wait longer than a spawn takes (queue ×
 //!   service time ÷ the serving processes' target), enough processes to drain the queue
 //!   within one spawn time; and once the oldest queued request has already waited a spawn
