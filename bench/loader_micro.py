@@ -4,7 +4,9 @@
 Runs the loader's request handling (driver/src/wsgi_loader/ferry_wsgi) in this process on one end of a
 Unix socketpair, on the exact request ferry forwards for `wrk http://127.0.0.1:PORT/`,
 and prints microseconds of CPU per request for each app: the hello app, the Flask
-JSON app (when Flask is importable), and a do-nothing app (the loader alone).
+JSON app (when Flask is importable), and a do-nothing app (the loader alone). Each is
+timed twice: on the HTTP head ferry used to send (REQUEST) and on the frame it sends
+now (FRAME, http/src/wsgi_frame.rs), for a loader that reads frames.
 
     bench/.venv/bin/python bench/loader_micro.py [REQUESTS [LOADER_DIR ...]]
 
@@ -17,7 +19,6 @@ as in production).
 
 import importlib
 import importlib.util
-import io
 import os
 import socket
 import statistics
@@ -75,10 +76,10 @@ def apps():
     yield "Flask JSON app", flask_app.application
 
 
-def one_round(server, ours, peer, requests):
+def one_round(server, ours, peer, requests, request):
     start = time.process_time()
     for i in range(requests):
-        keep, rest = server.handle_request(ours, REQUEST)
+        keep, rest = server.handle_request(ours, request)
         if not keep or rest:
             raise SystemExit("unexpected keep=%r rest=%r" % (keep, rest))
         if i % BATCH == BATCH - 1:
@@ -91,59 +92,62 @@ def one_round(server, ours, peer, requests):
 
 
 def measure(loaders, app, requests):
-    """Per loader: (best, median) microseconds per request over interleaved rounds."""
+    """Per loader and request form it reads: (form, best, median) microseconds per
+    request over interleaved rounds."""
     setups = []
     for loader in loaders:
-        ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        peer.setblocking(False)
-        setups.append((loader.Server(app, False), ours, peer, []))
+        for form, request in forms(loader):
+            ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            peer.setblocking(False)
+            setups.append((loader, form, request, loader.Server(app, False), ours, peer, []))
     try:
         for _ in range(ROUNDS):
-            for server, ours, peer, rounds in setups:
-                rounds.append(one_round(server, ours, peer, requests))
+            for _, _, request, server, ours, peer, rounds in setups:
+                rounds.append(one_round(server, ours, peer, requests, request))
     finally:
-        for _, ours, peer, _ in setups:
-            ours.close()
-            peer.close()
-    return [(min(r), statistics.median(r)) for _, _, _, r in setups]
+        for setup in setups:
+            setup[4].close()
+            setup[5].close()
+    return [(loader, form, min(r), statistics.median(r)) for loader, form, _, _, _, _, r in setups]
 
 
-# The same request as a pre-parsed environ in one frame, as a framing between ferry and
-# the loader would carry it: key NUL value NUL ... (what the loader would decode instead
-# of parsing HTTP).
-FRAME = "\0".join([
-    "REQUEST_METHOD", "GET", "PATH_INFO", "/", "QUERY_STRING", "", "REQUEST_URI", "/",
-    "SERVER_PROTOCOL", "HTTP/1.1", "SERVER_NAME", "127.0.0.1", "SERVER_PORT", "18931",
-    "REMOTE_ADDR", "127.0.0.1", "wsgi.url_scheme", "http", "HTTP_HOST", "127.0.0.1:18931",
-    "HTTP_X_FORWARDED_FOR", "127.0.0.1", "HTTP_X_FORWARDED_PROTO", "http",
-    "HTTP_X_FORWARDED_HOST", "127.0.0.1:18931"]).encode("latin-1")
+# The frame ferry sends its loader for the same request (http/src/wsgi_frame.rs; a Rust
+# test there checks that these are its variables, byte for byte).
+FRAME_FIELDS = [
+    "HTTP_HOST", "127.0.0.1:18931", "HTTP_X_FORWARDED_FOR", "127.0.0.1",
+    "HTTP_X_FORWARDED_PROTO", "http", "HTTP_X_FORWARDED_HOST", "127.0.0.1:18931",
+    "REQUEST_METHOD", "GET", "SERVER_PROTOCOL", "HTTP/1.1", "REQUEST_URI", "/", "PATH_INFO", "/",
+    "QUERY_STRING", "", "wsgi.url_scheme", "http", "SERVER_NAME", "127.0.0.1", "SERVER_PORT", "18931",
+    "REMOTE_ADDR", "127.0.0.1"]
+_VARIABLES = "\0".join(FRAME_FIELDS).encode("latin-1")
+FRAME = b"\0" + (len(_VARIABLES) + 1).to_bytes(4, "big") + bytes([2 | 4]) + _VARIABLES
+
+
+def reads_frames(loader):
+    return hasattr(loader, "read_frame")
+
+
+def forms(loader):
+    """The request forms `loader` reads: HTTP always, the frame if it knows it."""
+    yield "HTTP", REQUEST
+    if reads_frames(loader):
+        yield "frame", FRAME
 
 
 def request_side(loader, requests):
     """Microseconds per request to turn the request into environ (the app and the
-    response left out): the loader's HTTP parsing, and decoding FRAME instead."""
+    response left out), per form the loader reads."""
     server = loader.Server(nothing_app, False)
     server.run_app = lambda sock, environ, is_head, http11, keep: keep
-    base = server.base_environ
-    BytesIO = io.BytesIO
 
-    def parse():
+    def timed(request):
         start = time.process_time()
         for _ in range(requests):
-            server.handle_request(None, REQUEST)
+            server.handle_request(None, request)
         return (time.process_time() - start) / requests * 1e6
 
-    def frame():
-        start = time.process_time()
-        for _ in range(requests):
-            environ = base.copy()
-            it = iter(FRAME.decode("latin-1").split("\0"))
-            environ.update(zip(it, it))
-            environ["wsgi.input"] = BytesIO(b"")
-        return (time.process_time() - start) / requests * 1e6
-
-    rounds = [(parse(), frame()) for _ in range(ROUNDS)]
-    return min(r[0] for r in rounds), min(r[1] for r in rounds)
+    rounds = [[(form, timed(request)) for form, request in forms(loader)] for _ in range(ROUNDS)]
+    return [(form, min(r[i][1] for r in rounds)) for i, (form, _) in enumerate(rounds[0])]
 
 
 def main():
@@ -151,13 +155,14 @@ def main():
     paths = sys.argv[2:] or [os.path.join(REPO, "driver", "src", "wsgi_loader")]
     loaders = [load_loader("ferry_wsgi_%d" % i, p) for i, p in enumerate(paths)]
     print("Python %s, %d requests x %d rounds" % (sys.version.split()[0], requests, ROUNDS))
+    where = {id(loader): os.path.relpath(path) for path, loader in zip(paths, loaders)}
     for name, app in apps():
-        for path, (best, med) in zip(paths, measure(loaders, app, requests)):
-            print("%-26s best %5.1f us/request, median %5.1f  %s" % (name, best, med, os.path.relpath(path)))
+        for loader, form, best, med in measure(loaders, app, requests):
+            print("%-26s %-5s best %5.1f us/request, median %5.1f  %s"
+                  % (name, form, best, med, where[id(loader)]))
     for path, loader in zip(paths, loaders):
-        parse, frame = request_side(loader, requests)
-        print("request -> environ only: HTTP parsing %.1f us, a pre-parsed frame %.1f us  %s"
-              % (parse, frame, os.path.relpath(path)))
+        print("request -> environ only: %s  %s" % (
+            ", ".join("%s %.1f us" % kv for kv in request_side(loader, requests)), os.path.relpath(path)))
 
 
 if __name__ == "__main__":

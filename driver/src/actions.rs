@@ -36,6 +36,8 @@ pub struct ProxySettings {
     pub error_details: bool,
     /// Peers whose forwarding fields are kept (--forwarded-allow-ips).
     pub trusted_proxies: crate::trusted_proxies::TrustedProxies,
+    /// How requests are written for the app's processes.
+    pub request_format: crate::exchange::RequestFormat,
 }
 
 /// What every connection may read of the server, and the one thing it may take from it: a

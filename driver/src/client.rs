@@ -86,7 +86,12 @@ impl Client {
             stream,
             inbuf: Vec::new(),
             out: OutBuf::spilling_to(spill_dir.clone()),
-            reader: RequestReader::new(context.settings.limits, peer, spill_dir),
+            reader: RequestReader::new(
+                context.settings.limits,
+                peer,
+                context.settings.request_format,
+                spill_dir,
+            ),
             phase: Phase::Reading,
             pending: None,
             response_started: false,

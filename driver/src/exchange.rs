@@ -3,19 +3,29 @@
 
 use crate::buffers::MEMORY_WINDOW_BYTES;
 use crate::http::{
-    canonical_reason, error_response, write_request_head, write_response_head, BodyReader,
-    BodyRelay, ClientSide, HttpError, Limits, Peer, RequestHead, RequestParser, ResponseParser,
-    Version,
+    canonical_reason, error_response, write_request_head, write_response_head, write_wsgi_frame,
+    BodyReader, BodyRelay, ClientSide, HttpError, Limits, Peer, RequestHead, RequestParser,
+    ResponseParser, Version,
 };
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+/// How a request goes to the app's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFormat {
+    /// An HTTP/1.1 head (`write_request_head`): what an app of `--app-start-command` gets.
+    Http,
+    /// ferry's own WSGI loader: the `environ` variables in a frame (`write_wsgi_frame`;
+    /// the loader tells it from HTTP by its first byte), so its Python parses no HTTP.
+    WsgiFrame,
+}
+
 /// A complete request, ready for the app.
 pub struct ParsedRequest {
-    /// The head and de-chunked body exactly as they go to the app (the head alone when the
-    /// body went to disk).
+    /// The head (or frame) and de-chunked body exactly as they go to the app (the head
+    /// alone when the body went to disk).
     pub forward: Vec<u8>,
     /// A body too large to keep in memory, to send after `forward`.
     pub spilled_body: Option<SpilledBody>,
@@ -48,6 +58,7 @@ pub struct RequestReader {
     limits: Limits,
     /// Who sent the request: what the forwarding fields to the app say.
     peer: Peer,
+    format: RequestFormat,
     /// Once the head is in: its bytes, the parsed head, the body so far and its framing.
     body: Option<BodyState>,
     started: bool,
@@ -69,11 +80,17 @@ struct BodyState {
 const BODY_READ_BYTES: usize = 256 * 1024;
 
 impl RequestReader {
-    pub fn new(limits: Limits, peer: Peer, spill_dir: Arc<Path>) -> RequestReader {
+    pub fn new(
+        limits: Limits,
+        peer: Peer,
+        format: RequestFormat,
+        spill_dir: Arc<Path>,
+    ) -> RequestReader {
         RequestReader {
             parser: RequestParser::new(limits),
             limits,
             peer,
+            format,
             body: None,
             started: false,
             spill_dir,
@@ -159,7 +176,11 @@ impl RequestReader {
             .as_ref()
             .map_or(state.payload.len() as u64, |s| s.len_bytes);
         let mut forward = Vec::with_capacity(state.head_bytes.len() + 128 + state.payload.len());
-        write_request_head(
+        let write_head = match self.format {
+            RequestFormat::Http => write_request_head,
+            RequestFormat::WsgiFrame => write_wsgi_frame,
+        };
+        write_head(
             &state.head,
             &state.head_bytes,
             self.peer,

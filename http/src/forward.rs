@@ -44,28 +44,74 @@ pub fn write_request_head(
 ) {
     out.extend_from_slice(head.method(buf));
     out.push(b' ');
-    match head.target_form {
-        TargetForm::Absolute {
-            path_and_query,
-            authority,
-        } => {
-            let path_and_query = path_and_query.get(buf);
-            if !path_and_query.starts_with(b"/") {
-                out.push(b'/');
-            }
-            out.extend_from_slice(path_and_query);
-            out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-            out.extend_from_slice(authority.get(buf));
-            out.extend_from_slice(b"\r\n");
-        }
-        TargetForm::Origin | TargetForm::Asterisk => {
-            out.extend_from_slice(head.target(buf));
-            out.extend_from_slice(b" HTTP/1.1\r\n");
-        }
+    let (target, slash) = app_target(head, buf);
+    if slash {
+        out.push(b'/');
     }
-    let absolute = matches!(head.target_form, TargetForm::Absolute { .. });
-    for field in &head.headers {
-        let forward = match field.kind {
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    forwarded_fields(head, buf, peer, body_len_bytes, &mut HeadSink(out));
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The target the app gets, and whether it must be prefixed by `/`: an absolute-form
+/// target becomes origin-form.
+pub(crate) fn app_target<'b>(head: &RequestHead, buf: &'b [u8]) -> (&'b [u8], bool) {
+    match head.target_form {
+        TargetForm::Absolute { path_and_query, .. } => {
+            let path_and_query = path_and_query.get(buf);
+            (path_and_query, !path_and_query.starts_with(b"/"))
+        }
+        TargetForm::Origin | TargetForm::Asterisk => (head.target(buf), false),
+    }
+}
+
+/// Where the fields for the app go, one at a time: the HTTP head ([`write_request_head`])
+/// or the WSGI loader's frame (`wsgi_frame`). Both are written by [`forwarded_fields`], so
+/// the two can never disagree on which fields the app gets.
+pub(crate) trait FieldSink {
+    /// A field named `name` begins: its value is appended to the buffer returned.
+    fn begin(&mut self, name: &[u8]) -> &mut Vec<u8>;
+    /// The field's value is complete.
+    fn end(&mut self);
+}
+
+struct HeadSink<'o>(&'o mut Vec<u8>);
+
+impl FieldSink for HeadSink<'_> {
+    fn begin(&mut self, name: &[u8]) -> &mut Vec<u8> {
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(b": ");
+        self.0
+    }
+
+    fn end(&mut self) {
+        self.0.extend_from_slice(b"\r\n");
+    }
+}
+
+fn field(sink: &mut impl FieldSink, name: &[u8], value: &[u8]) {
+    sink.begin(name).extend_from_slice(value);
+    sink.end();
+}
+
+/// The fields the app gets, in order (see [`write_request_head`] for which).
+pub(crate) fn forwarded_fields(
+    head: &RequestHead,
+    buf: &[u8],
+    peer: Peer,
+    body_len_bytes: u64,
+    sink: &mut impl FieldSink,
+) {
+    let absolute = match head.target_form {
+        TargetForm::Absolute { authority, .. } => {
+            field(sink, b"Host", authority.get(buf));
+            true
+        }
+        TargetForm::Origin | TargetForm::Asterisk => false,
+    };
+    for f in &head.headers {
+        let forward = match f.kind {
             FieldKind::Connection
             | FieldKind::KeepAlive
             | FieldKind::ProxyConnection
@@ -76,29 +122,27 @@ pub fn write_request_head(
             | FieldKind::Expect
             | FieldKind::Proxy => false,
             FieldKind::ForwardingInfo => {
-                peer.trusted && forwarding_field(field.name.get(buf)).is_none()
+                peer.trusted && forwarding_field(f.name.get(buf)).is_none()
             }
             FieldKind::Upgrade => head.upgrade,
             FieldKind::Host => !absolute,
             FieldKind::ContentType => true,
             FieldKind::Other => {
-                !head.connection_lists_fields || !listed_in_connection(&head.headers, buf, field)
+                !head.connection_lists_fields || !listed_in_connection(&head.headers, buf, f)
             }
         };
         if forward {
-            write_field(out, buf, field);
+            field(sink, f.name.get(buf), f.value.get(buf));
         }
     }
     if head.upgrade {
-        out.extend_from_slice(b"Connection: upgrade\r\n");
+        field(sink, b"Connection", b"upgrade");
     }
-    write_forwarding_fields(head, buf, peer, out);
+    write_forwarding_fields(head, buf, peer, sink);
     if head.framing != BodyFraming::None {
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, body_len_bytes);
-        out.extend_from_slice(b"\r\n");
+        push_decimal(sink.begin(b"Content-Length"), body_len_bytes);
+        sink.end();
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Who sent a request, as far as the forwarding fields go.
@@ -137,65 +181,57 @@ fn forwarding_field(name: &[u8]) -> Option<Forwarding> {
     }
 }
 
-/// Writes `name: <a trusted peer's values of it, comma-joined>` and returns whether it had
-/// any; with `then`, ferry's own element goes after them on the same line.
-fn write_trusted_list(
+/// Begins the field `name` with a trusted peer's values of it, comma-joined, and returns
+/// where the rest of its value goes; `None` (nothing begun) when the peer sent none.
+fn begin_trusted_list<'s, S: FieldSink>(
     head: &RequestHead,
     buf: &[u8],
     peer: Peer,
     which: Forwarding,
     name: &[u8],
-    out: &mut Vec<u8>,
-) -> bool {
+    sink: &'s mut S,
+) -> Option<&'s mut Vec<u8>> {
     let mut values = head.headers.iter().filter(|field| {
         peer.trusted
             && field.kind == FieldKind::ForwardingInfo
             && forwarding_field(field.name.get(buf)) == Some(which)
     });
-    let Some(first) = values.next() else {
-        return false;
-    };
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
+    let first = values.next()?;
+    let out = sink.begin(name);
     out.extend_from_slice(first.value.get(buf));
     for field in values {
         out.extend_from_slice(b", ");
         out.extend_from_slice(field.value.get(buf));
     }
-    true
+    Some(out)
 }
 
-fn write_forwarding_fields(head: &RequestHead, buf: &[u8], peer: Peer, out: &mut Vec<u8>) {
+fn write_forwarding_fields(head: &RequestHead, buf: &[u8], peer: Peer, sink: &mut impl FieldSink) {
     let scheme: &[u8] = if peer.tls { b"https" } else { b"http" };
-    if write_trusted_list(head, buf, peer, Forwarding::For, b"X-Forwarded-For", out) {
-        out.extend_from_slice(b", ");
-    } else {
-        out.extend_from_slice(b"X-Forwarded-For: ");
-    }
+    let name = b"X-Forwarded-For";
+    let out = match begin_trusted_list(head, buf, peer, Forwarding::For, name, sink) {
+        Some(out) => {
+            out.extend_from_slice(b", ");
+            out
+        }
+        None => sink.begin(name),
+    };
     push_ip(out, peer.ip);
-    out.extend_from_slice(b"\r\n");
-    if write_trusted_list(
-        head,
-        buf,
-        peer,
-        Forwarding::Proto,
-        b"X-Forwarded-Proto",
-        out,
-    ) {
-        out.extend_from_slice(b"\r\n");
-    } else {
-        out.extend_from_slice(b"X-Forwarded-Proto: ");
-        out.extend_from_slice(scheme);
-        out.extend_from_slice(b"\r\n");
+    sink.end();
+    let name = b"X-Forwarded-Proto";
+    if begin_trusted_list(head, buf, peer, Forwarding::Proto, name, sink).is_none() {
+        sink.begin(name).extend_from_slice(scheme);
     }
-    if write_trusted_list(head, buf, peer, Forwarding::Host, b"X-Forwarded-Host", out) {
-        out.extend_from_slice(b"\r\n");
+    sink.end();
+    let name = b"X-Forwarded-Host";
+    if begin_trusted_list(head, buf, peer, Forwarding::Host, name, sink).is_some() {
+        sink.end();
     } else if let Some(host) = head.host(buf).filter(|host| !host.is_empty()) {
-        out.extend_from_slice(b"X-Forwarded-Host: ");
-        out.extend_from_slice(host);
-        out.extend_from_slice(b"\r\n");
+        field(sink, name, host);
     }
-    if write_trusted_list(head, buf, peer, Forwarding::Forwarded, b"Forwarded", out) {
+    if let Some(out) =
+        begin_trusted_list(head, buf, peer, Forwarding::Forwarded, b"Forwarded", sink)
+    {
         // RFC 7239 §6: an IPv6 address is bracketed and quoted.
         out.extend_from_slice(b", for=");
         match peer.ip {
@@ -208,7 +244,7 @@ fn write_forwarding_fields(head: &RequestHead, buf: &[u8], peer: Peer, out: &mut
         }
         out.extend_from_slice(b";proto=");
         out.extend_from_slice(scheme);
-        out.extend_from_slice(b"\r\n");
+        sink.end();
     }
 }
 
@@ -330,7 +366,7 @@ pub fn write_response_head(
 }
 
 /// IPv4 by hand: `fmt` costs more than the rest of the request head together.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {

@@ -17,6 +17,8 @@
 //! - [`chunked`]: the incremental chunked-body decoder, also usable in pass-through mode.
 //! - [`body`]: [`BodyReader`], which says where a message body ends (length, chunked, close).
 //! - [`forward`]: builders for the head ferry sends to the app and the one sent to the client.
+//! - [`wsgi_frame`]: what ferry sends its own WSGI loader instead of the request head: the
+//!   `environ` variables, worked out from the same fields.
 //! - [`error_page`]: ferry's own small HTML error responses.
 //! - `target`: the request target's form (origin, absolute, asterisk).
 //! - `head_parse`, `framing_fields`: what both head parsers share: resuming where the last
@@ -44,6 +46,7 @@ pub mod message;
 pub mod request;
 pub mod response;
 mod target;
+pub mod wsgi_frame;
 
 pub use self::{
     body::{BodyProgress, BodyReader},
@@ -56,6 +59,7 @@ pub use self::{
     message::{Span, Version},
     request::{parse_request_head, BodyFraming, Method, RequestHead, RequestParser, TargetForm},
     response::{parse_response_head, ResponseFraming, ResponseHead, ResponseParser},
+    wsgi_frame::write_wsgi_frame,
 };
 
 #[cfg(test)]
@@ -78,6 +82,9 @@ mod response_tests;
 
 #[cfg(test)]
 mod forward_tests;
+
+#[cfg(test)]
+mod wsgi_frame_tests;
 
 #[cfg(test)]
 mod httparse_oracle_tests;

@@ -6,6 +6,7 @@ use crate::actions::{Context, ProxySettings};
 use crate::app::{App, AppKind};
 use crate::cli::StartArgs;
 use crate::clock::Clock;
+use crate::exchange::RequestFormat;
 use crate::instance::{InstanceDir, InstanceInfo};
 use crate::listeners::{Listener, Planned};
 use crate::log::Log;
@@ -250,6 +251,10 @@ impl Server {
             send_timeout: Duration::from_secs(args.send_timeout),
             error_details: args.friendly_error_pages(),
             trusted_proxies: args.forwarded_allow_ips.clone(),
+            request_format: match app.kind {
+                AppKind::Wsgi { .. } => RequestFormat::WsgiFrame,
+                AppKind::Generic { .. } => RequestFormat::Http,
+            },
         };
         let static_dir = match &args.static_files_dir {
             Some(dir) => Some(crate::static_files::StaticDir::open(dir).ok_or_else(|| {

@@ -20,6 +20,7 @@ const FILES: &[(&str, &str)] = &[
         "ferry_wsgi/file_wrapper.py",
         include_str!("ferry_wsgi/file_wrapper.py"),
     ),
+    ("ferry_wsgi/frame.py", include_str!("ferry_wsgi/frame.py")),
     (
         "ferry_wsgi/request.py",
         include_str!("ferry_wsgi/request.py"),

@@ -1,7 +1,10 @@
-"""Request bodies: wsgi.input for a body still (partly) on the socket, read lazily,
-and the decoding of a chunked body (read fully before the app is called)."""
+"""Request bodies: a Content-Length body attached as wsgi.input (read before the app
+is called up to SMALL_BODY, else lazily from the socket), and the decoding of a
+chunked body (read fully before the app is called)."""
 
-from . import MAX_CHUNKED, MAX_HEAD, RECV_SIZE, BadRequest
+import io
+
+from . import MAX_CHUNKED, MAX_HEAD, RECV_SIZE, SMALL_BODY, BadRequest
 
 _HEXDIGITS = b"0123456789abcdefABCDEF"
 
@@ -96,6 +99,30 @@ class Input(object):
         self._buf = b""
         while self.left:
             self._recv()
+
+
+def read_body(sock, environ, pending, body_start, length):
+    """Attach the `length` bytes of body starting at pending[body_start:] (the rest
+    still on the socket) as environ's wsgi.input. Returns (streaming, rest_of_pending);
+    `streaming` is the wsgi.input whose body is still on the socket, else None."""
+    end = body_start + length
+    if len(pending) >= end:
+        environ["wsgi.input"] = io.BytesIO(pending[body_start:end])
+        return None, pending[end:]
+    if length <= SMALL_BODY:
+        chunks = [pending[body_start:]]
+        need = end - len(pending)
+        while need:
+            chunk = sock.recv(min(need, RECV_SIZE))
+            if not chunk:
+                raise ConnectionError("connection closed in the middle of a request body")
+            chunks.append(chunk)
+            need -= len(chunk)
+        environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+        return None, b""
+    streaming = Input(sock, pending[body_start:], length)
+    environ["wsgi.input"] = streaming
+    return streaming, b""
 
 
 def recv_more(sock, data):

@@ -1,11 +1,12 @@
-"""One request read from the connection: its head parsed into a PEP 3333
-``environ``, its body attached as wsgi.input."""
+"""One HTTP request read from the connection: its head parsed into a PEP 3333
+``environ``, its body attached as wsgi.input. (ferry itself sends frames instead:
+frame.py; HTTP is what anything else talking to the loader sends.)"""
 
 import io
 from urllib.parse import unquote_to_bytes
 
-from . import MAX_HEAD, RECV_SIZE, SMALL_BODY, BadRequest
-from .body import Input, read_chunked, recv_more
+from . import MAX_HEAD, RECV_SIZE, BadRequest
+from .body import read_body, read_chunked, recv_more
 
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -172,24 +173,6 @@ def read_request(sock, pending, base_environ):
             if not (cl.isascii() and cl.isdigit()) or len(cl) > 18:
                 raise BadRequest(400, "invalid Content-Length %r" % cl[:40])
             length = int(cl)
-        end = body_start + length
-        if len(pending) >= end:
-            environ["wsgi.input"] = io.BytesIO(pending[body_start:end])
-            pending = pending[end:]
-        elif length <= SMALL_BODY:
-            chunks = [pending[body_start:]]
-            need = end - len(pending)
-            while need:
-                chunk = sock.recv(min(need, RECV_SIZE))
-                if not chunk:
-                    raise ConnectionError("connection closed in the middle of a request body")
-                chunks.append(chunk)
-                need -= len(chunk)
-            environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
-            pending = b""
-        else:
-            streaming = Input(sock, pending[body_start:], length)
-            environ["wsgi.input"] = streaming
-            pending = b""
+        streaming, pending = read_body(sock, environ, pending, body_start, length)
 
     return environ, method == b"HEAD", http11, keep, streaming, pending

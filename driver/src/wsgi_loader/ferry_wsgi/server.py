@@ -8,6 +8,7 @@ import sys
 from . import DRAIN_LIMIT, MAX_HEAD, RECV_SIZE, BadRequest, ClientGone, log, shutdown
 from . import response
 from .file_wrapper import FileWrapper
+from .frame import START, frame_complete, read_frame
 from .request import read_request
 
 
@@ -101,14 +102,22 @@ class Server(object):
                 return True
             # Pipelined bytes: serve the next request if its head is complete,
             # else keep them and wait (in poll) for the rest.
-            if pending.find(b"\r\n\r\n") < 0 and len(pending) < MAX_HEAD:
+            if pending[:1] == START:
+                if not frame_complete(pending):
+                    entry[1] = pending
+                    return True
+            elif pending.find(b"\r\n\r\n") < 0 and len(pending) < MAX_HEAD:
                 entry[1] = pending
                 return True
 
     def handle_request(self, sock, pending):
         """Parse and answer one request from `pending` (receiving more as
-        needed). Returns (keep_alive, rest_of_pending)."""
-        environ, is_head, http11, keep, streaming, pending = read_request(sock, pending, self.base_environ)
+        needed): a frame from ferry (frame.py) or an HTTP request (request.py),
+        told apart by the first byte. Returns (keep_alive, rest_of_pending)."""
+        if pending[:1] == START:
+            environ, is_head, http11, keep, streaming, pending = read_frame(sock, pending, self.base_environ)
+        else:
+            environ, is_head, http11, keep, streaming, pending = read_request(sock, pending, self.base_environ)
         keep = self.run_app(sock, environ, is_head, http11, keep)
         if streaming is not None and streaming.left:
             if keep and streaming.left <= DRAIN_LIMIT:
