@@ -72,19 +72,43 @@ fn the_frame_for_wrks_get_is_byte_for_byte_what_the_loader_benchmark_uses() {
         trusted: false,
     };
     let frame = frame_from(b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18931\r\n\r\n", 0, peer);
-    let variables = "HTTP_HOST\0127.0.0.1:18931\0HTTP_X_FORWARDED_FOR\0127.0.0.1\0\
-        HTTP_X_FORWARDED_PROTO\0http\0HTTP_X_FORWARDED_HOST\0127.0.0.1:18931\0\
-        REQUEST_METHOD\0GET\0SERVER_PROTOCOL\0HTTP/1.1\0REQUEST_URI\0/\0PATH_INFO\0/\0\
-        QUERY_STRING\0\0wsgi.url_scheme\0http\0SERVER_NAME\0127.0.0.1\0SERVER_PORT\018931\0\
-        REMOTE_ADDR\0127.0.0.1";
+    let fields = [
+        "HTTP_HOST",
+        "127.0.0.1:18931",
+        "HTTP_X_FORWARDED_FOR",
+        "127.0.0.1",
+        "HTTP_X_FORWARDED_PROTO",
+        "http",
+        "HTTP_X_FORWARDED_HOST",
+        "127.0.0.1:18931",
+        "REQUEST_METHOD",
+        "GET",
+        "SERVER_PROTOCOL",
+        "HTTP/1.1",
+        "REQUEST_URI",
+        "/",
+        "PATH_INFO",
+        "/",
+        "QUERY_STRING",
+        "",
+        "wsgi.url_scheme",
+        "http",
+        "SERVER_NAME",
+        "127.0.0.1",
+        "SERVER_PORT",
+        "18931",
+        "REMOTE_ADDR",
+        "127.0.0.1",
+    ];
+    let variables = fields.join("\0");
     let mut expected = vec![0u8];
     expected.extend_from_slice(&(variables.len() as u32 + 1).to_be_bytes());
     expected.push(FLAG_HTTP11 | FLAG_KEEP_ALIVE);
     expected.extend_from_slice(variables.as_bytes());
     assert_eq!(text(&frame), text(&expected));
     let micro = include_str!("../../bench/loader_micro.py");
-    let quoted: String = variables
-        .split('\0')
+    let quoted: String = fields
+        .iter()
         .map(|part| format!("\"{part}\""))
         .collect::<Vec<_>>()
         .join(", ");

@@ -63,6 +63,9 @@ pub fn write_into(dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 #[cfg(test)]
+mod frame_check_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeSet;

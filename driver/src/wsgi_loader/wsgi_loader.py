@@ -37,13 +37,19 @@ Startup: load the app, then bind + listen. Readiness = the socket accepts
 connections. A connection that is closed without sending a byte (ferry's
 readiness probe) is handled quietly.
 
-Protocol: HTTP/1.1 over the Unix socket, one request at a time, no threads.
+Protocol: over the Unix socket, one request at a time, no threads. ferry sends
+each request as a frame of the environ variables below, already worked out
+(http/src/wsgi_frame.rs writes it and documents its layout; ferry_wsgi/frame.py
+reads it), followed by the body (CONTENT_LENGTH bytes); anything else may send
+HTTP/1.1. The two are told apart per request by its first byte: a frame starts
+with 0x00, which no HTTP request does. Responses are HTTP/1.1 either way.
 Connections are kept alive and may carry many requests; several open
 connections are multiplexed with poll() while idle, so an idle keep-alive
-connection never blocks a new one. Requests may be pipelined. Request bodies
-may use Content-Length or chunked. ``Expect: 100-continue`` is ignored (ferry
-has already buffered the body). ``Connection: close`` (or HTTP/1.0 without
-keep-alive) closes the connection after the response.
+connection never blocks a new one. Requests may be pipelined, frames and HTTP
+mixed. HTTP request bodies may use Content-Length or chunked. ``Expect:
+100-continue`` is ignored (ferry has already buffered the body). ``Connection:
+close`` (or HTTP/1.0 without keep-alive) closes the connection after the
+response; a frame says keep-alive, HEAD and HTTP/1.1 in its flags instead.
 
 Environ (PEP 3333): REQUEST_METHOD, SCRIPT_NAME (''), PATH_INFO
 (percent-decoded bytes as a latin-1 str), QUERY_STRING, REQUEST_URI (raw
@@ -58,7 +64,11 @@ size), SERVER_NAME / SERVER_PORT (from Host; default 'localhost' and 80 or
 wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'; ferry sends
 its own unless the peer is a trusted proxy), HTTPS ('on' for https), wsgi.input,
 wsgi.errors (sys.stderr), wsgi.multithread False, wsgi.multiprocess True,
-wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper.
+wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper. A frame
+carries the variables derived from the request (all but SCRIPT_NAME,
+SERVER_SOFTWARE and the wsgi.* ones, wsgi.url_scheme aside), worked out by ferry
+by these same rules from the fields it would have sent; only PATH_INFO comes raw
+and is percent-decoded here.
 
 ``wsgi.file_wrapper(filelike, block_size=8192)``: when the app returns one (and
 has not called ``write()``) over a regular file with a descriptor, the rest of
