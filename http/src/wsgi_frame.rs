@@ -61,7 +61,7 @@ pub fn write_wsgi_frame(
     out.extend_from_slice(&[FRAME_MAGIC, 0, 0, 0, 0, 0]);
     let mut sink = EnvironSink {
         out,
-        entries: Vec::with_capacity(16),
+        entries: Vec::with_capacity(head.headers.len() + 6),
         key: 0..0,
         discard: None,
     };
@@ -70,8 +70,8 @@ pub fn write_wsgi_frame(
     let (target, slash) = app_target(head, buf);
     let scheme: &[u8] = match sink.value_of(b"HTTP_X_FORWARDED_PROTO") {
         Some(proto) => {
-            let first = py_strip(proto.split(|&b| b == b',').next().unwrap_or_default());
-            if first.eq_ignore_ascii_case(b"https") {
+            let first = proto.split(|&b| b == b',').next().unwrap_or_default();
+            if py_stripped(first).eq_ignore_ascii_case(b"https") {
                 b"https"
             } else {
                 b"http"
@@ -79,20 +79,30 @@ pub fn write_wsgi_frame(
         }
         None => b"http",
     };
-    let (server_name, server_port) = server_name_port(sink.value_of(b"HTTP_HOST"), scheme);
-    let (server_name, server_port) = (server_name.to_vec(), server_port.to_vec());
-    let remote = sink
-        .value_of(b"HTTP_X_FORWARDED_FOR")
-        .map(|xff| py_strip(xff.rsplit(|&b| b == b',').next().unwrap_or_default()))
-        .filter(|remote| !remote.is_empty())
-        .unwrap_or(b"127.0.0.1")
-        .to_vec();
+    let (server_name, server_port) =
+        server_name_port(sink.out, sink.range_of(b"HTTP_HOST"), scheme);
+    let remote = match sink.range_of(b"HTTP_X_FORWARDED_FOR") {
+        Some(xff) => {
+            let last = xff.start
+                + sink.out[xff.clone()]
+                    .iter()
+                    .rposition(|&b| b == b',')
+                    .map_or(0, |i| i + 1);
+            let remote = py_strip(sink.out, last..xff.end);
+            if remote.is_empty() {
+                Text::Literal(b"127.0.0.1")
+            } else {
+                Text::Frame(remote)
+            }
+        }
+        None => Text::Literal(b"127.0.0.1"),
+    };
     // ferry's head says HTTP/1.1 whatever the client spoke; the rule is the loader's.
     let http11 = true;
     let keep_alive = match sink.value_of(b"HTTP_CONNECTION") {
         None => http11,
         Some(options) => {
-            let mut options = options.split(|&b| b == b',').map(py_strip);
+            let mut options = options.split(|&b| b == b',').map(py_stripped);
             let (mut close, mut keep) = (false, false);
             for option in &mut options {
                 close |= option.eq_ignore_ascii_case(b"close");
@@ -127,9 +137,19 @@ pub fn write_wsgi_frame(
     if scheme == b"https" {
         variable(out, b"HTTPS", b"on");
     }
-    variable(out, b"SERVER_NAME", &server_name);
-    variable(out, b"SERVER_PORT", &server_port);
-    variable(out, b"REMOTE_ADDR", &remote);
+    for (key, text) in [
+        (&b"SERVER_NAME"[..], server_name),
+        (b"SERVER_PORT", server_port),
+        (b"REMOTE_ADDR", remote),
+    ] {
+        out.extend_from_slice(key);
+        out.push(0);
+        match text {
+            Text::Frame(range) => out.extend_from_within(range),
+            Text::Literal(bytes) => out.extend_from_slice(bytes),
+        }
+        out.push(0);
+    }
     out.pop(); // the NUL after the last value
 
     let len = u32::try_from(out.len() - start - 5).unwrap_or(u32::MAX);
@@ -171,12 +191,24 @@ struct EnvironSink<'o> {
 }
 
 impl EnvironSink<'_> {
-    fn value_of(&self, key: &[u8]) -> Option<&[u8]> {
+    /// Where the value of `key` is in the frame.
+    fn range_of(&self, key: &[u8]) -> Option<Range<usize>> {
         self.entries
             .iter()
             .find(|e| &self.out[e.key.clone()] == key)
-            .map(|e| &self.out[e.value.clone()])
+            .map(|e| e.value.clone())
     }
+
+    fn value_of(&self, key: &[u8]) -> Option<&[u8]> {
+        self.range_of(key).map(|range| &self.out[range])
+    }
+}
+
+/// A derived variable's value: bytes already in the frame, or a default.
+#[derive(Clone)]
+enum Text {
+    Frame(Range<usize>),
+    Literal(&'static [u8]),
 }
 
 impl FieldSink for EnvironSink<'_> {
@@ -195,10 +227,11 @@ impl FieldSink for EnvironSink<'_> {
             out.extend_from_slice(b"CONTENT_LENGTH");
         } else {
             out.extend_from_slice(b"HTTP_");
-            out.extend(name.iter().map(|&b| match b {
-                b'-' => b'_',
-                _ => b.to_ascii_uppercase(),
-            }));
+            let at = out.len();
+            out.resize(at + name.len(), 0);
+            for (key, &b) in out[at..].iter_mut().zip(name) {
+                *key = KEY_BYTES[usize::from(b)];
+            }
         }
         self.key = start..out.len();
         out.push(0);
@@ -250,6 +283,22 @@ impl FieldSink for EnvironSink<'_> {
     }
 }
 
+/// A field name's byte as it is in its environ key: upper-cased, `-` as `_`.
+static KEY_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = if b == b'-' {
+            b'_'
+        } else {
+            b.to_ascii_uppercase()
+        };
+        i += 1;
+    }
+    table
+};
+
 /// Python's `str.strip(" \t")`, as a range of `value`.
 fn trim_sp_htab(value: &[u8]) -> Range<usize> {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
@@ -261,16 +310,22 @@ fn trim_sp_htab(value: &[u8]) -> Range<usize> {
     start..end
 }
 
-/// Python's `str.strip()` on a latin-1 string: these are the whitespace characters of
-/// latin-1 (`\x85` and `\xa0` are obs-text a field value may hold).
-fn py_strip(value: &[u8]) -> &[u8] {
+/// Python's `str.strip()` on the latin-1 string `text[range]`, as a range of `text`:
+/// these are the whitespace characters of latin-1 (`\x85` and `\xa0` are obs-text a field
+/// value may hold).
+fn py_strip(text: &[u8], range: Range<usize>) -> Range<usize> {
     let space = |b: &u8| matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f | 0x85 | 0xa0);
+    let value = &text[range.clone()];
     let start = value.iter().position(|b| !space(b)).unwrap_or(value.len());
     let end = value
         .iter()
         .rposition(|b| !space(b))
         .map_or(start, |i| i + 1);
-    &value[start..end]
+    range.start + start..range.start + end
+}
+
+fn py_stripped(value: &[u8]) -> &[u8] {
+    &value[py_strip(value, 0..value.len())]
 }
 
 /// Python's `str.isdigit()` on a latin-1 string: `²`, `³` and `¹` are digits too.
@@ -281,36 +336,39 @@ fn py_isdigit(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_digit() || matches!(b, 0xb2 | 0xb3 | 0xb9))
 }
 
-/// (SERVER_NAME, SERVER_PORT) from a Host value, by the loader's `_server_name_port`.
-fn server_name_port<'h>(host: Option<&'h [u8]>, scheme: &[u8]) -> (&'h [u8], &'h [u8]) {
-    let default_port: &[u8] = if scheme == b"https" { b"443" } else { b"80" };
+/// (SERVER_NAME, SERVER_PORT) from the Host value at `host` in `frame`, by the loader's
+/// `_server_name_port`.
+fn server_name_port(frame: &[u8], host: Option<Range<usize>>, scheme: &[u8]) -> (Text, Text) {
+    let default_port = Text::Literal(if scheme == b"https" { b"443" } else { b"80" });
     let host = match host {
         Some(host) if !host.is_empty() => host,
-        _ => return (b"localhost", default_port),
+        _ => return (Text::Literal(b"localhost"), default_port),
     };
-    if host.starts_with(b"[") {
+    let value = &frame[host.clone()];
+    let at = |range: Range<usize>| Text::Frame(host.start + range.start..host.start + range.end);
+    if value.starts_with(b"[") {
         // [v6]:port
-        return match host.iter().position(|&b| b == b']') {
+        return match value.iter().position(|&b| b == b']') {
             Some(end) => {
-                let rest = &host[end + 1..];
-                let port = match rest.split_first() {
-                    Some((b':', port)) if py_isdigit(port) => port,
+                let port = match value[end + 1..].split_first() {
+                    Some((b':', port)) if py_isdigit(port) => at(end + 2..value.len()),
                     _ => default_port,
                 };
-                (&host[..end + 1], port)
+                (at(0..end + 1), port)
             }
-            None => (host, default_port),
+            None => (Text::Frame(host), default_port),
         };
     }
-    match host.iter().rposition(|&b| b == b':') {
-        Some(colon) if py_isdigit(&host[colon + 1..]) => {
-            let name = &host[..colon];
-            (
-                if name.is_empty() { b"localhost" } else { name },
-                &host[colon + 1..],
-            )
+    match value.iter().rposition(|&b| b == b':') {
+        Some(colon) if py_isdigit(&value[colon + 1..]) => {
+            let name = if colon == 0 {
+                Text::Literal(b"localhost")
+            } else {
+                at(0..colon)
+            };
+            (name, at(colon + 1..value.len()))
         }
-        _ => (host, default_port),
+        _ => (Text::Frame(host), default_port),
     }
 }
 
