@@ -6,7 +6,9 @@
 #   ROUNDS=3 DURATION=8 APP=examples/hello-wsgi bench/compare-wsgi.sh \
 #     main=/tmp/ferry-main new=target/release/ferry granian
 #
-# Prints one line per run (round, name, req/s, p99) and, at the end, each one's range.
+# Prints one line per run (round, name, req/s, p99, CPU per request of the server's own
+# process and of its children: ferry's proxy and its loaders, Granian's main process and
+# its workers, from /proc while wrk runs) and, at the end, each one's ranges.
 # Needs wrk and bench/.venv (bench/install.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,17 @@ start() {
   fi
 }
 
+# utime + stime ticks of the processes given.
+ticks() {
+  local total=0 pid fields
+  for pid in "$@"; do
+    fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    set -- $fields
+    total=$((total + ${12} + ${13}))
+  done
+  echo $total
+}
+
 stop() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
@@ -62,16 +75,27 @@ for round in $(seq "$ROUNDS"); do
     name=${NAMES[$i]}
     start "$name" "${WHATS[$i]}"
     wrk -t2 -c50 -d1s "http://127.0.0.1:$PORT/" > /dev/null  # warm-up
+    children=$(pgrep -P "$SERVER" | tr '\n' ' ')
+    own0=$(ticks "$SERVER"); kids0=$(ticks $children)
     wrk -t2 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/" > "$OUT/wrk-$name-$round.txt"
+    own1=$(ticks "$SERVER"); kids1=$(ticks $children)
     stop
     rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-$name-$round.txt")
     p99=$(awk '$1 == "99%" {print $2}' "$OUT/wrk-$name-$round.txt")
-    echo "round $round  $name  $rps req/s  p99 $p99  (load $(cut -d' ' -f1 /proc/loadavg))" | tee -a "$OUT/runs.txt"
+    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
+    hz=$(getconf CLK_TCK)
+    cpu=$(awk -v a=$((own1 - own0)) -v b=$((kids1 - kids0)) -v n="$requests" -v hz="$hz" \
+      'BEGIN { printf "%.1f %.1f", a * 1e6 / hz / n, b * 1e6 / hz / n }')
+    set -- $cpu
+    echo "round $round  $name  $rps req/s  p99 $p99  CPU/request: own $1 us, children $2 us  (load $(cut -d' ' -f1 /proc/loadavg))" | tee -a "$OUT/runs.txt"
   done
 done
 for name in "${NAMES[@]}"; do
-  awk -v n="$name" '$3 == n {r[++k] = $4} END {
-    lo = hi = r[1]; for (i in r) { if (r[i] < lo) lo = r[i]; if (r[i] > hi) hi = r[i] }
-    printf "%-10s %.0f-%.0f req/s over %d runs\n", n, lo, hi, k }' "$OUT/runs.txt"
+  awk -v n="$name" 'function range(a, k,   i, lo, hi) { lo = hi = a[1]
+      for (i = 2; i <= k; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+      return lo "-" hi }
+    $3 == n { k++; r[k] = $4; own[k] = $10; kids[k] = $13 }
+    END { printf "%-10s %s req/s, CPU/request own %s us, children %s us, over %d runs\n",
+      n, range(r, k), range(own, k), range(kids, k), k }' "$OUT/runs.txt"
 done
 echo "runs and wrk output: $OUT"
