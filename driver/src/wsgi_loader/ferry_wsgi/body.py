@@ -111,18 +111,22 @@ def read_body(sock, environ, pending, body_start, length):
         return None, pending[end:]
     if length <= SMALL_BODY:
         chunks = [pending[body_start:]]
-        need = end - len(pending)
-        while need:
-            chunk = sock.recv(min(need, RECV_SIZE))
-            if not chunk:
-                raise ConnectionError("connection closed in the middle of a request body")
-            chunks.append(chunk)
-            need -= len(chunk)
+        recv_exactly(sock, end - len(pending), chunks)
         environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
         return None, b""
     streaming = Input(sock, pending[body_start:], length)
     environ["wsgi.input"] = streaming
     return streaming, b""
+
+
+def recv_exactly(sock, need, parts):
+    """Receive `need` more body bytes into the list `parts`."""
+    while need:
+        chunk = sock.recv(min(need, RECV_SIZE))
+        if not chunk:
+            raise ConnectionError("connection closed in the middle of a request body")
+        parts.append(chunk)
+        need -= len(chunk)
 
 
 def recv_more(sock, data):
@@ -176,13 +180,7 @@ def read_chunked(sock, data, pos):
             pos += size
         else:
             parts.append(data[pos:])
-            need = size - avail
-            while need:
-                chunk = sock.recv(min(need, RECV_SIZE))
-                if not chunk:
-                    raise ConnectionError("connection closed in the middle of a request body")
-                parts.append(chunk)
-                need -= len(chunk)
+            recv_exactly(sock, size - avail, parts)
             data, pos = b"", 0
         while len(data) - pos < 2:
             data = recv_more(sock, data[pos:])
