@@ -321,26 +321,34 @@ impl Engine {
     /// serve: the oldest one that needs a fresh process while none is starting for it, and
     /// so on; or all, once no process is left. The others still wait for a process: a
     /// request refused for want of a fresh process does not take the ones behind it along.
+    /// Those are then dispatched, which can use up the last process (`max_requests`): what
+    /// is still queued is looked at again (the model test found 8 requests left waiting
+    /// for nothing that way).
     fn reject_unservable_at_shutdown(&mut self, group_id: GroupId) {
-        while !self.queue_servable_without_spawns(group_id) {
-            let group = self.group(group_id);
-            let oldest_fresh = group
-                .queue
-                .iter()
-                .position(|r| self.requests.get(r).is_some_and(|r| r.fresh_from.is_some()));
-            let Some(at) = oldest_fresh else {
-                self.reject_queued_at_shutdown(Some(group_id));
+        loop {
+            while !self.queue_servable_without_spawns(group_id) {
+                let group = self.group(group_id);
+                let oldest_fresh = group
+                    .queue
+                    .iter()
+                    .position(|r| self.requests.get(r).is_some_and(|r| r.fresh_from.is_some()));
+                let Some(at) = oldest_fresh else {
+                    self.reject_queued_at_shutdown(Some(group_id));
+                    return;
+                };
+                let request = self
+                    .group_mut(group_id)
+                    .queue
+                    .remove(at)
+                    .expect("in the queue");
+                self.requests.remove(&request);
+                self.reject(request, RejectReason::ShuttingDown);
+            }
+            self.dispatch(group_id);
+            if self.queue_servable_without_spawns(group_id) {
                 return;
-            };
-            let request = self
-                .group_mut(group_id)
-                .queue
-                .remove(at)
-                .expect("in the queue");
-            self.requests.remove(&request);
-            self.reject(request, RejectReason::ShuttingDown);
+            }
         }
-        self.dispatch(group_id);
     }
 
     /// Rejects the queued requests of `group` (of every group with `None`) as shutting down.

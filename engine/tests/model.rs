@@ -1185,8 +1185,18 @@ impl Harness {
         let may_starve = move |group: GroupId| {
             pool_full_of_minimums && groups[group.0 as usize].min_instances == 0
         };
-        // With no faults, the longest wait is a backoff that began just before.
-        let served_by = self.now + self.config.pool.backoff_max + Duration::from_secs(1);
+        // With no faults, the longest wait is a backoff that began just before, or the crash
+        // policy's spawn-rate limit: each crash so far may have pushed its schedule one
+        // `crash_respawn_interval` later (a 2 s interval beyond a 1 s `backoff_max` left a
+        // request waiting past the bound this had without it).
+        let crashes = u32::try_from(self.engine.status().totals.crashes).unwrap_or(u32::MAX);
+        let crash_pause = self
+            .config
+            .pool
+            .crash_respawn_interval
+            .saturating_mul(crashes);
+        let served_by =
+            self.now + self.config.pool.backoff_max + crash_pause + Duration::from_secs(1);
         for round in 0.. {
             assert!(round < 100_000, "the pool did not settle");
             if self.now > served_by {
