@@ -1116,10 +1116,11 @@ impl Harness {
             .requests
             .values()
             .any(|r| matches!(r, ModelRequest::Queued(g) if *g != group))
-            || self
-                .generations
-                .keys()
-                .any(|g| *g != group && self.old_ones_serve(*g))
+            // Another group's restart, or its process over the memory limit (replaced the
+            // same way, also in a group that never restarted), may take room.
+            || (0..self.config.groups.len() as u32)
+                .map(GroupId)
+                .any(|g| g != group && self.old_ones_serve(g))
             || (0..self.config.groups.len()).any(|g| g != group.0 as usize && short_of_min(g));
         let own_reasons = idle
             || worn_out
