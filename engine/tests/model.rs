@@ -331,6 +331,10 @@ struct ModelProcess {
     /// The most `served` has been: a forward that fails later does not undo the decision
     /// its count led to.
     most_served: u64,
+    /// A request that arrived in always-restart mode went to it (what an always-restart
+    /// kill stands on: forwards to it that failed before that one, which `most_served`
+    /// still counts, do not make it an ordinary process).
+    took_fresh: bool,
     /// Requests forwarded to it, refused and failed forwards too (what `max_requests`
     /// counts).
     forwarded: u64,
@@ -797,6 +801,7 @@ impl Harness {
                         timed_out: false,
                         served: 0,
                         most_served: 0,
+                        took_fresh: false,
                         forwarded: 0,
                         generation,
                         last_used: self.now,
@@ -831,6 +836,7 @@ impl Harness {
                          went to {process}, which served {}",
                         p.served
                     );
+                    p.took_fresh = true;
                 }
                 p.served += 1;
                 p.most_served = p.most_served.max(p.served);
@@ -1041,7 +1047,9 @@ impl Harness {
             KillReason::MaxRequests => {
                 config.max_requests != 0 && p.most_served >= config.max_requests
             }
-            KillReason::AlwaysRestart => g.fresh_seen.contains(&p.group) && p.most_served == 1,
+            KillReason::AlwaysRestart => {
+                g.fresh_seen.contains(&p.group) && p.took_fresh && p.served <= 1
+            }
             KillReason::Restart => g.restarted.contains(&p.group),
             KillReason::Detached => g.detached.contains(&process),
             KillReason::MakeRoom => {
