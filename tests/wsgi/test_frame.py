@@ -12,7 +12,7 @@ import socket
 import time
 import unittest
 
-from test_loader import Loader, LoaderTestCase, wait_until
+from test_loader import SharedLoaderTestCase, wait_until
 
 HEAD, HTTP11, KEEP_ALIVE = 1, 2, 4
 
@@ -40,21 +40,7 @@ def request_frame(method, target, fields=(), body=None, flags=HTTP11 | KEEP_ALIV
     return frame(variables, flags, body or b"")
 
 
-class TestFrames(LoaderTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super(TestFrames, cls).setUpClass()
-        cls.loader = Loader(cls.app_root, env={"TEST_MARKER_DIR": cls.markers})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.loader.stop()
-        super(TestFrames, cls).tearDownClass()
-
-    def setUp(self):
-        self.assertIsNone(self.loader.proc.poll(), "loader died:\n" + self.loader.stderr())
-        self.c = self.connect(self.loader)
-
+class TestFrames(SharedLoaderTestCase):
     def ask(self, method, target, fields=(), body=None, flags=HTTP11 | KEEP_ALIVE, client=None):
         client = client or self.c
         client.send(request_frame(method, target, fields, body, flags))

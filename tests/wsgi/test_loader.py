@@ -452,21 +452,31 @@ class LoaderTestCase(unittest.TestCase):
         return c
 
 
-class TestProtocol(LoaderTestCase):
+class SharedLoaderTestCase(LoaderTestCase):
+    """One loader for the whole class (started after `prepare_app`), and a new
+    connection to it, `self.c`, for each test."""
+
+    @classmethod
+    def prepare_app(cls):
+        pass
+
     @classmethod
     def setUpClass(cls):
-        super(TestProtocol, cls).setUpClass()
-        env = {"TEST_MARKER_DIR": cls.markers}
-        cls.loader = Loader(cls.app_root, env=env)
+        super(SharedLoaderTestCase, cls).setUpClass()
+        cls.prepare_app()
+        cls.loader = Loader(cls.app_root, env={"TEST_MARKER_DIR": cls.markers})
 
     @classmethod
     def tearDownClass(cls):
         cls.loader.stop()
-        super(TestProtocol, cls).tearDownClass()
+        super(SharedLoaderTestCase, cls).tearDownClass()
 
     def setUp(self):
         self.assertIsNone(self.loader.proc.poll(), "loader died:\n" + self.loader.stderr())
         self.c = self.connect(self.loader)
+
+
+class TestProtocol(SharedLoaderTestCase):
 
     def test_keep_alive_many_requests_one_connection(self):
         pids = set()
@@ -728,27 +738,16 @@ class TestProtocol(LoaderTestCase):
         wait_until(lambda: "hello on stderr" in self.loader.stderr(), "stderr to be flushed")
 
 
-class TestFileWrapper(LoaderTestCase):
+class TestFileWrapper(SharedLoaderTestCase):
     """wsgi.file_wrapper: a regular file goes out with os.sendfile, anything else is
     iterated."""
 
     DATA = bytes(range(256)) * (3 * 4096)  # 3 MiB: several sendfile calls
 
     @classmethod
-    def setUpClass(cls):
-        super(TestFileWrapper, cls).setUpClass()
+    def prepare_app(cls):
         with open(os.path.join(cls.app_root, "data.bin"), "wb") as f:
             f.write(cls.DATA)
-        cls.loader = Loader(cls.app_root, env={"TEST_MARKER_DIR": cls.markers})
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.loader.stop()
-        super(TestFileWrapper, cls).tearDownClass()
-
-    def setUp(self):
-        self.assertIsNone(self.loader.proc.poll(), "loader died:\n" + self.loader.stderr())
-        self.c = self.connect(self.loader)
 
     def closed(self, kind):
         return os.path.exists(os.path.join(self.markers, "closed-file-" + kind))
