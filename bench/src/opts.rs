@@ -32,7 +32,7 @@ pub struct Opts {
         value_delimiter = ',',
         value_parser = [
             "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "ferry-tls", "haproxy-tls",
-            "nginx", "passenger", "ferry-wsgi",
+            "nginx", "passenger", "ferry-wsgi", "ferry-wsgi-c2",
             "passenger-wsgi", "gunicorn", "granian", "uwsgi",
         ]
     )]

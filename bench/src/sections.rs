@@ -159,8 +159,14 @@ pub enum WsgiApp {
     Flask,
 }
 
-const WSGI_SERVERS: [Server; 5] = [
-    Server::FerryWsgi,
+/// ferry at its WSGI default, one request per process at a time.
+const FERRY_WSGI: Server = Server::FerryWsgi { concurrency: 1 };
+/// ferry handing each process its next request while it serves one.
+const FERRY_WSGI_2: Server = Server::FerryWsgi { concurrency: 2 };
+
+const WSGI_SERVERS: [Server; 6] = [
+    FERRY_WSGI,
+    FERRY_WSGI_2,
     Server::Granian,
     Server::Uwsgi,
     Server::Gunicorn,
@@ -182,7 +188,9 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: 
     let _ = writeln!(
         report,
         "\nAll on the bench venv's Python. ferry: its WSGI loader (one request at a time per \
-         process, keep-alive over a Unix socket); Granian: its Rust HTTP server with the app in \
+         process, keep-alive over a Unix socket); ferry --concurrency 2: the same, but ferry \
+         hands each process its next request while it serves one (it waits in the loader's \
+         socket, behind the first); Granian: its Rust HTTP server with the app in \
          each worker; uWSGI: `--http-socket` (no keep-alive), master + workers; gunicorn: sync \
          workers (no keep-alive, so wrk reconnects for each request); Passenger: its wsgi \
          loader, builtin engine. Medians over {} interleaved rounds of `wrk -t{} -c{} -d{}s \
@@ -193,12 +201,11 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: 
         opts.duration.as_secs()
     );
     report.push_str(&results_table(&servers, &results).render());
-    let others: Vec<Server> = servers
+    let (ferries, others): (Vec<Server>, Vec<Server>) = servers
         .iter()
         .copied()
-        .filter(|s| *s != Server::FerryWsgi)
-        .collect();
-    let ratios = ratio_table(&[Server::FerryWsgi], &others, &results);
+        .partition(|s| matches!(s, Server::FerryWsgi { .. }));
+    let ratios = ratio_table(&ferries, &others, &results);
     if !ratios.is_empty() {
         report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
         report.push_str(&ratios.render());
@@ -207,15 +214,16 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: 
     let mut t = Table::new(&["target", "measured", "verdict"])
         .left_align(1)
         .left_align(2);
-    let ferry = &Server::FerryWsgi;
-    match app {
-        WsgiApp::Hello => {
-            throughput_target(&mut t, &results, ferry, &Server::Granian, 0.8, true);
-            throughput_target(&mut t, &results, ferry, &Server::Gunicorn, 3.0, false);
-            throughput_target(&mut t, &results, ferry, &Server::PassengerWsgi, 1.5, false);
-        }
-        WsgiApp::Flask => {
-            throughput_target(&mut t, &results, ferry, &Server::Granian, 1.0, true);
+    for ferry in [&FERRY_WSGI, &FERRY_WSGI_2] {
+        match app {
+            WsgiApp::Hello => {
+                throughput_target(&mut t, &results, ferry, &Server::Granian, 0.8, true);
+                throughput_target(&mut t, &results, ferry, &Server::Gunicorn, 3.0, false);
+                throughput_target(&mut t, &results, ferry, &Server::PassengerWsgi, 1.5, false);
+            }
+            WsgiApp::Flask => {
+                throughput_target(&mut t, &results, ferry, &Server::Granian, 1.0, true);
+            }
         }
     }
     report.push_str("\nTargets:\n\n");

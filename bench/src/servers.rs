@@ -110,7 +110,11 @@ pub enum Server {
     HaproxyTls,
     Nginx,
     Passenger,
-    FerryWsgi,
+    /// ferry's WSGI loader; `concurrency` is its `--concurrency` (1, the WSGI default, or 2:
+    /// each process is handed the next request while it serves one).
+    FerryWsgi {
+        concurrency: u32,
+    },
     PassengerWsgi,
     Gunicorn,
     Granian,
@@ -133,7 +137,10 @@ impl Server {
             Server::HaproxyTls => "HAProxy (TLS)".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "Passenger".into(),
-            Server::FerryWsgi => "ferry (wsgi loader)".into(),
+            Server::FerryWsgi { concurrency: 1 } => "ferry (wsgi loader)".into(),
+            Server::FerryWsgi { concurrency } => {
+                format!("ferry (wsgi loader) --concurrency {concurrency}")
+            }
             Server::PassengerWsgi => "Passenger (wsgi)".into(),
             Server::Gunicorn => "gunicorn (sync)".into(),
             Server::Granian => "Granian".into(),
@@ -157,7 +164,8 @@ impl Server {
             Server::HaproxyTls => "haproxy-tls".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "passenger".into(),
-            Server::FerryWsgi => "ferry-wsgi".into(),
+            Server::FerryWsgi { concurrency: 1 } => "ferry-wsgi".into(),
+            Server::FerryWsgi { concurrency } => format!("ferry-wsgi-c{concurrency}"),
             Server::PassengerWsgi => "passenger-wsgi".into(),
             Server::Gunicorn => "gunicorn".into(),
             Server::Granian => "granian".into(),
@@ -169,7 +177,7 @@ impl Server {
     pub fn rss_note(&self) -> &'static str {
         match self {
             Server::Direct => "",
-            Server::Ferry { .. } | Server::FerryWsgi | Server::FerryTls => "ferry's pid",
+            Server::Ferry { .. } | Server::FerryWsgi { .. } | Server::FerryTls => "ferry's pid",
             Server::Haproxy | Server::HaproxyTls => "haproxy",
             Server::Nginx => "master + worker",
             Server::Passenger | Server::PassengerWsgi => "core + watchdog",
@@ -181,7 +189,7 @@ impl Server {
     /// Why this server cannot run here, if it cannot.
     pub fn missing(&self, ctx: &Ctx) -> Option<String> {
         let (system, venv): (&[&str], &[&str]) = match self {
-            Server::Direct | Server::Ferry { .. } | Server::FerryWsgi => (&[], &[]),
+            Server::Direct | Server::Ferry { .. } | Server::FerryWsgi { .. } => (&[], &[]),
             Server::Haproxy => (&["haproxy"], &[]),
             Server::FerryTls => (&["openssl"], &[]),
             Server::HaproxyTls => (&["haproxy", "openssl"], &[]),
@@ -211,7 +219,7 @@ impl Server {
     pub fn is_wsgi(&self) -> bool {
         matches!(
             self,
-            Server::FerryWsgi
+            Server::FerryWsgi { .. }
                 | Server::PassengerWsgi
                 | Server::Gunicorn
                 | Server::Granian
@@ -232,7 +240,7 @@ impl Server {
             Server::HaproxyTls => crate::https::start_haproxy_tls(ctx, &dir),
             Server::Nginx => start_nginx(ctx, &dir),
             Server::Passenger => start_passenger(ctx, &dir),
-            Server::FerryWsgi => start_ferry_wsgi(ctx, &dir),
+            Server::FerryWsgi { concurrency } => start_ferry_wsgi(ctx, &dir, *concurrency),
             Server::PassengerWsgi => start_passenger_wsgi(ctx, &dir),
             Server::Gunicorn => start_gunicorn(ctx, &dir),
             Server::Granian => start_granian(ctx, &dir),
@@ -469,8 +477,15 @@ pub(crate) fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
     Ok(app)
 }
 
-fn start_ferry_wsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    ferry_wsgi(ctx, dir, ctx.apps, ctx.apps, &[])
+fn start_ferry_wsgi(ctx: &Ctx, dir: &Path, concurrency: u32) -> Result<Running, String> {
+    let concurrency = concurrency.to_string();
+    ferry_wsgi(
+        ctx,
+        dir,
+        ctx.apps,
+        ctx.apps,
+        &["--concurrency", &concurrency],
+    )
 }
 
 /// ferry serving the WSGI startup file with a pool of `min`..=`max` processes and an

@@ -1,6 +1,6 @@
 //! WSGI apps: ferry's own loader runs `passenger_wsgi.py` apps, Flask included.
 
-use ferry_e2e::{flask_python, get, repo_root, tempdir::TempDir, Ferry, HttpClient};
+use ferry_e2e::{flask_python, get, repo_root, tempdir::TempDir, wait_for, Ferry, HttpClient};
 use std::path::Path;
 use std::time::Duration;
 
@@ -165,4 +165,59 @@ fn the_flask_example_runs_under_ferry() {
         .map(|i| format!("line {i} of 3 from pid {pid}\n"))
         .collect();
     assert_eq!(stream.text(), expected);
+}
+
+const WAITS_FOR_A_FILE: &str = r#"
+import os, time
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        release = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    body = ("%s from %d" % (environ["PATH_INFO"], os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"#;
+
+/// `--concurrency 2` on a WSGI app: ferry hands a process a second request while its first
+/// runs, and the loader (one request at a time) starts it as soon as the first is answered;
+/// the second waits behind the first inside the process, which is what the option trades
+/// for keeping the loader busy (README, "Python WSGI").
+#[test]
+fn a_wsgi_process_at_concurrency_2_holds_the_next_request_and_serves_both() {
+    let app = wsgi_app(WAITS_FOR_A_FILE);
+    let ferry = Ferry::start(
+        &[
+            app.path().to_str().unwrap(),
+            "--concurrency",
+            "2",
+            "--max-pool-size",
+            "1",
+        ],
+        &[],
+    );
+    let pid = ferry.wait_ready(1, LIMIT)[0];
+    let addr = ferry.addr();
+    let slow = std::thread::spawn(move || get(addr, "/slow"));
+    let sessions = |want: u64| {
+        let group = ferry.group();
+        (group["processes"][0]["sessions"].as_u64() == Some(want)).then_some(group)
+    };
+    wait_for("the slow request in the app", LIMIT, || sessions(1));
+    let fast = std::thread::spawn(move || get(addr, "/fast"));
+    let group = wait_for("a second session on the one process", LIMIT, || sessions(2));
+    assert_eq!(group["queue"], 0, "nothing waits in ferry's queue: {group}");
+    assert!(
+        !fast.is_finished(),
+        "the loader cannot answer the second request while the first holds it"
+    );
+    std::fs::write(app.path().join("release"), b"").unwrap();
+    let slow = slow.join().unwrap().unwrap();
+    let fast = fast.join().unwrap().unwrap();
+    assert_eq!((slow.status, fast.status), (200, 200));
+    assert_eq!(slow.text(), format!("/slow from {pid}"));
+    assert_eq!(fast.text(), format!("/fast from {pid}"));
+    assert_eq!(ferry.total("crashes"), 0);
 }
