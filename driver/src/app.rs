@@ -1,6 +1,6 @@
 //! What app to run and how to start one process of it.
 
-use crate::cli::{AppType, StartArgs};
+use crate::cli::{AppType, ConcurrencyModel, StartArgs};
 use std::path::{Path, PathBuf};
 
 /// The default scaling target of processes with no concurrency cap. Knative's autoscaler
@@ -11,6 +11,37 @@ use std::path::{Path, PathBuf};
 /// and a single process still takes bursts far beyond it (a soft target, not a cap).
 pub const UNLIMITED_TARGET_CONCURRENCY: u32 = 10;
 
+/// `--thread-count` when the thread model is asked for without it. Passenger's default is
+/// 1, which would make the thread model serve as the process model does; gunicorn suggests
+/// 2–4 × the cores for its `--threads`.
+pub const DEFAULT_THREAD_COUNT: u32 = 4;
+
+/// The thread flags make sense only for ferry's WSGI loader, and only together; the error
+/// names the flag to change.
+fn check_threads(args: &StartArgs, kind: &AppKind) -> Result<(), String> {
+    let threaded = args.concurrency_model == ConcurrencyModel::Thread;
+    match kind {
+        AppKind::Generic { .. } if threaded => Err(
+            "--concurrency-model thread is for WSGI apps (ferry's loader runs the threads); a \
+             generic app runs its own threads: drop it, and set --concurrency to the requests \
+             one process takes at once"
+                .into(),
+        ),
+        _ if !threaded && args.thread_count.is_some() => Err(format!(
+            "--thread-count {} needs --concurrency-model thread (without it a WSGI process \
+             serves one request at a time)",
+            args.thread_count.unwrap_or_default()
+        )),
+        _ => match (args.concurrency, args.thread_count) {
+            (Some(cap), Some(threads)) if threaded && cap != threads => Err(format!(
+                "--concurrency {cap} and --thread-count {threads} disagree: in the thread model \
+                 a process serves --thread-count requests at once; give only --thread-count"
+            )),
+            _ => Ok(()),
+        },
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum AppKind {
     /// Any command that listens on `$PORT`.
@@ -19,6 +50,8 @@ pub enum AppKind {
     Wsgi {
         startup_file: PathBuf,
         python: String,
+        /// `--concurrency-model`: one request at a time, or a thread per request.
+        model: ConcurrencyModel,
     },
 }
 
@@ -89,9 +122,11 @@ impl App {
                 AppKind::Wsgi {
                     startup_file,
                     python: find_python(&args.python)?,
+                    model: args.concurrency_model,
                 }
             }
         };
+        check_threads(args, &kind)?;
         Ok(App {
             root,
             kind,
@@ -109,8 +144,14 @@ impl App {
     /// requests at once: capping it at 1 would make each idle WebSocket or slow upstream call
     /// hold a whole process, so it takes any number (Knative's default too: no hard limit),
     /// and the pool grows on the soft target instead.
+    /// In the thread model a WSGI process serves as many requests at once as ferry sends it,
+    /// each in a thread of its own, so the cap is `--thread-count`.
     pub fn concurrency(&self, args: &StartArgs) -> (u32, u32) {
         let cap = args.concurrency.unwrap_or(match self.kind {
+            AppKind::Wsgi {
+                model: ConcurrencyModel::Thread,
+                ..
+            } => args.thread_count.unwrap_or(DEFAULT_THREAD_COUNT),
             AppKind::Wsgi { .. } => 1,
             AppKind::Generic { .. } => 0,
         });
@@ -185,15 +226,69 @@ mod tests {
         }
     }
 
+    fn wsgi_kind(model: ConcurrencyModel) -> AppKind {
+        AppKind::Wsgi {
+            startup_file: PathBuf::from("/app/passenger_wsgi.py"),
+            python: "python3".into(),
+            model,
+        }
+    }
+
+    #[test]
+    fn a_threaded_wsgi_process_takes_thread_count_requests_at_once() {
+        let threaded = app(wsgi_kind(ConcurrencyModel::Thread));
+        let thread = ["--concurrency-model", "thread"];
+        assert_eq!(
+            threaded.concurrency(&args(&thread)),
+            (DEFAULT_THREAD_COUNT, DEFAULT_THREAD_COUNT)
+        );
+        let eight = args(&[&thread[..], &["--thread-count", "8"]].concat());
+        assert_eq!(threaded.concurrency(&eight), (8, 8));
+        assert_eq!(check_threads(&eight, &threaded.kind), Ok(()));
+    }
+
+    #[test]
+    fn thread_flags_that_cannot_apply_are_refused_naming_the_flag() {
+        let generic = AppKind::Generic {
+            command: "node app.js".into(),
+        };
+        let wsgi = wsgi_kind(ConcurrencyModel::Process);
+        let threaded = wsgi_kind(ConcurrencyModel::Thread);
+        let refused =
+            |flags: &[&str], kind: &AppKind| check_threads(&args(flags), kind).unwrap_err();
+        let e = refused(&["--concurrency-model", "thread"], &generic);
+        assert!(
+            e.contains("--concurrency-model thread is for WSGI apps"),
+            "{e}"
+        );
+        let e = refused(&["--thread-count", "4"], &wsgi);
+        assert!(
+            e.contains("--thread-count 4 needs --concurrency-model thread"),
+            "{e}"
+        );
+        let flags = [
+            "--concurrency-model",
+            "thread",
+            "--thread-count",
+            "4",
+            "--concurrency",
+            "2",
+        ];
+        let e = refused(&flags, &threaded);
+        assert!(
+            e.contains("--concurrency 2 and --thread-count 4 disagree"),
+            "{e}"
+        );
+        assert_eq!(check_threads(&args(&[]), &generic), Ok(()));
+        assert_eq!(check_threads(&args(&["--concurrency", "3"]), &wsgi), Ok(()));
+    }
+
     #[test]
     fn a_generic_app_takes_many_requests_at_once_and_a_wsgi_app_one() {
         let generic = app(AppKind::Generic {
             command: "node app.js".into(),
         });
-        let wsgi = app(AppKind::Wsgi {
-            startup_file: PathBuf::from("/app/passenger_wsgi.py"),
-            python: "python3".into(),
-        });
+        let wsgi = app(wsgi_kind(ConcurrencyModel::Process));
         assert_eq!(
             generic.concurrency(&args(&[])),
             (0, UNLIMITED_TARGET_CONCURRENCY)

@@ -93,6 +93,7 @@ pub fn spawn(
         AppKind::Wsgi {
             startup_file,
             python,
+            model,
         } => {
             let socket = socket_dir.join(format!("app-{tag}.sock"));
             let _ = std::fs::remove_file(&socket);
@@ -103,6 +104,7 @@ pub fn spawn(
                 ("FERRY_APP_ROOT", app.root.clone().into()),
                 ("FERRY_STARTUP_FILE", startup_file.into()),
                 ("PYTHONUNBUFFERED", "1".into()),
+                ("FERRY_CONCURRENCY_MODEL", model.name().into()),
             ]);
             (command, BackendAddr::Unix(socket))
         }

@@ -76,6 +76,13 @@ pub struct StartArgs {
         value_parser = values::count::<u32>
     )]
     pub concurrency: Option<u32>,
+    /// How a WSGI process serves several requests at once: `process` (one at a time) or
+    /// `thread` (a thread per request, up to --thread-count; the app must be thread-safe).
+    #[arg(long, value_enum, default_value_t = ConcurrencyModel::Process)]
+    pub concurrency_model: ConcurrencyModel,
+    /// With --concurrency-model thread: requests (threads) per WSGI process at once.
+    #[arg(long, value_parser = values::at_least_one::<u32>)]
+    pub thread_count: Option<u32>,
     /// Sessions per process the pool is scaled for: a soft target, below the hard
     /// --concurrency cap; the pool grows once its processes carry more than 90% of it on
     /// average. Default: --concurrency, or 10 when that is 0 (unlimited).
@@ -232,6 +239,24 @@ pub enum LogLevel {
     Info,
     #[value(alias = "5", alias = "6", alias = "7")]
     Debug,
+}
+
+/// Passenger's `--concurrency-model`, for ferry's WSGI loader.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrencyModel {
+    #[default]
+    Process,
+    Thread,
+}
+
+impl ConcurrencyModel {
+    /// The loader's FERRY_CONCURRENCY_MODEL.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConcurrencyModel::Process => "process",
+            ConcurrencyModel::Thread => "thread",
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,8 @@ pub const KEYS: &[Key] = &[
         "concurrency",
         Kind::Value,
     ),
+    key("concurrency_model", "concurrency_model", Kind::Value),
+    key("thread_count", "thread_count", Kind::Value),
     key("start_timeout", "start_timeout", Kind::Value),
     key("max_request_time", "max_request_time", Kind::Value),
     key(
@@ -104,8 +106,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("nginx_config_template", "ferry is its own server"),
     ("socket_file", "ferry listens on TCP only"),
     ("spawn_method", "ferry always starts each process directly"),
-    ("concurrency_model", "use --concurrency"),
-    ("thread_count", "use --concurrency"),
     ("rolling_restarts", "restarts are always rolling"),
     ("resist_deployment_errors", "not supported"),
     ("sticky_sessions", "not supported"),

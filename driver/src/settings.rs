@@ -123,6 +123,8 @@ fn copy_field(to: &mut StartArgs, from: StartArgs, id: &str) {
         max_requests,
         max_request_queue_size,
         concurrency,
+        concurrency_model,
+        thread_count,
         target_concurrency,
         start_timeout,
         max_request_time,
@@ -238,6 +240,19 @@ mod tests {
             .unwrap()
             .args;
         assert_eq!(args.concurrency, Some(2));
+    }
+
+    #[test]
+    fn the_thread_model_comes_from_passengers_keys() {
+        let file = r#"{"concurrency_model": "thread", "thread_count": 3}"#;
+        let args = resolve_with(&[], &[], Some(file)).unwrap().args;
+        assert_eq!(
+            (args.concurrency_model, args.thread_count),
+            (crate::cli::ConcurrencyModel::Thread, Some(3))
+        );
+        let env = [("PASSENGER_THREAD_COUNT", "0")];
+        let error = resolve_with(&[], &env, None).unwrap_err();
+        assert!(error.contains("PASSENGER_THREAD_COUNT"), "{error}");
     }
 
     #[test]

@@ -221,3 +221,41 @@ fn a_wsgi_process_at_concurrency_2_holds_the_next_request_and_serves_both() {
     assert_eq!(fast.text(), format!("/fast from {pid}"));
     assert_eq!(ferry.total("crashes"), 0);
 }
+
+/// `--concurrency-model thread`: each request in a thread of its own, so a request waiting
+/// in the app does not hold up the next one, on the same process.
+#[test]
+fn a_threaded_wsgi_process_serves_a_request_while_another_waits_in_the_app() {
+    let app = wsgi_app(WAITS_FOR_A_FILE);
+    let ferry = Ferry::start(
+        &[
+            app.path().to_str().unwrap(),
+            "--concurrency-model",
+            "thread",
+            "--thread-count",
+            "2",
+            "--max-pool-size",
+            "1",
+        ],
+        &[],
+    );
+    let pid = ferry.wait_ready(1, LIMIT)[0];
+    let addr = ferry.addr();
+    let slow = std::thread::spawn(move || get(addr, "/slow"));
+    wait_for("the slow request in the app", LIMIT, || {
+        (ferry.group()["processes"][0]["sessions"].as_u64() == Some(1)).then_some(())
+    });
+    for _ in 0..3 {
+        let fast = get(addr, "/fast").unwrap();
+        assert_eq!(fast.status, 200, "{}", fast.text());
+        assert_eq!(fast.text(), format!("/fast from {pid}"));
+    }
+    assert!(!slow.is_finished(), "the slow request is still in the app");
+    std::fs::write(app.path().join("release"), b"").unwrap();
+    let slow = slow.join().unwrap().unwrap();
+    assert_eq!(
+        (slow.status, slow.text()),
+        (200, format!("/slow from {pid}"))
+    );
+    assert_eq!(ferry.total("crashes"), 0);
+}

@@ -217,6 +217,13 @@ def application(environ, start_response):
     if path == "/status":
         start_response(query + " Whatever", [("Content-Type", "text/plain")])
         return [b"body that must not be sent"]
+    if path == "/held":
+        # Answers once the test creates the marker "release" (at most 10 s).
+        mark("held-started")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(MARKERS, "release")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return text(start_response, "released")
     if path == "/slow":
         mark("slow-started")
         time.sleep(int(query) / 1000.0)
@@ -904,6 +911,71 @@ class TestLifecycle(LoaderTestCase):
                               stderr=subprocess.PIPE, timeout=WAIT)
         self.assertEqual(proc.returncode, 2)
         self.assertIn(b"FERRY_SOCKET", proc.stderr)
+
+
+class TestThreadModel(LoaderTestCase):
+    """FERRY_CONCURRENCY_MODEL=thread: a thread per connection from ferry."""
+
+    env = {"FERRY_CONCURRENCY_MODEL": "thread"}
+
+    def setUp(self):
+        for name in ("held-started", "release"):
+            path = os.path.join(self.markers, name)
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def hold(self, loader):
+        """A connection whose request is in the app until the marker "release"."""
+        held = self.connect(loader)
+        held.send(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: os.path.exists(os.path.join(self.markers, "held-started")),
+                   "the held request to reach the app")
+        return held
+
+    def release(self):
+        open(os.path.join(self.markers, "release"), "w").close()
+
+    def test_a_request_is_served_while_another_connections_request_is_in_the_app(self):
+        loader = self.start()
+        held = self.hold(loader)
+        other = self.connect(loader)
+        for _ in range(3):
+            r = other.request("GET", "/pid")
+            self.assertEqual((r.status, r.body), (200, str(loader.proc.pid).encode()))
+        env = other.request("GET", "/env").json()
+        self.assertIs(env["wsgi.multithread"], True)
+        self.release()
+        r = held.read_response()
+        self.assertEqual((r.status, r.body), (200, b"released"))
+        self.assertIsNone(r.header("Connection"), "kept alive")
+        self.assertEqual(held.request("GET", "/pid").status, 200)
+
+    def test_sigterm_finishes_the_request_in_the_app_and_closes_idle_connections(self):
+        loader = self.start()
+        idle = self.connect(loader)
+        self.assertEqual(idle.request("GET", "/pid").status, 200)
+        held = self.hold(loader)
+        loader.proc.send_signal(signal.SIGTERM)
+        wait_until(idle.at_eof, "the idle connection to be closed")
+        self.assertIsNone(loader.proc.poll(), "the loader waits for the request in the app")
+        self.release()
+        r = held.read_response()
+        self.assertEqual((r.status, r.body), (200, b"released"))
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertEqual(loader.wait_exit(), 0)
+        self.assertFalse(os.path.exists(loader.socket_path), "socket file removed on exit")
+
+    def test_sigterm_when_idle_exits_0(self):
+        loader = self.start()
+        c = self.connect(loader)
+        self.assertEqual(c.request("GET", "/pid").status, 200)
+        loader.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(loader.wait_exit(), 0)
+
+    def test_an_unknown_model_is_refused(self):
+        loader = self.start(env={"FERRY_CONCURRENCY_MODEL": "fibers"}, wait=False)
+        self.assertEqual(loader.wait_exit(), 2)
+        self.assertIn("FERRY_CONCURRENCY_MODEL is 'fibers'", loader.stderr())
 
 
 class TestExamples(unittest.TestCase):

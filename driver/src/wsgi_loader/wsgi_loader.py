@@ -26,26 +26,33 @@ Environment (read at startup; nothing else is exported or changed):
 ``FERRY_ENVIRONMENT`` (e.g. ``development`` / ``production``)
     With ``development``, the traceback of an application error is also put in
     the body of the 500 response (it always goes to stderr).
+``FERRY_CONCURRENCY_MODEL`` (``process``, the default, or ``thread``)
+    ``process``: one request at a time, no threads. ``thread``
+    (``--concurrency-model thread``): each connection from ferry is served in a
+    thread of its own, so the process serves as many requests at once as ferry
+    sends it (``--thread-count``); ``wsgi.multithread`` is then True and the app
+    must be thread-safe.
 
 Exit statuses:
     0  after SIGTERM or SIGINT (see below);
     1  the startup file could not be loaded, has no callable ``application``,
        or the socket could not be bound (message and traceback on stderr);
-    2  ``FERRY_SOCKET`` is missing.
+    2  ``FERRY_SOCKET`` is missing, or ``FERRY_CONCURRENCY_MODEL`` is neither
+       ``process`` nor ``thread``.
 
 Startup: load the app, then bind + listen. Readiness = the socket accepts
 connections. A connection that is closed without sending a byte (ferry's
 readiness probe) is handled quietly.
 
-Protocol: over the Unix socket, one request at a time, no threads. ferry sends
+Protocol: over the Unix socket, one request at a time per connection. ferry sends
 each request as a frame of the environ variables below, already worked out
 (http/src/wsgi_frame.rs writes it and documents its layout; ferry_wsgi/frame.py
 reads it), followed by the body (CONTENT_LENGTH bytes); anything else may send
 HTTP/1.1. The two are told apart per request by its first byte: a frame starts
 with 0x00, which no HTTP request does. Responses are HTTP/1.1 either way.
 Connections are kept alive and may carry many requests; several open
-connections are multiplexed with poll() while idle, so an idle keep-alive
-connection never blocks a new one. Requests may be pipelined, frames and HTTP
+connections are multiplexed with poll() while idle (in the thread model, each
+has its thread), so an idle keep-alive connection never blocks a new one. Requests may be pipelined, frames and HTTP
 mixed. HTTP request bodies may use Content-Length or chunked. ``Expect:
 100-continue`` is ignored (ferry has already buffered the body). ``Connection:
 close`` (or HTTP/1.0 without keep-alive) closes the connection after the
@@ -63,7 +70,7 @@ size), SERVER_NAME / SERVER_PORT (from Host; default 'localhost' and 80 or
 ``X_Forwarded_For`` cannot spoof HTTP_X_FORWARDED_FOR), wsgi.version (1, 0),
 wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'; ferry sends
 its own unless the peer is a trusted proxy), HTTPS ('on' for https), wsgi.input,
-wsgi.errors (sys.stderr), wsgi.multithread False, wsgi.multiprocess True,
+wsgi.errors (sys.stderr), wsgi.multithread (False; True in the thread model), wsgi.multiprocess True,
 wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper. A frame
 carries the variables derived from the request (all but SCRIPT_NAME,
 SERVER_SOFTWARE and the wsgi.* ones, wsgi.url_scheme aside), worked out by ferry
@@ -93,7 +100,9 @@ is closed, so ferry sees a truncated body. A malformed request gets 400 (431,
 501, 505 where fitting) and the connection is closed.
 
 Signals: SIGTERM / SIGINT finish the request being served (its response
-carries ``Connection: close``), then exit 0; when idle, exit 0 at once.
+carries ``Connection: close``), then exit 0; when idle, exit 0 at once. In the
+thread model, every request being served is finished and the threads waiting
+on idle connections leave at once.
 
 stdout / stderr are line-buffered: ferry forwards them line by line.
 """
@@ -166,6 +175,11 @@ def main():
     if not socket_path:
         log("error: FERRY_SOCKET is not set (path of the Unix socket to listen on)")
         return 2
+    model = os.environ.get("FERRY_CONCURRENCY_MODEL") or "process"
+    if model not in ("process", "thread"):
+        log("error: FERRY_CONCURRENCY_MODEL is %r; it must be 'process' or 'thread'" % model)
+        return 2
+    threaded = model == "thread"
     app_root = os.path.abspath(os.environ.get("FERRY_APP_ROOT") or os.getcwd())
     startup_file = os.path.join(app_root, os.environ.get("FERRY_STARTUP_FILE") or "passenger_wsgi.py")
     socket_path = os.path.abspath(socket_path)
@@ -199,8 +213,11 @@ def main():
         log("error: cannot listen on %s: %s" % (socket_path, e))
         return 1
     try:
-        server = Server(app, os.environ.get("FERRY_ENVIRONMENT") == "development")
-        server.serve_forever(listener)
+        server = Server(app, os.environ.get("FERRY_ENVIRONMENT") == "development", threaded)
+        if threaded:
+            server.serve_threads(listener)
+        else:
+            server.serve_forever(listener)
     finally:
         listener.close()
         try:

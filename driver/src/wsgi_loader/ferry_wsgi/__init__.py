@@ -1,7 +1,8 @@
 """ferry's WSGI loader as a package: wsgi_loader.py (its entry script, beside this
 package) loads the app and hands the listening socket to ``server.Server``.
 
-    server       the connection loop: poll, receive, one request after the other
+    server       the connection loop: poll, receive, one request after the other (or a
+                 thread per connection: the thread concurrency model)
     frame        a request as ferry sends it: a frame of environ variables, then the body
     request      an HTTP request head parsed into ``environ``; the body into wsgi.input
     body         wsgi.input (a body still on the socket read lazily); chunked decoding

@@ -1,9 +1,12 @@
 """The connection loop: poll the listener and the kept-alive connections from
-ferry, receive, and serve their requests one after the other (no threads)."""
+ferry, receive, and serve their requests one after the other; or, in the thread
+concurrency model, serve each connection in a thread of its own."""
 
 import functools
 import select
+import socket
 import sys
+import threading
 
 from . import DRAIN_LIMIT, MAX_HEAD, RECV_SIZE, BadRequest, ClientGone, log, shutdown
 from . import response
@@ -15,7 +18,7 @@ from .request import read_request
 class Server(object):
     """Serves `app` on a listening socket until SIGTERM / SIGINT."""
 
-    def __init__(self, app, development):
+    def __init__(self, app, development, threaded=False):
         self.app = app
         self.development = development
         self.rbuf = bytearray(RECV_SIZE)
@@ -27,7 +30,7 @@ class Server(object):
             "SERVER_SOFTWARE": "ferry",
             "wsgi.version": (1, 0),
             "wsgi.errors": sys.stderr,
-            "wsgi.multithread": False,
+            "wsgi.multithread": threaded,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
@@ -68,15 +71,82 @@ class Server(object):
             for entry in conns.values():
                 entry[0].close()
 
+    def serve_threads(self, listener):
+        """The thread concurrency model: accept here, and serve each connection
+        from ferry in a thread of its own, so that a request waiting on I/O does
+        not hold up the one on the next connection. ferry opens no more
+        connections than the requests it sends at once, so that bounds the
+        threads. A stop (SIGTERM / SIGINT, handled in this thread) wakes the
+        threads waiting for a request and lets the busy ones finish theirs."""
+        lock = threading.Lock()
+        conns = {}  # socket -> busy
+        workers = []
+        try:
+            while not shutdown.stop:
+                try:
+                    sock, _ = listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                # A stop signalled while the thread is set up only sets shutdown.stop.
+                shutdown.busy = True
+                with lock:
+                    conns[sock] = False
+                worker = threading.Thread(target=self._serve_connection, args=(sock, conns, lock),
+                                          name="ferry-wsgi-conn", daemon=True)
+                worker.start()
+                workers = [w for w in workers if w.is_alive()]
+                workers.append(worker)
+                shutdown.busy = False
+        except shutdown.Stop:
+            pass
+        finally:
+            shutdown.stop = True
+            with lock:
+                for sock, busy in conns.items():
+                    if not busy:
+                        try:
+                            sock.shutdown(socket.SHUT_RD)  # recv returns b""; a reply can still go out
+                        except OSError:
+                            pass
+            for worker in workers:
+                worker.join()
+
+    def _serve_connection(self, sock, conns, lock):
+        entry = [sock, b""]
+        rbuf = bytearray(RECV_SIZE)
+        try:
+            while not shutdown.stop:
+                try:
+                    n = sock.recv_into(rbuf)
+                except OSError:
+                    return
+                # Busy from here: a stop now lets this request finish. Data that came
+                # before a stop's shutdown(SHUT_RD) is still received and served.
+                with lock:
+                    conns[sock] = True
+                keep = self.serve_received(entry, rbuf, n)
+                with lock:
+                    conns[sock] = False
+                if not keep:
+                    return
+        finally:
+            with lock:
+                del conns[sock]
+            sock.close()
+
     def serve_ready(self, entry):
         """The connection is readable: receive, then serve every complete
         request. Returns False when the connection must be closed."""
-        sock = entry[0]
-        rbuf = self.rbuf
         try:
-            n = sock.recv_into(rbuf)
+            n = entry[0].recv_into(self.rbuf)
         except OSError:
             return False
+        return self.serve_received(entry, self.rbuf, n)
+
+    def serve_received(self, entry, rbuf, n):
+        """Serve every complete request of what is pending on the connection plus
+        the `n` bytes just received into `rbuf`."""
+        sock = entry[0]
         if not n:
             return False  # closed (e.g. ferry's readiness probe)
         pending = entry[1] + rbuf[:n] if entry[1] else bytes(rbuf[:n])
