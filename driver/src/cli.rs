@@ -68,8 +68,8 @@ pub struct StartArgs {
     #[arg(long, default_value_t = 100, value_parser = values::count::<usize>)]
     pub max_request_queue_size: usize,
     /// Requests one process handles at once (0: unlimited). Default: 1 for a WSGI app (its
-    /// loader serves one request at a time), 0 for a generic app (--app-start-command: an
-    /// event loop or a threaded server takes many at once).
+    /// loader serves one request at a time; --thread-count in the thread model), 0 for a
+    /// generic app (--app-start-command: an event loop or a threaded server takes many at once).
     #[arg(
         long,
         visible_alias = "force-max-concurrent-requests-per-process",
@@ -81,6 +81,7 @@ pub struct StartArgs {
     #[arg(long, value_enum, default_value_t = ConcurrencyModel::Process)]
     pub concurrency_model: ConcurrencyModel,
     /// With --concurrency-model thread: requests (threads) per WSGI process at once.
+    /// Default: 4.
     #[arg(long, value_parser = values::at_least_one::<u32>)]
     pub thread_count: Option<u32>,
     /// Sessions per process the pool is scaled for: a soft target, below the hard
