@@ -191,6 +191,9 @@ fn main() -> ExitCode {
     if opts.wsgi && opts.flask && !interrupted() {
         flask_section(&ctx, &opts, tmp.path(), &mut report);
     }
+    if opts.wsgi && opts.wsgi_wait && !interrupted() {
+        sections::wsgi_wait_section(&ctx, &opts, wsgi_source, &mut report);
+    }
     if opts.dynamics && !interrupted() {
         dynamics_report::dynamics_section(&ctx, &opts, &mut report);
     }

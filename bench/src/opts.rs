@@ -32,8 +32,9 @@ pub struct Opts {
         value_delimiter = ',',
         value_parser = [
             "direct", "ferry-c1", "ferry-c0", "ferry-c0-log", "haproxy", "ferry-tls", "haproxy-tls",
-            "nginx", "passenger", "ferry-wsgi", "ferry-wsgi-c2",
-            "passenger-wsgi", "gunicorn", "granian", "uwsgi",
+            "nginx", "passenger", "ferry-wsgi", "ferry-wsgi-c2", "ferry-wsgi-t8",
+            "passenger-wsgi", "gunicorn", "granian", "uwsgi", "gunicorn-t8", "granian-t8",
+            "uwsgi-t8",
         ]
     )]
     pub only: Option<Vec<String>>,
@@ -49,6 +50,9 @@ pub struct Opts {
     /// Skip the Flask table (the hello one still runs).
     #[arg(long = "no-flask", action = ArgAction::SetFalse)]
     pub flask: bool,
+    /// Skip the WSGI table of requests that wait (threads against processes).
+    #[arg(long = "no-wsgi-wait", action = ArgAction::SetFalse)]
+    pub wsgi_wait: bool,
     /// Skip the burst and crash measurements.
     #[arg(long = "no-dynamics", action = ArgAction::SetFalse)]
     pub dynamics: bool,

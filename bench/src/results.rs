@@ -14,18 +14,29 @@ use std::time::Duration;
 pub struct Load {
     pub threads: usize,
     pub conns: &'static [usize],
+    /// The request wrk sends.
+    pub path: &'static str,
 }
 
 /// The proxy table: `wrk -t1 -c20` and `-c200`.
 pub const PROXY_LOAD: Load = Load {
     threads: 1,
     conns: &[20, 200],
+    path: "/",
 };
 
 /// The WSGI tables: `wrk -t2 -c50`, the load issue 15 measured at.
 pub const WSGI_LOAD: Load = Load {
     threads: 2,
     conns: &[50],
+    path: "/",
+};
+
+/// The WSGI table of requests that wait: the hello app's `/slow?ms=20`, 20 ms asleep as a
+/// database call would be, at the same `wrk -t2 -c50`.
+pub const WSGI_WAIT_LOAD: Load = Load {
+    path: "/slow?ms=20",
+    ..WSGI_LOAD
 };
 /// How often the proxy's RSS is sampled during a wrk run.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -108,7 +119,7 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
         if let Err(e) = wrk::run(
             running.scheme,
             running.port,
-            "/",
+            load.path,
             load.threads,
             load.conns[0],
             opts.warmup,
@@ -125,7 +136,7 @@ pub fn measure(ctx: &Ctx, server: &Server, opts: &Opts, round: usize, results: &
         let result = wrk::run(
             running.scheme,
             running.port,
-            "/",
+            load.path,
             load.threads,
             conns,
             opts.duration,

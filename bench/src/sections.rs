@@ -3,7 +3,7 @@
 use crate::opts::Opts;
 use crate::results::{
     ratio_table, results_table, run_rounds, target_row, throughput_target, Results, PROXY_LOAD,
-    WSGI_LOAD,
+    WSGI_LOAD, WSGI_WAIT_LOAD,
 };
 use crate::servers::{Ctx, Server};
 use crate::table::Table;
@@ -160,18 +160,89 @@ pub enum WsgiApp {
 }
 
 /// ferry at its WSGI default, one request per process at a time.
-const FERRY_WSGI: Server = Server::FerryWsgi { concurrency: 1 };
+const FERRY_WSGI: Server = Server::FerryWsgi {
+    concurrency: 1,
+    threads: 0,
+};
 /// ferry handing each process its next request while it serves one.
-const FERRY_WSGI_2: Server = Server::FerryWsgi { concurrency: 2 };
+const FERRY_WSGI_2: Server = Server::FerryWsgi {
+    concurrency: 2,
+    threads: 0,
+};
+const GRANIAN: Server = Server::Granian { threads: 0 };
+const GUNICORN: Server = Server::Gunicorn { threads: 0 };
 
 const WSGI_SERVERS: [Server; 6] = [
     FERRY_WSGI,
     FERRY_WSGI_2,
-    Server::Granian,
-    Server::Uwsgi,
-    Server::Gunicorn,
+    GRANIAN,
+    Server::Uwsgi { threads: 0 },
+    GUNICORN,
     Server::PassengerWsgi,
 ];
+
+/// Threads per process in the table of requests that wait.
+const WAIT_THREADS: u32 = 8;
+
+const WSGI_WAIT_SERVERS: [Server; 5] = [
+    FERRY_WSGI,
+    Server::FerryWsgi {
+        concurrency: WAIT_THREADS,
+        threads: WAIT_THREADS,
+    },
+    Server::Granian {
+        threads: WAIT_THREADS,
+    },
+    Server::Uwsgi {
+        threads: WAIT_THREADS,
+    },
+    Server::Gunicorn {
+        threads: WAIT_THREADS,
+    },
+];
+
+/// Requests that wait (a 20 ms sleep in the app): threads in each process against one
+/// request per process.
+pub fn wsgi_wait_section(ctx: &Ctx, opts: &Opts, source: &str, report: &mut String) {
+    let _ = writeln!(
+        report,
+        "\n### Python WSGI: requests that wait, `{}` of {source}, {} processes each\n",
+        WSGI_WAIT_LOAD.path, ctx.apps
+    );
+    let servers = select(&WSGI_WAIT_SERVERS, ctx, opts, report);
+    let results = run_rounds(ctx, &servers, opts, WSGI_WAIT_LOAD);
+    let _ = writeln!(
+        report,
+        "\nEach request sleeps 20 ms in the app, as a database call would wait. ferry at its \
+         default (one request per process) and with `--concurrency-model thread \
+         --thread-count {WAIT_THREADS}`; Granian with `--blocking-threads {WAIT_THREADS}`, uWSGI \
+         with `--threads {WAIT_THREADS}`, gunicorn with gthread workers of `--threads \
+         {WAIT_THREADS}`, otherwise as in the tables above. With {} processes of one request \
+         each, at most {} requests are in the app at once: about {} req/s; with \
+         {WAIT_THREADS} threads each, {}: about {} req/s. Medians over {} interleaved rounds \
+         of `wrk -t{} -c{} -d{}s --latency`.\n",
+        ctx.apps,
+        ctx.apps,
+        ctx.apps * 50,
+        ctx.apps * WAIT_THREADS as usize,
+        ctx.apps * WAIT_THREADS as usize * 50,
+        opts.rounds,
+        WSGI_WAIT_LOAD.threads,
+        WSGI_WAIT_LOAD.conns[0],
+        opts.duration.as_secs()
+    );
+    report.push_str(&results_table(&servers, &results).render());
+    let (ferries, others): (Vec<Server>, Vec<Server>) = servers
+        .iter()
+        .copied()
+        .partition(|s| matches!(s, Server::FerryWsgi { .. }));
+    let ratios = ratio_table(&ferries, &others, &results);
+    if !ratios.is_empty() {
+        report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
+        report.push_str(&ratios.render());
+    }
+    failures_section(&results, report);
+}
 
 pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: &mut String) {
     let what = match app {
@@ -217,12 +288,12 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: 
     for ferry in [&FERRY_WSGI, &FERRY_WSGI_2] {
         match app {
             WsgiApp::Hello => {
-                throughput_target(&mut t, &results, ferry, &Server::Granian, 0.8, true);
-                throughput_target(&mut t, &results, ferry, &Server::Gunicorn, 3.0, false);
+                throughput_target(&mut t, &results, ferry, &GRANIAN, 0.8, true);
+                throughput_target(&mut t, &results, ferry, &GUNICORN, 3.0, false);
                 throughput_target(&mut t, &results, ferry, &Server::PassengerWsgi, 1.5, false);
             }
             WsgiApp::Flask => {
-                throughput_target(&mut t, &results, ferry, &Server::Granian, 1.0, true);
+                throughput_target(&mut t, &results, ferry, &GRANIAN, 1.0, true);
             }
         }
     }

@@ -7,7 +7,7 @@
 use crate::net::{free_port, wait_listening};
 use crate::peers::{start_haproxy, start_nginx, start_passenger, start_passenger_wsgi};
 use crate::procs::{self, Guard, ProcId};
-use crate::wsgi_peers::{start_granian, start_gunicorn, start_uwsgi};
+use crate::wsgi_peers::{start_ferry_wsgi, start_granian, start_gunicorn, start_uwsgi};
 use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -111,14 +111,23 @@ pub enum Server {
     Nginx,
     Passenger,
     /// ferry's WSGI loader; `concurrency` is its `--concurrency` (1, the WSGI default, or 2:
-    /// each process is handed the next request while it serves one).
+    /// each process is handed the next request while it serves one); `threads` > 0 is the
+    /// thread model with that `--thread-count`.
     FerryWsgi {
         concurrency: u32,
+        threads: u32,
     },
     PassengerWsgi,
-    Gunicorn,
-    Granian,
-    Uwsgi,
+    /// The Python servers with `threads` per worker process (0: their default, none).
+    Gunicorn {
+        threads: u32,
+    },
+    Granian {
+        threads: u32,
+    },
+    Uwsgi {
+        threads: u32,
+    },
 }
 
 impl Server {
@@ -137,14 +146,24 @@ impl Server {
             Server::HaproxyTls => "HAProxy (TLS)".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "Passenger".into(),
-            Server::FerryWsgi { concurrency: 1 } => "ferry (wsgi loader)".into(),
-            Server::FerryWsgi { concurrency } => {
-                format!("ferry (wsgi loader) --concurrency {concurrency}")
+            Server::FerryWsgi {
+                concurrency: 1,
+                threads: 0,
+            } => "ferry (wsgi loader)".into(),
+            Server::FerryWsgi {
+                concurrency,
+                threads: 0,
+            } => format!("ferry (wsgi loader) --concurrency {concurrency}"),
+            Server::FerryWsgi { threads, .. } => {
+                format!("ferry (wsgi loader) --thread-count {threads}")
             }
             Server::PassengerWsgi => "Passenger (wsgi)".into(),
-            Server::Gunicorn => "gunicorn (sync)".into(),
-            Server::Granian => "Granian".into(),
-            Server::Uwsgi => "uWSGI".into(),
+            Server::Gunicorn { threads: 0 } => "gunicorn (sync)".into(),
+            Server::Gunicorn { threads } => format!("gunicorn (gthread) --threads {threads}"),
+            Server::Granian { threads: 0 } => "Granian".into(),
+            Server::Granian { threads } => format!("Granian --blocking-threads {threads}"),
+            Server::Uwsgi { threads: 0 } => "uWSGI".into(),
+            Server::Uwsgi { threads } => format!("uWSGI --threads {threads}"),
         }
     }
 
@@ -164,12 +183,22 @@ impl Server {
             Server::HaproxyTls => "haproxy-tls".into(),
             Server::Nginx => "nginx".into(),
             Server::Passenger => "passenger".into(),
-            Server::FerryWsgi { concurrency: 1 } => "ferry-wsgi".into(),
-            Server::FerryWsgi { concurrency } => format!("ferry-wsgi-c{concurrency}"),
+            Server::FerryWsgi {
+                concurrency: 1,
+                threads: 0,
+            } => "ferry-wsgi".into(),
+            Server::FerryWsgi {
+                concurrency,
+                threads: 0,
+            } => format!("ferry-wsgi-c{concurrency}"),
+            Server::FerryWsgi { threads, .. } => format!("ferry-wsgi-t{threads}"),
             Server::PassengerWsgi => "passenger-wsgi".into(),
-            Server::Gunicorn => "gunicorn".into(),
-            Server::Granian => "granian".into(),
-            Server::Uwsgi => "uwsgi".into(),
+            Server::Gunicorn { threads: 0 } => "gunicorn".into(),
+            Server::Gunicorn { threads } => format!("gunicorn-t{threads}"),
+            Server::Granian { threads: 0 } => "granian".into(),
+            Server::Granian { threads } => format!("granian-t{threads}"),
+            Server::Uwsgi { threads: 0 } => "uwsgi".into(),
+            Server::Uwsgi { threads } => format!("uwsgi-t{threads}"),
         }
     }
 
@@ -181,8 +210,8 @@ impl Server {
             Server::Haproxy | Server::HaproxyTls => "haproxy",
             Server::Nginx => "master + worker",
             Server::Passenger | Server::PassengerWsgi => "core + watchdog",
-            Server::Gunicorn | Server::Uwsgi => "arbiter only",
-            Server::Granian => "main process only",
+            Server::Gunicorn { .. } | Server::Uwsgi { .. } => "arbiter only",
+            Server::Granian { .. } => "main process only",
         }
     }
 
@@ -195,9 +224,9 @@ impl Server {
             Server::HaproxyTls => (&["haproxy", "openssl"], &[]),
             Server::Nginx => (&["nginx"], &[]),
             Server::Passenger | Server::PassengerWsgi => (&["passenger"], &[]),
-            Server::Gunicorn => (&[], &["gunicorn"]),
-            Server::Granian => (&[], &["granian"]),
-            Server::Uwsgi => (&[], &["uwsgi"]),
+            Server::Gunicorn { .. } => (&[], &["gunicorn"]),
+            Server::Granian { .. } => (&[], &["granian"]),
+            Server::Uwsgi { .. } => (&[], &["uwsgi"]),
         };
         let mut absent: Vec<String> = system
             .iter()
@@ -221,9 +250,9 @@ impl Server {
             self,
             Server::FerryWsgi { .. }
                 | Server::PassengerWsgi
-                | Server::Gunicorn
-                | Server::Granian
-                | Server::Uwsgi
+                | Server::Gunicorn { .. }
+                | Server::Granian { .. }
+                | Server::Uwsgi { .. }
         )
     }
 
@@ -240,11 +269,14 @@ impl Server {
             Server::HaproxyTls => crate::https::start_haproxy_tls(ctx, &dir),
             Server::Nginx => start_nginx(ctx, &dir),
             Server::Passenger => start_passenger(ctx, &dir),
-            Server::FerryWsgi { concurrency } => start_ferry_wsgi(ctx, &dir, *concurrency),
+            Server::FerryWsgi {
+                concurrency,
+                threads,
+            } => start_ferry_wsgi(ctx, &dir, *concurrency, *threads),
             Server::PassengerWsgi => start_passenger_wsgi(ctx, &dir),
-            Server::Gunicorn => start_gunicorn(ctx, &dir),
-            Server::Granian => start_granian(ctx, &dir),
-            Server::Uwsgi => start_uwsgi(ctx, &dir),
+            Server::Gunicorn { threads } => start_gunicorn(ctx, &dir, *threads),
+            Server::Granian { threads } => start_granian(ctx, &dir, *threads),
+            Server::Uwsgi { threads } => start_uwsgi(ctx, &dir, *threads),
         }?;
         running.label = self.label();
         Ok(running)
@@ -475,17 +507,6 @@ pub(crate) fn wsgi_app_dir(ctx: &Ctx, dir: &Path) -> Result<PathBuf, String> {
     fs::copy(&ctx.wsgi_file, app.join("passenger_wsgi.py"))
         .map_err(|e| format!("cannot copy {}: {e}", ctx.wsgi_file.display()))?;
     Ok(app)
-}
-
-fn start_ferry_wsgi(ctx: &Ctx, dir: &Path, concurrency: u32) -> Result<Running, String> {
-    let concurrency = concurrency.to_string();
-    ferry_wsgi(
-        ctx,
-        dir,
-        ctx.apps,
-        ctx.apps,
-        &["--concurrency", &concurrency],
-    )
 }
 
 /// ferry serving the WSGI startup file with a pool of `min`..=`max` processes and an

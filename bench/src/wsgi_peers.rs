@@ -1,10 +1,10 @@
-//! Starting the Python WSGI servers ferry's loader is measured against: gunicorn, Granian and
-//! uWSGI, each from the bench's virtual environment (bench/install.sh), each with `ctx.apps`
-//! worker processes serving the startup file from its own directory.
+//! Starting the Python WSGI servers: ferry with its loader, and those it is measured against
+//! (gunicorn, Granian and uWSGI, each from the bench's virtual environment, bench/install.sh),
+//! each with `ctx.apps` worker processes serving the startup file from its own directory.
 
 use crate::net::{free_port, wait_http_ok};
 use crate::procs::{self, Guard};
-use crate::servers::{log_file, with_log, wsgi_app_dir, Ctx, Running, START_TIMEOUT};
+use crate::servers::{ferry_wsgi, log_file, with_log, wsgi_app_dir, Ctx, Running, START_TIMEOUT};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -53,9 +53,10 @@ fn run_python_server(
     Ok(running)
 }
 
-/// gunicorn, sync workers (its default).
-pub(crate) fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let workers = ctx.apps.to_string();
+/// gunicorn: sync workers (its default), or gthread workers of `threads` threads.
+pub(crate) fn start_gunicorn(ctx: &Ctx, dir: &Path, threads: u32) -> Result<Running, String> {
+    let (workers, threads) = (ctx.apps.to_string(), threads.max(1).to_string());
+    let class = if threads == "1" { "sync" } else { "gthread" };
     run_python_server(
         ctx,
         dir,
@@ -64,7 +65,9 @@ pub(crate) fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
             "--workers",
             &workers,
             "--worker-class",
-            "sync",
+            class,
+            "--threads",
+            &threads,
             "--bind",
             "127.0.0.1:{PORT}",
             "--chdir",
@@ -75,14 +78,16 @@ pub(crate) fn start_gunicorn(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
 }
 
 /// Granian: Rust HTTP server with the app in each worker process (its defaults: one
-/// runtime thread, one blocking thread per worker for WSGI).
-pub(crate) fn start_granian(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let workers = ctx.apps.to_string();
+/// runtime thread, one blocking thread per worker for WSGI; or `threads` blocking threads).
+pub(crate) fn start_granian(ctx: &Ctx, dir: &Path, threads: u32) -> Result<Running, String> {
+    let (workers, threads) = (ctx.apps.to_string(), threads.max(1).to_string());
     run_python_server(
         ctx,
         dir,
         "granian",
         &[
+            "--blocking-threads",
+            &threads,
             "--interface",
             "wsgi",
             "--host",
@@ -104,29 +109,44 @@ pub(crate) fn start_granian(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
 /// counts every close as a read error). `--http11-socket` keeps connections alive,
 /// but a worker then serves one connection until it closes: 2 of wrk's 50 connections are
 /// served and the rest wait, which wrk's figures do not show.
-pub(crate) fn start_uwsgi(ctx: &Ctx, dir: &Path) -> Result<Running, String> {
-    let workers = ctx.apps.to_string();
-    run_python_server(
-        ctx,
-        dir,
-        "uwsgi",
-        &[
-            "--http-socket",
-            "127.0.0.1:{PORT}",
-            "--master",
-            "--processes",
-            &workers,
-            "--chdir",
-            "{APP}",
-            "--wsgi-file",
-            "passenger_wsgi.py",
-            "--callable",
-            "application",
-            "--need-app",
-            "--add-header",
-            "Connection: close",
-            "--disable-logging",
-            "--die-on-term",
-        ],
-    )
+/// With `threads` > 0, each worker runs that many threads (`--threads`).
+pub(crate) fn start_uwsgi(ctx: &Ctx, dir: &Path, threads: u32) -> Result<Running, String> {
+    let (workers, threads) = (ctx.apps.to_string(), threads.to_string());
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:{PORT}",
+        "--master",
+        "--processes",
+        &workers,
+        "--chdir",
+        "{APP}",
+        "--wsgi-file",
+        "passenger_wsgi.py",
+        "--callable",
+        "application",
+        "--need-app",
+        "--add-header",
+        "Connection: close",
+        "--disable-logging",
+        "--die-on-term",
+    ];
+    if threads != "0" {
+        args.extend(["--threads", &threads]);
+    }
+    run_python_server(ctx, dir, "uwsgi", &args)
+}
+
+/// ferry's WSGI loader: `--concurrency N`, or the thread model when `threads` > 0.
+pub(crate) fn start_ferry_wsgi(
+    ctx: &Ctx,
+    dir: &Path,
+    concurrency: u32,
+    threads: u32,
+) -> Result<Running, String> {
+    let (concurrency, threads) = (concurrency.to_string(), threads.to_string());
+    let flags: &[&str] = match threads.as_str() {
+        "0" => &["--concurrency", &concurrency],
+        _ => &["--concurrency-model", "thread", "--thread-count", &threads],
+    };
+    ferry_wsgi(ctx, dir, ctx.apps, ctx.apps, flags)
 }
