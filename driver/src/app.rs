@@ -139,7 +139,8 @@ impl App {
     /// The hard cap on a process's concurrent sessions and the soft target the pool is
     /// scaled for, from `--concurrency` and `--target-concurrency` or this app's defaults.
     ///
-    /// ferry's WSGI loader serves one request at a time, so a WSGI process takes 1. A generic
+    /// ferry's WSGI loader serves one request at a time (in the process model), so a WSGI
+    /// process takes 1. A generic
     /// app is usually an event loop (Node, uvicorn) or a threaded server that serves many
     /// requests at once: capping it at 1 would make each idle WebSocket or slow upstream call
     /// hold a whole process, so it takes any number (Knative's default too: no hard limit),
