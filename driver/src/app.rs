@@ -140,13 +140,12 @@ impl App {
     /// scaled for, from `--concurrency` and `--target-concurrency` or this app's defaults.
     ///
     /// ferry's WSGI loader serves one request at a time (in the process model), so a WSGI
-    /// process takes 1. A generic
-    /// app is usually an event loop (Node, uvicorn) or a threaded server that serves many
-    /// requests at once: capping it at 1 would make each idle WebSocket or slow upstream call
-    /// hold a whole process, so it takes any number (Knative's default too: no hard limit),
-    /// and the pool grows on the soft target instead.
-    /// In the thread model a WSGI process serves as many requests at once as ferry sends it,
-    /// each in a thread of its own, so the cap is `--thread-count`.
+    /// process takes 1; in the thread model it serves as many at once as ferry sends it, each
+    /// in a thread of its own, so the cap is `--thread-count`. A generic app is usually an
+    /// event loop (Node, uvicorn) or a threaded server that serves many requests at once:
+    /// capping it at 1 would make each idle WebSocket or slow upstream call hold a whole
+    /// process, so it takes any number (Knative's default too: no hard limit), and the pool
+    /// grows on the soft target instead.
     pub fn concurrency(&self, args: &StartArgs) -> (u32, u32) {
         let cap = args.concurrency.unwrap_or(match self.kind {
             AppKind::Wsgi {
