@@ -431,7 +431,14 @@ impl Engine {
         if self.processes.get(&process_id).map(|p| p.state) == Some(ProcessState::Ready) {
             self.group_mut(entry.group).failed_unreplaced += 1;
         }
-        self.stop_process(process_id, KillMode::Graceful, KillReason::RequestTimeout);
+        // Asked to stop, a process finishes its requests first, the hung one included, so
+        // it would hold its slot until the kill timeout for a request whose client has had
+        // its 504. With no other request on it, nothing is lost by killing it at once.
+        let mode = match self.processes.get(&process_id) {
+            Some(p) if p.sessions == 0 => KillMode::Force,
+            _ => KillMode::Graceful,
+        };
+        self.stop_process(process_id, mode, KillReason::RequestTimeout);
         self.mark_dirty(entry.group);
     }
 
@@ -455,5 +462,10 @@ impl Engine {
         self.requests.remove(&request);
         self.mark_dirty(entry.group);
         self.reject(request, RejectReason::QueueTimeout);
+        if self.group(entry.group).fresh_seen {
+            // As for a cancelled one: it may have waited for a fresh process ahead of
+            // requests that a process with room can take.
+            self.dispatch(entry.group);
+        }
     }
 }

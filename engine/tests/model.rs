@@ -974,9 +974,11 @@ impl Harness {
                     KillMode::Force => {
                         assert_ne!(p.killed, Some(KillMode::Force), "{process} forced twice");
                         // SIGTERM comes first, except for a process that never started
-                        // (its start timed out).
+                        // (its start timed out) and one left with only its timed-out request.
                         assert!(
-                            p.killed == Some(KillMode::Graceful) || !p.ready,
+                            p.killed == Some(KillMode::Graceful)
+                                || !p.ready
+                                || (reason == KillReason::RequestTimeout && p.sessions.is_empty()),
                             "{process} forced without being asked to stop first"
                         );
                         assert!(p.sessions.is_empty() || deadline_passed || p.timed_out);

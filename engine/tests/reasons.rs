@@ -223,6 +223,25 @@ mod kills {
     }
 
     #[test]
+    fn a_request_past_max_request_time_alone_on_its_process_has_it_killed_at_once() {
+        let config = GroupConfig {
+            max_request_time: secs(10),
+            ..group(1, 1)
+        };
+        let (mut pool, ps) = Pool::started(pool_of(6), vec![config]);
+        pool.arrive(0, 1);
+        let commands = untimed(&pool.run_until(at(secs(11))));
+        assert!(commands.contains(&Command::TimeOut {
+            request: RequestId(1),
+            process: ps[0]
+        }));
+        assert_eq!(
+            kill_reasons(&commands),
+            [(ps[0], KillMode::Force, KillReason::RequestTimeout)]
+        );
+    }
+
+    #[test]
     fn a_request_past_max_request_time_stops_its_process_and_fails_the_others_on_it() {
         let config = GroupConfig {
             max_request_time: secs(10),
