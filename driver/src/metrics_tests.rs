@@ -31,6 +31,8 @@ fn pool(queued: usize, processes: Vec<ProcessStatus>) -> PoolStatus {
             min_instances: 1,
             queue: queued,
             max_request_queue_size: 100,
+            concurrency: 1,
+            target_concurrency: 1,
             generation: 0,
             backoff_until: None,
             last_spawn_error: None,

@@ -32,6 +32,15 @@ pub struct GroupReport {
     pub queue: usize,
     pub max_request_queue_size: usize,
     pub min_instances: usize,
+    /// Requests one process takes at once (0: unlimited), the pool's scaling target per
+    /// process, and how a WSGI process serves them: `process` or `thread` (none for a
+    /// generic app, which serves them its own way).
+    #[serde(default)]
+    pub concurrency: u32,
+    #[serde(default)]
+    pub target_concurrency: u32,
+    #[serde(default)]
+    pub concurrency_model: Option<String>,
     pub backoff_remaining_s: Option<f64>,
     pub last_spawn_error: Option<String>,
     /// tmp/always_restart.txt exists: every request gets a newly started process.

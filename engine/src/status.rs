@@ -88,6 +88,10 @@ pub struct GroupStatus {
     pub queue: usize,
     /// The queue's limit (0: unlimited).
     pub max_request_queue_size: usize,
+    /// Requests one process takes at once (0: unlimited): [`crate::GroupConfig::concurrency`].
+    pub concurrency: u32,
+    /// Sessions per process the pool is scaled for: [`crate::GroupConfig::target_concurrency`].
+    pub target_concurrency: u32,
     /// How many restarts it has had: processes of an older generation are being replaced.
     pub generation: u32,
     /// No spawn before this instant (after failures).
@@ -145,6 +149,8 @@ impl Engine {
                 min_instances: group.config.min_instances,
                 queue: group.queue.len(),
                 max_request_queue_size: group.config.max_request_queue_size,
+                concurrency: group.config.concurrency,
+                target_concurrency: group.config.target_concurrency,
                 generation: group.generation,
                 backoff_until: group.backoff_until.filter(|until| *until > self.now),
                 last_spawn_error: group.last_spawn_error.clone(),

@@ -241,6 +241,11 @@ fn a_wsgi_process_at_concurrency_2_holds_the_next_request_and_serves_both() {
     let fast = std::thread::spawn(move || get(addr, "/fast"));
     let group = held.wait_sessions(2, "a second session on the one process");
     assert_eq!(group["queue"], 0, "nothing waits in ferry's queue: {group}");
+    assert_eq!(
+        (&group["concurrency"], &group["concurrency_model"]),
+        (&serde_json::json!(2), &serde_json::json!("process")),
+        "{group}"
+    );
     assert!(
         !fast.is_finished(),
         "the loader cannot answer the second request while the first holds it"
@@ -266,6 +271,12 @@ fn a_threaded_wsgi_process_serves_a_request_while_another_waits_in_the_app() {
     assert!(
         !held.slow.is_finished(),
         "the slow request is still in the app"
+    );
+    let group = held.ferry.group();
+    assert_eq!(
+        (&group["concurrency"], &group["concurrency_model"]),
+        (&serde_json::json!(2), &serde_json::json!("thread")),
+        "{group}"
     );
     held.release();
 }

@@ -105,6 +105,12 @@ impl Server {
                 queue: group.queue,
                 max_request_queue_size: group.max_request_queue_size,
                 min_instances: group.min_instances,
+                concurrency: group.concurrency,
+                target_concurrency: group.target_concurrency,
+                concurrency_model: match &self.app.kind {
+                    crate::app::AppKind::Wsgi { model, .. } => Some(model.name().to_string()),
+                    crate::app::AppKind::Generic { .. } => None,
+                },
                 backoff_remaining_s: group
                     .backoff_until
                     .map(|until| secs(until.saturating_since(now))),
