@@ -231,17 +231,22 @@ pub fn wsgi_wait_section(ctx: &Ctx, opts: &Opts, source: &str, report: &mut Stri
         WSGI_WAIT_LOAD.conns[0],
         opts.duration.as_secs()
     );
-    report.push_str(&results_table(&servers, &results).render());
+    wsgi_tables(&servers, &results, report);
+}
+
+/// A WSGI section's results table, ferry's ratios to every other server, and any failures.
+fn wsgi_tables(servers: &[Server], results: &Results, report: &mut String) {
+    report.push_str(&results_table(servers, results).render());
     let (ferries, others): (Vec<Server>, Vec<Server>) = servers
         .iter()
         .copied()
         .partition(|s| matches!(s, Server::FerryWsgi { .. }));
-    let ratios = ratio_table(&ferries, &others, &results);
+    let ratios = ratio_table(&ferries, &others, results);
     if !ratios.is_empty() {
         report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
         report.push_str(&ratios.render());
     }
-    failures_section(&results, report);
+    failures_section(results, report);
 }
 
 pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: &mut String) {
@@ -271,17 +276,7 @@ pub fn wsgi_section(ctx: &Ctx, opts: &Opts, app: WsgiApp, source: &str, report: 
         WSGI_LOAD.conns[0],
         opts.duration.as_secs()
     );
-    report.push_str(&results_table(&servers, &results).render());
-    let (ferries, others): (Vec<Server>, Vec<Server>) = servers
-        .iter()
-        .copied()
-        .partition(|s| matches!(s, Server::FerryWsgi { .. }));
-    let ratios = ratio_table(&ferries, &others, &results);
-    if !ratios.is_empty() {
-        report.push_str("\nRatios (req/s: higher is better for ferry; p99: lower is better):\n\n");
-        report.push_str(&ratios.render());
-    }
-    failures_section(&results, report);
+    wsgi_tables(&servers, &results, report);
     let mut t = Table::new(&["target", "measured", "verdict"])
         .left_align(1)
         .left_align(2);

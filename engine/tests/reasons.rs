@@ -222,40 +222,43 @@ mod kills {
         assert_eq!(kills, [(first, KillMode::Force, KillReason::StartTimeout)]);
     }
 
-    #[test]
-    fn a_request_past_max_request_time_alone_on_its_process_has_it_killed_at_once() {
+    /// One process of `concurrency` sessions with a 10 s max_request_time: request 1 at 0 s,
+    /// and request 2 at 5 s when `second`; the commands up to 11 s, request 1 timed out.
+    fn first_request_timed_out(
+        concurrency: u32,
+        second: bool,
+    ) -> (Pool, ferry_engine::ProcessId, Vec<Command>) {
         let config = GroupConfig {
             max_request_time: secs(10),
-            ..group(1, 1)
+            ..group(1, concurrency)
         };
         let (mut pool, ps) = Pool::started(pool_of(6), vec![config]);
         pool.arrive(0, 1);
+        if second {
+            pool.now = at(secs(5));
+            pool.arrive(0, 2);
+        }
         let commands = untimed(&pool.run_until(at(secs(11))));
         assert!(commands.contains(&Command::TimeOut {
             request: RequestId(1),
             process: ps[0]
         }));
+        (pool, ps[0], commands)
+    }
+
+    #[test]
+    fn a_request_past_max_request_time_alone_on_its_process_has_it_killed_at_once() {
+        let (_, process, commands) = first_request_timed_out(1, false);
         assert_eq!(
             kill_reasons(&commands),
-            [(ps[0], KillMode::Force, KillReason::RequestTimeout)]
+            [(process, KillMode::Force, KillReason::RequestTimeout)]
         );
     }
 
     #[test]
     fn a_request_past_max_request_time_stops_its_process_and_fails_the_others_on_it() {
-        let config = GroupConfig {
-            max_request_time: secs(10),
-            ..group(1, 2)
-        };
-        let (mut pool, ps) = Pool::started(pool_of(6), vec![config]);
-        pool.arrive(0, 1);
-        pool.now = at(secs(5));
-        pool.arrive(0, 2);
-        let commands = untimed(&pool.run_until(at(secs(11))));
-        assert!(commands.contains(&Command::TimeOut {
-            request: RequestId(1),
-            process: ps[0]
-        }));
+        let (mut pool, process, commands) = first_request_timed_out(2, true);
+        let ps = [process];
         assert_eq!(
             kill_reasons(&commands),
             [(ps[0], KillMode::Graceful, KillReason::RequestTimeout)]
