@@ -11,9 +11,36 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (another process could take it before ferry binds it; tests accept
-/// that small race as every port-picking harness does).
+/// A free loopback port for a server under test to listen on.
+///
+/// Not one the kernel picks (`bind` to port 0): those come from the ephemeral range, where
+/// every test's clients get their local ports too, so one of them could take it before the
+/// server listens (a CI run lost a test to that: the metrics port, "Address already in
+/// use"). A port below that range, found free by binding it, is taken meanwhile only by
+/// another test picking the same one among thousands; [`Ferry`] starts again on a new port
+/// if its own was taken.
 pub fn free_port() -> u16 {
+    static PICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(32768);
+    const LOWEST: u64 = 10_000;
+    if ephemeral_low > LOWEST + 1000 {
+        let span = ephemeral_low - LOWEST;
+        let seed = u64::from(std::process::id()) << 20
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()));
+        for _ in 0..200 {
+            let n = PICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Odd multiplier: successive picks spread over the whole span.
+            let port = LOWEST + (seed.wrapping_add(n.wrapping_mul(7919))) % span;
+            if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -96,7 +123,11 @@ impl Ferry {
         for attempt in 1.. {
             match Ferry::try_start(registry.clone(), args, envs, cwd, &configure) {
                 Ok(ferry) => return ferry,
-                Err(output) if output.contains("is already in use") && attempt < PORT_ATTEMPTS => {
+                Err(output)
+                    if (output.contains("is already in use")
+                        || output.contains("Address already in use"))
+                        && attempt < PORT_ATTEMPTS =>
+                {
                     eprintln!("ferry's port was taken before it listened; again: {output}");
                 }
                 Err(output) => panic!("ferry exited early: {output}"),
