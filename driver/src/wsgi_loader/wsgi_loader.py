@@ -52,9 +52,9 @@ HTTP/1.1. The two are told apart per request by its first byte: a frame starts
 with 0x00, which no HTTP request does. Responses are HTTP/1.1 either way.
 Connections are kept alive and may carry many requests; several open
 connections are multiplexed with poll() while idle (in the thread model, each
-has its thread), so an idle keep-alive connection never blocks a new one. Requests may be pipelined, frames and HTTP
-mixed. HTTP request bodies may use Content-Length or chunked. ``Expect:
-100-continue`` is ignored (ferry has already buffered the body). ``Connection:
+has its thread), so an idle keep-alive connection never blocks a new one.
+Requests may be pipelined, frames and HTTP mixed. HTTP request bodies may use
+Content-Length or chunked. ``Expect: 100-continue`` is ignored (ferry has already buffered the body). ``Connection:
 close`` (or HTTP/1.0 without keep-alive) closes the connection after the
 response; a frame says keep-alive, HEAD and HTTP/1.1 in its flags instead.
 
@@ -70,8 +70,8 @@ size), SERVER_NAME / SERVER_PORT (from Host; default 'localhost' and 80 or
 ``X_Forwarded_For`` cannot spoof HTTP_X_FORWARDED_FOR), wsgi.version (1, 0),
 wsgi.url_scheme (X-Forwarded-Proto if http/https, else 'http'; ferry sends
 its own unless the peer is a trusted proxy), HTTPS ('on' for https), wsgi.input,
-wsgi.errors (sys.stderr), wsgi.multithread (False; True in the thread model), wsgi.multiprocess True,
-wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper. A frame
+wsgi.errors (sys.stderr), wsgi.multithread (False; True in the thread model),
+wsgi.multiprocess True, wsgi.run_once False, wsgi.input_terminated True, wsgi.file_wrapper. A frame
 carries the variables derived from the request (all but SCRIPT_NAME,
 SERVER_SOFTWARE and the wsgi.* ones, wsgi.url_scheme aside), worked out by ferry
 by these same rules from the fields it would have sent; only PATH_INFO comes raw
