@@ -54,9 +54,10 @@ Connections are kept alive and may carry many requests; several open
 connections are multiplexed with poll() while idle (in the thread model, each
 has its thread), so an idle keep-alive connection never blocks a new one.
 Requests may be pipelined, frames and HTTP mixed. HTTP request bodies may use
-Content-Length or chunked. ``Expect: 100-continue`` is ignored (ferry has already buffered the body). ``Connection:
-close`` (or HTTP/1.0 without keep-alive) closes the connection after the
-response; a frame says keep-alive, HEAD and HTTP/1.1 in its flags instead.
+Content-Length or chunked. ``Expect: 100-continue`` is ignored (ferry has
+already buffered the body). ``Connection: close`` (or HTTP/1.0 without
+keep-alive) closes the connection after the response; a frame says keep-alive,
+HEAD and HTTP/1.1 in its flags instead.
 
 Environ (PEP 3333): REQUEST_METHOD, SCRIPT_NAME (''), PATH_INFO
 (percent-decoded bytes as a latin-1 str), QUERY_STRING, REQUEST_URI (raw
